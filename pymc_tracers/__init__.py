@@ -1,0 +1,50 @@
+"""pymc_tracers: forward-model light-weighted tracer maps of galaxies with PyMC.
+
+Typical use::
+
+    import pymc as pm
+    import pymc_tracers as pmt
+
+    grid = pmt.PixelGrid((121, 121), pixel_scale=0.066, supersampling=3)
+    psf = pmt.GaussianPSF(fwhm=1.5)
+    with pm.Model():
+        gradient = pm.Normal("gradient", 0.0, 0.5)
+        galaxy = pmt.Component(pmt.Exponential(r_eff=1.0, amplitude=1.0),
+                               pmt.LinearGradient(central=8.0, gradient=gradient))
+        image, metallicity = pmt.observe(galaxy, grid, psf, tracer_scale="log")
+"""
+
+from pymc_tracers.forward import Component, evaluate, observe
+from pymc_tracers.grid import PixelGrid
+from pymc_tracers.profiles import (
+    Constant,
+    Exponential,
+    Expression,
+    Gaussian,
+    LightProfile,
+    LinearGradient,
+    Sersic,
+    TracerProfile,
+)
+from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PixelGrid",
+    "PSF",
+    "GaussianPSF",
+    "MoffatPSF",
+    "PixelPSF",
+    "LightProfile",
+    "Sersic",
+    "Exponential",
+    "Gaussian",
+    "TracerProfile",
+    "Constant",
+    "LinearGradient",
+    "Expression",
+    "Component",
+    "observe",
+    "evaluate",
+]

@@ -1,0 +1,156 @@
+"""PSF convolution of image batches as PyTensor ops.
+
+Two paths, one result (a "valid"-mode linear convolution: every output pixel sees the whole
+kernel, nothing wraps around an edge):
+
+* :class:`FixedKernelConvolution` for a fixed PSF: the kernel's Fourier transform is computed
+  once per image shape and cached, so an evaluation costs one forward and one inverse real FFT
+  of the rendered field, and so does its gradient (:class:`FixedKernelCorrelation`, the adjoint).
+  A circular convolution of period ``L >= M`` (M the rendered size) has wrap-around only in
+  its first ``k - 1`` samples, which valid mode discards, so no extra zero-padding is needed.
+* ``pytensor.tensor.signal.convolve2d(..., mode="valid", method="fft")`` when the kernel is
+  itself a tensor (a fitted PSF width).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytensor.tensor as pt
+import scipy.fft
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.tensor.signal import convolve2d
+
+__all__ = ["FixedKernelConvolution", "FixedKernelCorrelation", "convolve_valid", "fft_shape"]
+
+#: Threads used by scipy's FFTs (batched transforms split across them).
+FFT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+
+
+def fft_shape(shape) -> tuple[int, int]:
+    """Smallest fast FFT lengths >= ``shape`` (real transforms)."""
+    return tuple(scipy.fft.next_fast_len(int(n), real=True) for n in shape)
+
+
+class _KernelTransformCache:
+    """A fixed kernel and its real FFTs at every period it has been used with."""
+
+    def __init__(self, kernel: np.ndarray):
+        self.kernel = np.ascontiguousarray(kernel, dtype=np.float64)
+        self.key = (self.kernel.shape, hashlib.sha1(self.kernel.tobytes()).hexdigest())
+        self._transforms: dict = {}
+
+    def transform(self, period, dtype) -> np.ndarray:
+        key = (tuple(period), np.dtype(dtype).str)
+        if key not in self._transforms:
+            ft = scipy.fft.rfft2(self.kernel, s=period)
+            self._transforms[key] = ft.astype(np.result_type(dtype, np.complex64))
+        return self._transforms[key]
+
+
+class _FixedKernelOp(Op):
+    __props__ = ("kernel_key",)
+
+    def __init__(self, kernel):
+        if not isinstance(kernel, _KernelTransformCache):
+            kernel = np.asarray(kernel, dtype=np.float64)
+            if kernel.ndim != 2:
+                raise ValueError(f"kernel must be 2-D; got shape {kernel.shape}")
+            kernel = _KernelTransformCache(kernel)
+        self._cache = kernel
+        self.kernel_key = kernel.key
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return self._cache.kernel
+
+    def _output_length(self, axis: int, n):
+        raise NotImplementedError
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        if x.ndim < 2:
+            raise ValueError(f"{type(self).__name__} needs images with >= 2 dims; got {x.ndim}")
+        if x.dtype not in ("float32", "float64"):
+            x = pt.cast(x, "float64")
+        lead = x.type.shape[:-2]
+        tail = tuple(
+            None if n is None else self._output_length(i, n)
+            for i, n in enumerate(x.type.shape[-2:])
+        )
+        out = pt.tensor(dtype=x.dtype, shape=(*lead, *tail))
+        return Apply(self, [x], [out])
+
+    def infer_shape(self, fgraph, node, shapes):
+        (shape,) = shapes
+        return [(*shape[:-2], *(self._output_length(i, n) for i, n in enumerate(shape[-2:])))]
+
+
+class FixedKernelConvolution(_FixedKernelOp):
+    """Valid-mode convolution ``(..., M1, M2) -> (..., M1 - k1 + 1, M2 - k2 + 1)`` by FFT."""
+
+    def _output_length(self, axis, n):
+        return n - self.kernel.shape[axis] + 1
+
+    def perform(self, node, inputs, output_storage):
+        (x,) = inputs
+        k1, k2 = self.kernel.shape
+        m1, m2 = x.shape[-2:]
+        if m1 < k1 or m2 < k2:
+            raise ValueError(f"image {x.shape[-2:]} is smaller than the kernel {self.kernel.shape}")
+        period = fft_shape((m1, m2))
+        spectrum = scipy.fft.rfft2(x, s=period, workers=FFT_WORKERS)
+        spectrum *= self._cache.transform(period, x.dtype)
+        full = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
+        valid = full[..., k1 - 1 : m1, k2 - 1 : m2]
+        output_storage[0][0] = np.ascontiguousarray(valid, dtype=x.dtype)
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [FixedKernelCorrelation(self._cache)(output_grads[0])]
+
+
+class FixedKernelCorrelation(_FixedKernelOp):
+    """The adjoint of :class:`FixedKernelConvolution`: a full-mode correlation.
+
+    ``(..., N1, N2) -> (..., N1 + k1 - 1, N2 + k2 - 1)``.
+    """
+
+    def _output_length(self, axis, n):
+        return n + self.kernel.shape[axis] - 1
+
+    def perform(self, node, inputs, output_storage):
+        (g,) = inputs
+        k1, k2 = self.kernel.shape
+        m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
+        period = fft_shape((m1, m2))
+        spectrum = scipy.fft.rfft2(g, s=period, workers=FFT_WORKERS)
+        spectrum *= np.conj(self._cache.transform(period, g.dtype))
+        corr = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
+        # corr[j] = sum_i g[i] K[i - j]; the output index m corresponds to j = m - (k - 1)
+        out = np.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2]
+        output_storage[0][0] = np.ascontiguousarray(out, dtype=g.dtype)
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [FixedKernelConvolution(self._cache)(output_grads[0])]
+
+
+def convolve_valid(images, kernel):
+    """Valid-mode 2-D convolution of a batch of images with a PSF kernel.
+
+    Parameters
+    ----------
+    images : tensor, shape ``(..., M1, M2)``
+    kernel : ndarray or tensor, shape ``(k1, k2)``
+        A numpy kernel takes the cached-FFT path; a symbolic one uses
+        ``pytensor.tensor.signal.convolve2d`` with the FFT method.
+
+    Returns
+    -------
+    tensor, shape ``(..., M1 - k1 + 1, M2 - k2 + 1)``
+    """
+    if isinstance(kernel, np.ndarray):
+        return FixedKernelConvolution(kernel)(images)
+    return convolve2d(images, kernel, mode="valid", method="fft")
