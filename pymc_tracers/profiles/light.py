@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.gradient import zero_grad
+from pytensor.gradient import disconnected_grad
 from pytensor.graph.basic import Variable
 from scipy import special
 
@@ -31,7 +31,7 @@ RADIUS_SOFTENING = 1e-8
 
 
 def _check_number(value, name, *, positive=False, upper=None):
-    """Validate a fixed parameter; symbolic ones are left to the priors."""
+    """Validate a fixed parameter and return it as a numpy value; symbolic ones pass through."""
     if isinstance(value, Variable):
         return value
     array = np.asarray(value, dtype=float)
@@ -41,7 +41,16 @@ def _check_number(value, name, *, positive=False, upper=None):
         raise ValueError(f"{name} must be > 0; got {value!r}")
     if upper is not None and not np.all(array <= upper):
         raise ValueError(f"{name} must be <= {upper}; got {value!r}")
-    return value
+    # a numpy value keeps its precision: PyTensor would turn a Python float such as 2.0 into a
+    # float32 constant
+    return array.astype(pytensor.config.floatX)
+
+
+def _as_tensor(value):
+    """A tensor that keeps float64 precision for plain numbers."""
+    if isinstance(value, Variable):
+        return value
+    return pt.as_tensor_variable(np.asarray(value, dtype=pytensor.config.floatX))
 
 
 def elliptical_radius(x, y, x0, y0, q=1.0, phi=0.0):
@@ -50,8 +59,9 @@ def elliptical_radius(x, y, x0, y0, q=1.0, phi=0.0):
     ``r = sqrt(x'^2 + (y'/q)^2)`` where ``(x', y')`` are offsets from ``(x0, y0)`` rotated by
     ``phi`` (radians, counter-clockwise from +x to the major axis) and ``q = b/a``.
     """
-    dx = pt.as_tensor_variable(x) - x0
-    dy = pt.as_tensor_variable(y) - y0
+    x0, y0, q, phi = (_as_tensor(v) for v in (x0, y0, q, phi))
+    dx = _as_tensor(x) - x0
+    dy = _as_tensor(y) - y0
     cos, sin = pt.cos(phi), pt.sin(phi)
     x_major = cos * dx + sin * dy
     y_minor = -sin * dx + cos * dy
@@ -74,12 +84,12 @@ def sersic_bn(n):
         return float(sersic_bn_numpy(n))
     n = pt.as_tensor_variable(n)
     a = 2.0 * n
-    b = zero_grad(pt.gammaincinv(a, 0.5))
-    a_fixed = zero_grad(a)
+    b = disconnected_grad(pt.gammaincinv(a, 0.5))
+    a_fixed = disconnected_grad(a)
     dp_da = pytensor.grad(pt.sum(pt.gammainc(a_fixed, b)), a_fixed)
     dp_db = pt.exp((a - 1.0) * pt.log(b) - b - pt.gammaln(a))
-    db_dn = zero_grad(-2.0 * dp_da / dp_db)
-    return b + db_dn * (n - zero_grad(n))
+    db_dn = disconnected_grad(-2.0 * dp_da / dp_db)
+    return b + db_dn * (n - disconnected_grad(n))
 
 
 def sersic_numpy(x, y, x0, y0, r_eff, n, amplitude, q=1.0, phi=0.0):
