@@ -24,7 +24,17 @@ class TracerProfile:
         raise NotImplementedError
 
     def __call__(self, x, y):
-        return pt.broadcast_to(self.value(x, y), x.shape)
+        value = pt.as_tensor_variable(self.value(x, y))
+        target = tuple(pt.as_tensor_variable(x).type.shape)
+        static = value.type.shape
+        if value.ndim > len(target) or any(
+            a not in (1, None, b) for a, b in zip(reversed(static), reversed(target)) if b is not None
+        ):
+            raise ValueError(
+                f"{self!r} returned a tracer of shape {static}, which does not match the "
+                f"coordinate grid of shape {target}; return a scalar or an array shaped like x"
+            )
+        return pt.broadcast_to(value, pt.as_tensor_variable(x).shape)
 
 
 class Constant(TracerProfile):
