@@ -28,7 +28,7 @@ from pytensor.tensor.random.op import RandomVariable
 from pymc_tracers.convolution import convolve_valid
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.profiles.light import LightProfile
-from pymc_tracers.profiles.tracer import TracerProfile, as_tracer_profile
+from pymc_tracers.profiles.tracer import as_tracer_profile
 from pymc_tracers.psf import PSF
 
 __all__ = ["Component", "observe", "evaluate", "TRACER_SCALES"]

@@ -8,7 +8,9 @@ from scipy import signal
 from pymc_tracers.convolution import FixedKernelConvolution, FixedKernelCorrelation, convolve_valid
 
 
-@pytest.mark.parametrize("image_shape, kernel_size", [((2, 23, 31), 7), ((17, 17), 17), ((3, 40, 12), 5)])
+@pytest.mark.parametrize(
+    "image_shape, kernel_size", [((2, 23, 31), 7), ((17, 17), 17), ((3, 40, 12), 5)]
+)
 def test_fixed_kernel_matches_direct_valid_convolution(rng, image_shape, kernel_size):
     images = rng.normal(size=image_shape)
     kernel = rng.uniform(size=(kernel_size, kernel_size))  # asymmetric: catches flips

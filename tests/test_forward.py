@@ -32,13 +32,23 @@ def ref_observe(scene, shape, pixel_scale, s, kernel, tracer_scale, center=(0.0,
     def axis(n, c):
         left_edges = c - n * pixel_scale / 2 + np.arange(n) * pixel_scale
         centres = (left_edges[:, None] + (np.arange(s) + 0.5) * sub).ravel()
-        return np.concatenate([centres[0] - sub * np.arange(h, 0, -1), centres, centres[-1] + sub * np.arange(1, h + 1)])
+        return np.concatenate(
+            [
+                centres[0] - sub * np.arange(h, 0, -1),
+                centres,
+                centres[-1] + sub * np.arange(1, h + 1),
+            ]
+        )
 
     x, y = np.meshgrid(axis(nx, center[0]), axis(ny, center[1]))
     light = sum(f(x, y) for f, _ in scene)
     to_linear = (lambda z: z) if tracer_scale == "linear" else (lambda z: 10.0**z)
     weighted = sum(f(x, y) * to_linear(z(x, y)) for f, z in scene)
-    conv_light = signal.convolve2d(light, kernel, mode="valid", method="direct") if hasattr(signal, "x") else signal.convolve2d(light, kernel, mode="valid")
+    conv_light = (
+        signal.convolve2d(light, kernel, mode="valid", method="direct")
+        if hasattr(signal, "x")
+        else signal.convolve2d(light, kernel, mode="valid")
+    )
     conv_weighted = signal.convolve2d(weighted, kernel, mode="valid")
     image = np.zeros(shape)
     num = np.zeros(shape)
@@ -55,7 +65,11 @@ def asymmetric_kernel(size, rng):
     """A lopsided, centred-enough kernel: any flip or transpose shows up."""
     h = size // 2
     yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
-    kernel = np.exp(-(xx**2 + 2 * yy**2 + xx * yy) / (0.3 * size**2)) * (1 + 0.3 * (xx > 0)) * (1 + 0.2 * rng.uniform(size=xx.shape))
+    kernel = (
+        np.exp(-(xx**2 + 2 * yy**2 + xx * yy) / (0.3 * size**2))
+        * (1 + 0.3 * (xx > 0))
+        * (1 + 0.2 * rng.uniform(size=xx.shape))
+    )
     return kernel / kernel.sum()
 
 
@@ -65,9 +79,13 @@ def as_numpy_scene(params):
         lf = lambda x, y, p=light: ref_sersic(x, y, **p)  # noqa: E731
         if "gradient" in tracer:
             t = tracer
-            zf = lambda x, y, t=t: t["central"] + t["gradient"] * np.hypot(  # noqa: E731
-                (x - t["x0"]) * np.cos(t["phi"]) + (y - t["y0"]) * np.sin(t["phi"]),
-                (-(x - t["x0"]) * np.sin(t["phi"]) + (y - t["y0"]) * np.cos(t["phi"])) / t["q"],
+            zf = lambda x, y, t=t: (
+                t["central"]
+                + t["gradient"]
+                * np.hypot(  # noqa: E731
+                    (x - t["x0"]) * np.cos(t["phi"]) + (y - t["y0"]) * np.sin(t["phi"]),
+                    (-(x - t["x0"]) * np.sin(t["phi"]) + (y - t["y0"]) * np.cos(t["phi"])) / t["q"],
+                )
             )
         else:
             zf = lambda x, y, v=tracer["value"]: np.full_like(x, v)  # noqa: E731
@@ -85,18 +103,25 @@ def as_components(params):
 
 SCENES = {
     "one galaxy with a gradient": [
-        (dict(x0=0.05, y0=-0.03, r_eff=0.5, n=1.0, amplitude=1.0, q=0.7, phi=0.5),
-         dict(x0=0.05, y0=-0.03, central=8.5, gradient=-0.3, q=0.7, phi=0.5)),
+        (
+            dict(x0=0.05, y0=-0.03, r_eff=0.5, n=1.0, amplitude=1.0, q=0.7, phi=0.5),
+            dict(x0=0.05, y0=-0.03, central=8.5, gradient=-0.3, q=0.7, phi=0.5),
+        ),
     ],
     "three clumps with constants": [
         (dict(x0=0.0, y0=0.0, r_eff=0.25, n=1.0, amplitude=1.0, q=1.0, phi=0.0), dict(value=7.6)),
         (dict(x0=0.25, y0=0.0, r_eff=0.25, n=1.0, amplitude=1.0, q=1.0, phi=0.0), dict(value=7.8)),
-        (dict(x0=-0.25, y0=0.25, r_eff=0.25, n=1.0, amplitude=1.0, q=1.0, phi=0.0), dict(value=7.9)),
+        (
+            dict(x0=-0.25, y0=0.25, r_eff=0.25, n=1.0, amplitude=1.0, q=1.0, phi=0.0),
+            dict(value=7.9),
+        ),
     ],
     "bulge plus disc": [
         (dict(x0=0.0, y0=0.1, r_eff=0.2, n=4.0, amplitude=3.0, q=0.9, phi=1.0), dict(value=8.9)),
-        (dict(x0=0.02, y0=0.1, r_eff=0.7, n=1.0, amplitude=0.5, q=0.4, phi=2.5),
-         dict(x0=0.02, y0=0.1, central=8.6, gradient=-0.5, q=0.4, phi=2.5)),
+        (
+            dict(x0=0.02, y0=0.1, r_eff=0.7, n=1.0, amplitude=0.5, q=0.4, phi=2.5),
+            dict(x0=0.02, y0=0.1, central=8.6, gradient=-0.5, q=0.4, phi=2.5),
+        ),
     ],
 }
 
@@ -111,7 +136,9 @@ def test_matches_brute_force_reference(scene_name, tracer_scale, s, rng):
     grid = pmt.PixelGrid(shape, pixel_scale, supersampling=s, center=(0.03, -0.02))
     psf = pmt.PixelPSF(kernel, pixel_scale / s)
     image, tracer = pmt.evaluate(pmt.observe(as_components(params), grid, psf, tracer_scale))
-    ref_image, ref_tracer = ref_observe(as_numpy_scene(params), shape, pixel_scale, s, kernel, tracer_scale, center=(0.03, -0.02))
+    ref_image, ref_tracer = ref_observe(
+        as_numpy_scene(params), shape, pixel_scale, s, kernel, tracer_scale, center=(0.03, -0.02)
+    )
     np.testing.assert_allclose(image, ref_image, rtol=1e-10, atol=1e-14 * ref_image.max())
     np.testing.assert_allclose(tracer, ref_tracer, rtol=1e-10)
 
@@ -123,18 +150,22 @@ def test_continuum_limit_with_a_delta_psf():
     grid = pmt.PixelGrid((5, 5), 0.1, supersampling=15)
     delta = pmt.PixelPSF(np.ones((1, 1)), grid.subpixel_scale)
     _, tracer = pmt.evaluate(pmt.observe(as_components([(light, z)]), grid, delta, "log"))
-    (lf, zf), = as_numpy_scene([(light, z)])
+    ((lf, zf),) = as_numpy_scene([(light, z)])
     x, y = grid.coordinates()
     for i, j in [(0, 0), (2, 2), (1, 3), (4, 2)]:
         a, b = x[i, j] - 0.05, x[i, j] + 0.05
         c, d = y[i, j] - 0.05, y[i, j] + 0.05
-        num = integrate.dblquad(lambda yy, xx: lf(xx, yy) * 10 ** zf(xx, yy), a, b, c, d, epsrel=1e-10)[0]
+        num = integrate.dblquad(
+            lambda yy, xx: lf(xx, yy) * 10 ** zf(xx, yy), a, b, c, d, epsrel=1e-10
+        )[0]
         den = integrate.dblquad(lambda yy, xx: lf(xx, yy), a, b, c, d, epsrel=1e-10)[0]
         # midpoint rule on 15x15 sub-pixels; the cusp in the centre pixel limits it to ~3e-5 dex
         assert tracer[i, j] == pytest.approx(np.log10(num / den), abs=5e-5)
 
 
-@pytest.mark.parametrize("psf", [pmt.GaussianPSF(0.4), pmt.MoffatPSF(0.3, 2.5), pmt.PixelPSF(np.ones((1, 1)), 0.05)])
+@pytest.mark.parametrize(
+    "psf", [pmt.GaussianPSF(0.4), pmt.MoffatPSF(0.3, 2.5), pmt.PixelPSF(np.ones((1, 1)), 0.05)]
+)
 @pytest.mark.parametrize("tracer_scale", ["linear", "log"])
 def test_constant_tracer_gives_a_constant_map(psf, tracer_scale):
     grid = pmt.PixelGrid((21, 21), 0.1, supersampling=2)
@@ -156,7 +187,11 @@ def test_total_flux_is_conserved():
     outside = 1 - special.gammainc(2.0, special.gammaincinv(2.0, 0.5) * (2.4 / 0.2))
     assert outside < 1e-7
     totals = []
-    for psf in [pmt.PixelPSF(np.ones((1, 1)), grid.subpixel_scale), pmt.GaussianPSF(0.1), pmt.GaussianPSF(0.8)]:
+    for psf in [
+        pmt.PixelPSF(np.ones((1, 1)), grid.subpixel_scale),
+        pmt.GaussianPSF(0.1),
+        pmt.GaussianPSF(0.8),
+    ]:
         image, _ = pmt.evaluate(pmt.observe(pmt.Component(galaxy, 0.0), grid, psf))
         totals.append(image.sum())
     # convolution moves light but neither creates nor destroys it
@@ -182,7 +217,9 @@ def test_empty_sky_is_finite_with_finite_gradients():
     for scale in ["linear", "log"]:
         _, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(0.15), scale)
         cost = pt.sum(tracer)
-        fn = pytensor.function([central, gradient], [tracer, *pytensor.grad(cost, [central, gradient])])
+        fn = pytensor.function(
+            [central, gradient], [tracer, *pytensor.grad(cost, [central, gradient])]
+        )
         tracer_v, g1, g2 = fn(8.0, -0.2)
         assert np.all(np.isfinite(tracer_v)) and np.isfinite(g1) and np.isfinite(g2)
         # in empty sky the map tends to the unweighted pixel mean of the intrinsic tracer
@@ -196,8 +233,10 @@ def test_gradients_with_respect_to_every_parameter(rng):
 
     def model(x0, y0, r_eff, n, amplitude, q, phi, central, gradient, tq, tphi, fwhm, clump_z):
         comps = [
-            pmt.Component(pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi),
-                          pmt.LinearGradient(x0, y0, central, gradient, tq, tphi)),
+            pmt.Component(
+                pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi),
+                pmt.LinearGradient(x0, y0, central, gradient, tq, tphi),
+            ),
             pmt.Component(pmt.Gaussian(0.2, 0.1, 0.1, 0.5), pmt.Constant(clump_z)),
         ]
         image, tracer = pmt.observe(comps, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.4), "log")
@@ -212,7 +251,9 @@ def test_moffat_width_and_beta_gradients(rng):
     w = rng.normal(size=grid.shape)
 
     def model(fwhm, beta):
-        comp = pmt.Component(pmt.Exponential(0.0, 0.0, 0.2, 1.0), pmt.LinearGradient(central=1.0, gradient=2.0))
+        comp = pmt.Component(
+            pmt.Exponential(0.0, 0.0, 0.2, 1.0), pmt.LinearGradient(central=1.0, gradient=2.0)
+        )
         image, tracer = pmt.observe(comp, grid, pmt.MoffatPSF(fwhm, beta, radius=0.4), "linear")
         return pt.sum(w * tracer) + pt.sum(w * image)
 
@@ -234,7 +275,9 @@ def test_evaluate_with_pymc_variables():
     grid = pmt.PixelGrid((11, 11), 0.1, supersampling=1)
     with pm.Model():
         gradient = pm.Normal("gradient", 0.0, 1.0)
-        comp = pmt.Component(pmt.Exponential(r_eff=0.4), pmt.LinearGradient(central=8.0, gradient=gradient))
+        comp = pmt.Component(
+            pmt.Exponential(r_eff=0.4), pmt.LinearGradient(central=8.0, gradient=gradient)
+        )
         image, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(0.2), "log")
     flat = pmt.evaluate(tracer, gradient=0.0)
     np.testing.assert_allclose(flat, 8.0, rtol=1e-12)

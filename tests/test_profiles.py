@@ -17,7 +17,9 @@ def _compiled(profile):
     """A numpy-callable f(x, y) compiled once (quadrature calls it thousands of times)."""
     x, y = pt.dvector("x"), pt.dvector("y")
     fn = pytensor.function([x, y], profile.surface_brightness(x, y))
-    return lambda xs, ys: fn(np.atleast_1d(np.asarray(xs, float)), np.atleast_1d(np.asarray(ys, float)))
+    return lambda xs, ys: fn(
+        np.atleast_1d(np.asarray(xs, float)), np.atleast_1d(np.asarray(ys, float))
+    )
 
 
 @pytest.mark.parametrize("n", [0.5, 1.0, 2.5, 4.0])
@@ -45,9 +47,13 @@ def test_amplitude_is_the_surface_brightness_at_r_eff_on_both_axes():
 def test_profiles_match_their_numpy_twins(rng):
     x, y = rng.uniform(-2, 2, (2, 50))
     args = dict(x0=0.1, y0=-0.3, r_eff=0.7, n=3.2, amplitude=1.5, q=0.4, phi=2.0)
-    np.testing.assert_allclose(_eval(pmt.Sersic(**args), x, y), sersic_numpy(x, y, **args), rtol=1e-12)
+    np.testing.assert_allclose(
+        _eval(pmt.Sersic(**args), x, y), sersic_numpy(x, y, **args), rtol=1e-12
+    )
     expo = pmt.Exponential(0.1, -0.3, r_eff=0.7, amplitude=1.5, q=0.4, phi=2.0)
-    np.testing.assert_allclose(_eval(expo, x, y), sersic_numpy(x, y, **{**args, "n": 1.0}), rtol=1e-12)
+    np.testing.assert_allclose(
+        _eval(expo, x, y), sersic_numpy(x, y, **{**args, "n": 1.0}), rtol=1e-12
+    )
     gauss = pmt.Gaussian(0.1, -0.3, sigma=0.5, amplitude=2.0, q=0.4, phi=2.0)
     c, s = np.cos(2.0), np.sin(2.0)
     dx, dy = x - 0.1, y + 0.3
@@ -70,7 +76,9 @@ def test_sersic_bn_and_its_gradient():
         b, db = fn(value)
         assert b == pytest.approx(special.gammaincinv(2 * value, 0.5), rel=1e-12)
         h = 1e-6
-        fd = (special.gammaincinv(2 * (value + h), 0.5) - special.gammaincinv(2 * (value - h), 0.5)) / (2 * h)
+        fd = (
+            special.gammaincinv(2 * (value + h), 0.5) - special.gammaincinv(2 * (value - h), 0.5)
+        ) / (2 * h)
         assert db == pytest.approx(fd, rel=1e-7)
     assert sersic_bn(1.0) == pytest.approx(1.678346990, rel=1e-9)
 
@@ -81,12 +89,16 @@ def test_sersic_gradients_in_every_parameter(rng):
     def sb(x0, y0, r_eff, n, amplitude, q, phi):
         return pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi).surface_brightness(x, y)
 
-    verify_grad(sb, [0.1, -0.2, 0.8, 1.7, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5)
+    verify_grad(
+        sb, [0.1, -0.2, 0.8, 1.7, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5
+    )
 
     def gauss(x0, y0, sigma, amplitude, q, phi):
         return pmt.Gaussian(x0, y0, sigma, amplitude, q, phi).surface_brightness(x, y)
 
-    verify_grad(gauss, [0.1, -0.2, 0.8, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5)
+    verify_grad(
+        gauss, [0.1, -0.2, 0.8, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5
+    )
 
 
 def test_tracers(rng):

@@ -15,7 +15,9 @@ def _gaussian_reference(fwhm, scale, half_width):
     sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
     g = lambda t: math.exp(-0.5 * (t / sigma) ** 2)  # noqa: E731
     edges = (np.arange(-half_width, half_width + 2) - 0.5) * scale
-    one_d = np.array([integrate.quad(g, a, b, epsabs=0, epsrel=1e-12)[0] for a, b in zip(edges[:-1], edges[1:])])
+    one_d = np.array(
+        [integrate.quad(g, a, b, epsabs=0, epsrel=1e-12)[0] for a, b in zip(edges[:-1], edges[1:])]
+    )
     kernel = np.outer(one_d, one_d)
     return kernel / kernel.sum()
 
@@ -50,12 +52,15 @@ def test_moffat_kernel_against_quadrature_and_half_maximum():
     alpha = fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))
     moffat = lambda y, x: (1 + (x * x + y * y) / alpha**2) ** (-beta)  # noqa: E731
     total = sum(
-        integrate.dblquad(moffat, (j - 0.5) * scale, (j + 0.5) * scale, (i - 0.5) * scale, (i + 0.5) * scale)[0]
+        integrate.dblquad(
+            moffat, (j - 0.5) * scale, (j + 0.5) * scale, (i - 0.5) * scale, (i + 0.5) * scale
+        )[0]
         for i, j in [(0, 0), (0, 3), (5, 2)]
     )
-    ratio_ref = integrate.dblquad(moffat, 2.5 * scale, 3.5 * scale, -0.5 * scale, 0.5 * scale)[0] / integrate.dblquad(
-        moffat, -0.5 * scale, 0.5 * scale, -0.5 * scale, 0.5 * scale
-    )[0]
+    ratio_ref = (
+        integrate.dblquad(moffat, 2.5 * scale, 3.5 * scale, -0.5 * scale, 0.5 * scale)[0]
+        / integrate.dblquad(moffat, -0.5 * scale, 0.5 * scale, -0.5 * scale, 0.5 * scale)[0]
+    )
     assert total > 0
     assert kernel[h, h + 3] / kernel[h, h] == pytest.approx(ratio_ref, rel=1e-4)
     # the profile falls to half its peak at r = FWHM / 2
@@ -115,7 +120,9 @@ def test_resampling_conserves_flux_centre_and_shape():
     direct = pmt.GaussianPSF(0.4).kernel(0.022)
     hd = direct.shape[0] // 2
     # a cubic spline through the cumulative flux makes resampling accurate to ~1e-6 of the peak
-    np.testing.assert_allclose(out[h - hd : h + hd + 1, h - hd : h + hd + 1], direct, atol=1e-5 * direct.max())
+    np.testing.assert_allclose(
+        out[h - hd : h + hd + 1, h - hd : h + hd + 1], direct, atol=1e-5 * direct.max()
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,7 +164,9 @@ def test_fits_round_trip_reads_the_pixel_scale(tmp_path):
     np.testing.assert_allclose(psf.kernel(0.013), kernel, rtol=1e-12)
 
     wcs_path = tmp_path / "psf_wcs.fits"
-    fits.PrimaryHDU(kernel, header=fits.Header({"CDELT1": -0.013 / 3600, "CUNIT1": "deg"})).writeto(wcs_path)
+    fits.PrimaryHDU(kernel, header=fits.Header({"CDELT1": -0.013 / 3600, "CUNIT1": "deg"})).writeto(
+        wcs_path
+    )
     assert pmt.PixelPSF.from_fits(wcs_path).pixel_scale == pytest.approx(0.013)
 
     bare = tmp_path / "bare.fits"

@@ -174,8 +174,15 @@ class Sersic(LightProfile):
         lib = pt if isinstance(bn, Variable) or isinstance(self.amplitude, Variable) else np
         gamma = pt.gamma if lib is pt else special.gamma
         return (
-            2.0 * np.pi * self.q * self.r_eff**2 * self.amplitude * n
-            * lib.exp(bn) * gamma(2.0 * n) / bn ** (2.0 * n)
+            2.0
+            * np.pi
+            * self.q
+            * self.r_eff**2
+            * self.amplitude
+            * n
+            * lib.exp(bn)
+            * gamma(2.0 * n)
+            / bn ** (2.0 * n)
         )
 
     def __repr__(self):

@@ -28,7 +28,9 @@ class TracerProfile:
         target = tuple(pt.as_tensor_variable(x).type.shape)
         static = value.type.shape
         if value.ndim > len(target) or any(
-            a not in (1, None, b) for a, b in zip(reversed(static), reversed(target)) if b is not None
+            a not in (1, None, b)
+            for a, b in zip(reversed(static), reversed(target))
+            if b is not None
         ):
             raise ValueError(
                 f"{self!r} returned a tracer of shape {static}, which does not match the "
@@ -117,7 +119,9 @@ class Expression(TracerProfile):
         self.function = function
 
     def value(self, x, y):
-        out = pt.as_tensor_variable(self.function(pt.as_tensor_variable(x), pt.as_tensor_variable(y)))
+        out = pt.as_tensor_variable(
+            self.function(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
+        )
         if out.ndim > 2:
             raise ValueError(
                 f"the tracer expression returned a tensor with {out.ndim} dimensions; "
