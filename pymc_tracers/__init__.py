@@ -27,6 +27,15 @@ from pymc_tracers.profiles import (
     TracerProfile,
 )
 from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
+from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
+    HeteroskedasticNoise,
+    SigmaMap,
+    image_likelihood,
+    tracer_likelihood,
+)
+from pymc_tracers.fitting import ConvergenceWarning, Result, fit  # noqa: E402
+from pymc_tracers.compare import bic, compare, delta_bic  # noqa: E402
+from pymc_tracers import baselines, simulate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -47,4 +56,16 @@ __all__ = [
     "Component",
     "observe",
     "evaluate",
+    "tracer_likelihood",
+    "image_likelihood",
+    "HeteroskedasticNoise",
+    "SigmaMap",
+    "fit",
+    "Result",
+    "ConvergenceWarning",
+    "bic",
+    "delta_bic",
+    "compare",
+    "baselines",
+    "simulate",
 ]

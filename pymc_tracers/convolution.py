@@ -96,7 +96,10 @@ class FixedKernelConvolution(_FixedKernelOp):
         return n - self.kernel.shape[axis] + 1
 
     def perform(self, node, inputs, output_storage):
-        (x,) = inputs
+        output_storage[0][0] = self.convolve(inputs[0])
+
+    def convolve(self, x: np.ndarray) -> np.ndarray:
+        """The numpy computation: valid-mode convolution of ``x`` (..., M1, M2)."""
         k1, k2 = self.kernel.shape
         m1, m2 = x.shape[-2:]
         if m1 < k1 or m2 < k2:
@@ -106,7 +109,7 @@ class FixedKernelConvolution(_FixedKernelOp):
         spectrum *= self._cache.transform(period, x.dtype)
         full = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
         valid = full[..., k1 - 1 : m1, k2 - 1 : m2]
-        output_storage[0][0] = np.ascontiguousarray(valid, dtype=x.dtype)
+        return np.ascontiguousarray(valid, dtype=x.dtype)
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelCorrelation(self._cache)(output_grads[0])]

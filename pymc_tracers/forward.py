@@ -25,10 +25,11 @@ from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
 
-from pymc_tracers.convolution import convolve_valid
-from pymc_tracers.grid import PixelGrid
+from pymc_tracers.convolution import FixedKernelConvolution, convolve_valid
+from pymc_tracers.grid import PixelGrid, elliptical_radius_numpy
 from pymc_tracers.profiles.light import LightProfile
-from pymc_tracers.profiles.tracer import as_tracer_profile
+from pymc_tracers.profiles.tracer import Constant as TracerConstant
+from pymc_tracers.profiles.tracer import LinearGradient, as_tracer_profile
 from pymc_tracers.psf import PSF
 
 __all__ = ["Component", "observe", "evaluate", "TRACER_SCALES"]
@@ -86,7 +87,7 @@ def _check_tracer_scale(tracer_scale: str) -> str:
     return tracer_scale
 
 
-def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear"):
+def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear", *, method="auto"):
     """Forward-model the observed light image and light-weighted tracer map.
 
     Parameters
@@ -101,6 +102,14 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear")
     tracer_scale : {"linear", "log"}
         ``"linear"`` averages the tracer as it is; ``"log"`` averages ``10**Z`` and returns
         ``log10`` of the light-weighted mean (use for 12+log(O/H) and other dex quantities).
+    method : {"auto", "full", "linear"}
+        ``"full"`` renders and convolves on every evaluation. ``"linear"`` precomputes basis
+        maps once and returns an exact linear combination of them; it applies when the PSF and
+        every light profile are fixed, each tracer is a :class:`Constant` or a
+        :class:`LinearGradient` with fixed centre, axis ratio and angle, and either
+        ``tracer_scale="linear"`` or (for constants only) ``"log"``. An evaluation then costs
+        O(pixels x parameters) instead of two FFTs. ``"auto"`` (default) takes the linear path
+        whenever it applies.
 
     Returns
     -------
@@ -118,6 +127,18 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear")
     if not isinstance(psf, PSF):
         raise TypeError(f"psf must be a PSF (pmt.GaussianPSF, ...); got {type(psf).__name__}")
     tracer_scale = _check_tracer_scale(tracer_scale)
+    if method not in ("auto", "full", "linear"):
+        raise ValueError(f"unknown method {method!r}; use 'auto', 'full' or 'linear'")
+    if method != "full":
+        terms = _linear_terms(components, psf, tracer_scale)
+        if terms is not None:
+            return _observe_linear(components, terms, grid, psf, tracer_scale)
+        if method == "linear":
+            raise ValueError(
+                "method='linear' needs a fixed PSF, fixed light profiles and tracers that are "
+                "Constant or LinearGradient with fixed geometry (constants only when "
+                "tracer_scale='log'); use method='full' for this model"
+            )
 
     scale = grid.subpixel_scale
     kernel = psf.kernel(scale)
@@ -144,6 +165,69 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear")
     inner = averaged_tracer[pad : pad + grid.ny * s, pad : pad + grid.nx * s]
     fallback = grid.bin(inner) / s**2
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    return image, tracer_map
+
+
+def _has_free_parameters(obj) -> bool:
+    """True if a profile (or a composite of profiles) has any symbolic parameter."""
+    if hasattr(obj, "profiles"):
+        return any(_has_free_parameters(p) for p in obj.profiles)
+    return any(isinstance(v, Variable) and not isinstance(v, Constant) for v in vars(obj).values())
+
+
+def _linear_terms(components, psf, tracer_scale):
+    """Per component, the (coefficient, spatial factor) pairs with Z = sum coefficient x factor.
+
+    ``None`` when the observed map is not an exact linear function of the tracer parameters.
+    In log mode a constant Z contributes 10**Z times the light, so constants still qualify.
+    """
+    if not psf.is_fixed:
+        return None
+    terms = []
+    for component in components:
+        tracer = component.tracer
+        if _has_free_parameters(component.light):
+            return None
+        if isinstance(tracer, TracerConstant):
+            value = tracer.constant
+            terms.append([(value if tracer_scale == "linear" else 10.0**value, None)])
+        elif isinstance(tracer, LinearGradient) and tracer_scale == "linear":
+            geometry = (tracer.x0, tracer.y0, tracer.q, tracer.phi)
+            if any(isinstance(v, Variable) for v in geometry):
+                return None
+            terms.append([(tracer.central, None), (tracer.gradient, tuple(float(g) for g in geometry))])
+        else:
+            return None
+    return terms
+
+
+def _observe_linear(components, terms, grid, psf, tracer_scale):
+    """The exact linear-basis forward model: basis maps computed once, combined per call."""
+    scale = grid.subpixel_scale
+    kernel = psf.kernel(scale)
+    pad = psf.half_width(scale)
+    render = grid.render_grid(pad)
+    light_graphs = [c.light.surface_brightness(render.x, render.y) for c in components]
+    lights = pytensor.function([], light_graphs, mode="FAST_COMPILE")()
+    s = grid.supersampling
+    inner = (slice(pad, pad + grid.ny * s), slice(pad, pad + grid.nx * s))
+
+    fields, factors, coefficients = [sum(lights)], [], []
+    for light, component_terms in zip(lights, terms):
+        for coefficient, geometry in component_terms:
+            factor = 1.0 if geometry is None else elliptical_radius_numpy(render.x, render.y, *geometry)
+            fields.append(light * factor)
+            factors.append(np.broadcast_to(factor, render.shape)[inner])
+            coefficients.append(coefficient)
+    binned = grid.bin(FixedKernelConvolution(kernel).convolve(np.stack(fields)))
+    light_sum, basis = binned[0], binned[1:]
+    fallback_basis = grid.bin(np.stack(factors)) / (s**2 * len(components))
+
+    coefficients = pt.stack([pt.as_tensor_variable(c) for c in coefficients]).astype(pytensor.config.floatX)
+    weighted_sum = pt.tensordot(coefficients, basis, axes=1)
+    fallback = pt.tensordot(coefficients, fallback_basis, axes=1)
+    image = pt.as_tensor_variable(light_sum * scale**2)
+    tracer_map = _light_weighted_ratio(weighted_sum, pt.as_tensor_variable(light_sum), fallback, tracer_scale)
     return image, tracer_map
 
 
