@@ -125,7 +125,10 @@ class FixedKernelCorrelation(_FixedKernelOp):
         return n + self.kernel.shape[axis] - 1
 
     def perform(self, node, inputs, output_storage):
-        (g,) = inputs
+        output_storage[0][0] = self.correlate(inputs[0])
+
+    def correlate(self, g: np.ndarray) -> np.ndarray:
+        """The numpy computation: full-mode correlation of ``g`` (..., N1, N2)."""
         k1, k2 = self.kernel.shape
         m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
         period = fft_shape((m1, m2))
@@ -134,7 +137,7 @@ class FixedKernelCorrelation(_FixedKernelOp):
         corr = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
         # corr[j] = sum_i g[i] K[i - j]; the output index m corresponds to j = m - (k - 1)
         out = np.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2]
-        output_storage[0][0] = np.ascontiguousarray(out, dtype=g.dtype)
+        return np.ascontiguousarray(out, dtype=g.dtype)
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelConvolution(self._cache)(output_grads[0])]
@@ -157,3 +160,72 @@ def convolve_valid(images, kernel):
     if isinstance(kernel, np.ndarray):
         return FixedKernelConvolution(kernel)(images)
     return convolve2d(images, kernel, mode="valid", method="fft")
+
+
+# ---------------------------------------------------------------------- other backends
+def _register_jax():
+    """JAX implementations, so numpyro/blackjax and nutpie's JAX backend run our models."""
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    @jax_funcify.register(FixedKernelConvolution)
+    def _jax_convolution(op, node=None, **kwargs):
+        import jax.numpy as jnp
+
+        k1, k2 = op.kernel.shape
+
+        def convolve(x):
+            m1, m2 = x.shape[-2:]
+            period = fft_shape((m1, m2))
+            kernel_ft = jnp.asarray(op._cache.transform(period, x.dtype))
+            full = jnp.fft.irfft2(jnp.fft.rfft2(x, s=period) * kernel_ft, s=period)
+            return full[..., k1 - 1 : m1, k2 - 1 : m2].astype(x.dtype)
+
+        return convolve
+
+    @jax_funcify.register(FixedKernelCorrelation)
+    def _jax_correlation(op, node=None, **kwargs):
+        import jax.numpy as jnp
+
+        k1, k2 = op.kernel.shape
+
+        def correlate(g):
+            m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
+            period = fft_shape((m1, m2))
+            kernel_ft = jnp.conj(jnp.asarray(op._cache.transform(period, g.dtype)))
+            corr = jnp.fft.irfft2(jnp.fft.rfft2(g, s=period) * kernel_ft, s=period)
+            return jnp.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2].astype(g.dtype)
+
+        return correlate
+
+
+def _register_numba():
+    """Numba: run the scipy FFT in object mode explicitly (no per-call fallback warning)."""
+    import numba
+    from pytensor.link.numba.dispatch import numba_funcify
+
+    for op_class in (FixedKernelConvolution, FixedKernelCorrelation):
+
+        @numba_funcify.register(op_class)
+        def _numba_fixed_kernel(op, node=None, **kwargs):
+            out_type = node.outputs[0].type
+            ndim, dtype = out_type.ndim, out_type.dtype
+            compute = op.convolve if isinstance(op, FixedKernelConvolution) else op.correlate
+            ret_sig = numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C")
+
+            @numba.njit
+            def fixed_kernel(x):
+                with numba.objmode(y=ret_sig):
+                    y = compute(x)
+                return y
+
+            return fixed_kernel
+
+
+try:
+    _register_jax()
+except ImportError:  # JAX not installed: the C and numba backends still work
+    pass
+try:
+    _register_numba()
+except ImportError:
+    pass

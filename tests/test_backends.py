@@ -1,0 +1,60 @@
+"""The same model through PyTensor's C, numba and JAX backends."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import pymc_tracers as pmt
+
+
+def joint_model(method="full"):
+    galaxy = pmt.simulate.figure4_galaxy(3.0, seed=0, supersampling=2)
+    with pm.Model() as model:
+        r_eff = pm.LogNormal("r_eff", np.log(0.6), 0.3)
+        x0 = pm.Normal("x0", 0.0, 0.1)
+        central = pm.Normal("central", 8.0, 1.0)
+        gradient = pm.Normal("gradient", 0.0, 1.0)
+        comp = pmt.Component(
+            pmt.Sersic(x0, 0.0, r_eff, 1.3, 1.0, q=0.8, phi=0.3),
+            pmt.LinearGradient(x0, 0.0, central, gradient, q=0.8, phi=0.3),
+        )
+        image, tracer = pmt.observe(comp, galaxy.grid, galaxy.psf, "log", method=method)
+        pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
+        pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["JAX", "NUMBA"])
+def test_backends_agree_with_c(mode):
+    if mode == "JAX":
+        pytest.importorskip("jax")
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    model = joint_model()
+    point = model.initial_point()
+    point["x0"] = np.array(0.03)
+    point["gradient"] = np.array(-0.3)
+    reference = model.compile_logp()(point), model.compile_dlogp()(point)
+    other = model.compile_logp(mode=mode)(point), model.compile_dlogp(mode=mode)(point)
+    assert other[0] == pytest.approx(reference[0], rel=1e-10)
+    np.testing.assert_allclose(other[1], reference[1], rtol=1e-8, atol=1e-8)
+
+
+def test_numpyro_samples_a_tracer_model():
+    pytest.importorskip("numpyro")
+    galaxy = pmt.simulate.figure3_galaxy(1.0, seed=2, supersampling=1)
+    with pm.Model():
+        central = pm.Normal("central", 8.0, 1.0)
+        gradient = pm.Normal("gradient", 0.0, 1.0)
+        # method="full" so the JAX FFT path is exercised, not only the linear basis
+        comp = pmt.Component(galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
+        _, tracer = pmt.observe(comp, galaxy.grid, pmt.GaussianPSF(1.0), "linear", method="full")
+        pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = pmt.fit(sampler="numpyro", draws=300, tune=300, chains=1, progressbar=False, random_seed=1)
+    lo, hi = result.percentiles("gradient", (0.5, 99.5))
+    assert lo < -0.2 < hi
