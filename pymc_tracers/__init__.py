@@ -33,7 +33,7 @@ from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top o
     image_likelihood,
     tracer_likelihood,
 )
-from pymc_tracers.fitting import ConvergenceWarning, Result, fit  # noqa: E402
+from pymc_tracers.fitting import ConvergenceWarning, Fitter, Result, fit  # noqa: E402
 from pymc_tracers.compare import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers import baselines, simulate  # noqa: E402
 
@@ -61,6 +61,7 @@ __all__ = [
     "HeteroskedasticNoise",
     "SigmaMap",
     "fit",
+    "Fitter",
     "Result",
     "ConvergenceWarning",
     "bic",

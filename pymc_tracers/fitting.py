@@ -14,7 +14,7 @@ import xarray as xr
 
 from pymc_tracers.likelihood import likelihoods_of
 
-__all__ = ["fit", "Result", "ConvergenceWarning", "SAMPLERS"]
+__all__ = ["fit", "Fitter", "Result", "ConvergenceWarning", "SAMPLERS"]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -107,15 +107,132 @@ def fit(
             chains=chains,
             random_seed=random_seed,
             sampling_seconds=seconds,
-            grid=None if grid is None else dict(
-                shape=list(grid.shape), pixel_scale=grid.pixel_scale,
-                supersampling=grid.supersampling, center=list(grid.center),
-            ),
+            grid=_grid_config(grid),
         ),
         random_seed=random_seed,
     )
     result.check_convergence()
     return result
+
+
+class Fitter:
+    """Compile a model once, then fit it to many data sets or PSFs without recompiling.
+
+    Fitting a survey of galaxies observed on the same grid, or one galaxy under many PSFs,
+    only changes data: the observed maps and errors (``pm.Data`` created by the likelihoods)
+    and, for models on the exact linear path, the PSF-dependent basis maps. nutpie swaps them
+    into the compiled sampler.
+
+    Parameters
+    ----------
+    model : pm.Model, optional
+        Defaults to the model on the context stack.
+    backend : {"numba", "jax"}
+        nutpie's compilation backend.
+
+    Examples
+    --------
+    >>> fitter = pmt.Fitter(model)                       # compiles once
+    >>> for galaxy in galaxies:
+    ...     result = fitter.fit({"metallicity": (galaxy.tracer_map, galaxy.tracer_error)},
+    ...                         psf=galaxy.psf)
+    """
+
+    def __init__(self, model=None, *, backend="numba"):
+        import nutpie
+
+        self.model = pm.modelcontext(model)
+        self.records = {r.name: r for r in likelihoods_of(self.model)}
+        start = time.perf_counter()
+        self.compiled = nutpie.compile_pymc_model(self.model, backend=backend)
+        self.compile_seconds = time.perf_counter() - start
+
+    def _data_updates(self, data) -> dict:
+        updates = {}
+        for name, value in (data or {}).items():
+            if name not in self.records:
+                raise ValueError(f"no likelihood named {name!r}; the model has {sorted(self.records)}")
+            record = self.records[name]
+            new_map, new_sigma = value if isinstance(value, tuple) else (value, None)
+            new_map = np.asarray(new_map, dtype=float)
+            if new_map.shape != record.data.shape:
+                raise ValueError(f"data for {name!r} has shape {new_map.shape}; the model was built for {record.data.shape}")
+            index = np.flatnonzero(record.used)
+            if not np.all(np.isfinite(new_map.ravel()[index])):
+                raise ValueError(
+                    f"data for {name!r} is NaN in pixels the compiled model uses; pixels are fixed at "
+                    "build time, so rebuild the model (or Fitter) for a different mask"
+                )
+            updates[f"{name}_observed"] = new_map.ravel()[index]
+            record.data = new_map
+            if new_sigma is not None:
+                if not isinstance(record.sigma, np.ndarray):
+                    raise ValueError(f"{name!r} has a noise model with free parameters; it takes no sigma map")
+                new_sigma = np.broadcast_to(np.asarray(new_sigma, dtype=float), new_map.shape)
+                used_sigma = new_sigma.ravel()[index]
+                if not np.all(used_sigma > 0):
+                    raise ValueError(f"sigma for {name!r} must be finite and > 0 in the used pixels")
+                updates[f"{name}_sigma"] = used_sigma
+                record.sigma = np.array(new_sigma)
+        return updates
+
+    def _psf_updates(self, psf) -> dict:
+        from pymc_tracers.forward import LINEAR_BASES
+
+        bases = LINEAR_BASES.get(self.model, [])
+        if not bases:
+            raise ValueError(
+                "this model renders through the full FFT path, whose PSF is compiled in; build a "
+                "new model for a new PSF (only exact linear-path models can swap PSFs)"
+            )
+        updates = {}
+        for basis in bases:
+            arrays = basis["recompute"](psf)
+            updates.update(zip(basis["names"], arrays))
+        return updates
+
+    def fit(self, data=None, *, psf=None, draws=1000, tune=1000, chains=2, random_seed=None,
+            progressbar=True, map_draws=100, grid=None, config=None) -> "Result":
+        """Sample the compiled model with new data and/or PSF.
+
+        Parameters
+        ----------
+        data : dict, optional
+            ``{likelihood name: map}`` or ``{name: (map, sigma)}``; maps of the original shape
+            with finite values in the pixels the model was built with.
+        psf : PSF, optional
+            A new PSF (linear-path models only).
+        """
+        import nutpie
+
+        start = time.perf_counter()
+        updates = self._data_updates(data)
+        if psf is not None:
+            updates.update(self._psf_updates(psf))
+        if updates:
+            with self.model:
+                pm.set_data(updates)
+        compiled = self.compiled.with_data(**updates) if updates else self.compiled
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
+                              progress_bar=progressbar, save_warmup=False)
+        with self.model:
+            pm.compute_log_likelihood(idata, progressbar=False)
+        seconds = time.perf_counter() - start
+        result = Result.from_model(
+            idata, self.model, map_draws=map_draws, random_seed=random_seed,
+            config=dict(config or {}, sampler="nutpie", draws=draws, tune=tune, chains=chains,
+                        random_seed=random_seed, sampling_seconds=seconds,
+                        compile_seconds=self.compile_seconds, grid=_grid_config(grid)),
+        )
+        result.check_convergence()
+        return result
+
+
+def _grid_config(grid):
+    if grid is None:
+        return None
+    return dict(shape=list(grid.shape), pixel_scale=grid.pixel_scale,
+                supersampling=grid.supersampling, center=list(grid.center))
 
 
 def _model_map_function(model, records):

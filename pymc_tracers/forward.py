@@ -14,6 +14,7 @@ convolving: one batched convolution of two images, whatever the number of compon
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -201,8 +202,12 @@ def _linear_terms(components, psf, tracer_scale):
     return terms
 
 
-def _observe_linear(components, terms, grid, psf, tracer_scale):
-    """The exact linear-basis forward model: basis maps computed once, combined per call."""
+def _linear_basis(components, terms, grid, psf):
+    """Basis maps of the linear path, in numpy: computed once per (galaxy, grid, PSF).
+
+    Returns ``(light_sum, numerator_basis, fallback_basis)`` (binned to data pixels) and the
+    matching list of coefficients (numbers or tensors).
+    """
     scale = grid.subpixel_scale
     kernel = psf.kernel(scale)
     pad = psf.half_width(scale)
@@ -220,15 +225,44 @@ def _observe_linear(components, terms, grid, psf, tracer_scale):
             factors.append(np.broadcast_to(factor, render.shape)[inner])
             coefficients.append(coefficient)
     binned = grid.bin(FixedKernelConvolution(kernel).convolve(np.stack(fields)))
-    light_sum, basis = binned[0], binned[1:]
     fallback_basis = grid.bin(np.stack(factors)) / (s**2 * len(components))
+    return (binned[0], binned[1:], fallback_basis), coefficients
 
+
+def _observe_linear(components, terms, grid, psf, tracer_scale):
+    """The exact linear-basis forward model: basis maps computed once, combined per call."""
+    arrays, coefficients = _linear_basis(components, terms, grid, psf)
+    light_sum, basis, fallback_basis = _as_model_data(
+        arrays, lambda new_psf: _linear_basis(components, terms, grid, new_psf)[0]
+    )
     coefficients = pt.stack([pt.as_tensor_variable(c) for c in coefficients]).astype(pytensor.config.floatX)
     weighted_sum = pt.tensordot(coefficients, basis, axes=1)
     fallback = pt.tensordot(coefficients, fallback_basis, axes=1)
-    image = pt.as_tensor_variable(light_sum * scale**2)
-    tracer_map = _light_weighted_ratio(weighted_sum, pt.as_tensor_variable(light_sum), fallback, tracer_scale)
+    image = light_sum * grid.subpixel_scale**2
+    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
     return image, tracer_map
+
+
+#: model -> list of (data names, recompute(psf) -> arrays) for each linear basis in it, so that
+#: a compiled model can be refitted with another PSF without recompiling (``fitting.Fitter``).
+LINEAR_BASES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _as_model_data(arrays, recompute):
+    """Inside a PyMC model, hold the basis maps in ``pm.Data`` so they can be swapped later."""
+    try:
+        import pymc as pm
+
+        model = pm.modelcontext(None)
+    except (ImportError, TypeError):
+        return tuple(pt.as_tensor_variable(a) for a in arrays)
+    bases = LINEAR_BASES.setdefault(model, [])
+    names = [f"pmt_basis{len(bases)}_{part}" for part in ("light", "numerator", "fallback")]
+    tensors = tuple(
+        pt.specify_shape(pm.Data(name, value), value.shape) for name, value in zip(names, arrays)
+    )
+    bases.append(dict(names=names, recompute=recompute))
+    return tensors
 
 
 def _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale):

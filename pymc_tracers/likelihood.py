@@ -157,8 +157,12 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
     dim = f"{name}_pixel"
     model.add_coord(dim, index)
     mu = pt.as_tensor_variable(model_map).reshape((-1,))[index]
-    sd = sigma_numeric.ravel()[index] if sigma_numeric is not None else pt.reshape(sigma, (-1,))[index]
-    observed = np.asarray(data, dtype=float).ravel()[index]
+    # data and known errors live in pm.Data so a compiled model can be refitted to new maps
+    observed = pm.Data(f"{name}_observed", np.asarray(data, dtype=float).ravel()[index], dims=dim)
+    if sigma_numeric is not None:
+        sd = pm.Data(f"{name}_sigma", sigma_numeric.ravel()[index], dims=dim)
+    else:
+        sd = pt.reshape(sigma, (-1,))[index]
     if nu is None:
         rv = pm.Normal(name, mu=mu, sigma=sd, observed=observed, dims=dim)
     else:
