@@ -252,8 +252,8 @@ class Result:
     ----------
     idata : az.InferenceData
         Posterior, sample statistics, pointwise log-likelihoods, and (in ``constant_data``)
-        for each likelihood ``<name>`` the maps ``<name>_data``, ``<name>_sigma``,
-        ``<name>_used`` and ``<name>_model`` (pixel-wise posterior median model map).
+        for each likelihood ``<name>`` the 2-D maps ``<name>_map_data``, ``<name>_map_sigma``,
+        ``<name>_map_used`` and ``<name>_map_model`` (pixel-wise posterior median model map).
     config : dict
         The fit configuration, also stored as JSON in ``idata.attrs["pymc_tracers"]``.
     """
@@ -295,10 +295,10 @@ class Result:
             for record, draws in zip(records, maps):
                 dims = (f"{record.name}_y", f"{record.name}_x")
                 sigma = record.sigma if isinstance(record.sigma, np.ndarray) else np.median(sigmas[record.name], axis=0)
-                data_vars[f"{record.name}_data"] = (dims, record.data)
-                data_vars[f"{record.name}_sigma"] = (dims, np.asarray(sigma, float))
-                data_vars[f"{record.name}_used"] = (dims, record.used.astype(np.int8))
-                data_vars[f"{record.name}_model"] = (dims, np.median(draws, axis=0))
+                data_vars[f"{record.name}_map_data"] = (dims, record.data)
+                data_vars[f"{record.name}_map_sigma"] = (dims, np.asarray(sigma, float))
+                data_vars[f"{record.name}_map_used"] = (dims, record.used.astype(np.int8))
+                data_vars[f"{record.name}_map_model"] = (dims, np.median(draws, axis=0))
             dataset = xr.Dataset(data_vars)
             if "constant_data" in idata.groups():
                 idata.constant_data = xr.merge([idata.constant_data, dataset])
@@ -367,11 +367,11 @@ class Result:
         """Data, sigma, median model, residual and used-pixel maps of one likelihood."""
         name = self._name(name)
         cd = self.idata.constant_data
-        data = cd[f"{name}_data"].values
-        model = cd[f"{name}_model"].values
-        used = cd[f"{name}_used"].values.astype(bool)
+        data = cd[f"{name}_map_data"].values
+        model = cd[f"{name}_map_model"].values
+        used = cd[f"{name}_map_used"].values.astype(bool)
         residual = np.where(used, data - model, np.nan)
-        return dict(data=data, model=model, residual=residual, sigma=cd[f"{name}_sigma"].values, used=used)
+        return dict(data=data, model=model, residual=residual, sigma=cd[f"{name}_map_sigma"].values, used=used)
 
     def _name(self, name):
         names = self.likelihood_names
