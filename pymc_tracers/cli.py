@@ -37,7 +37,8 @@ def demo(fwhm=1.5, seed=0, draws=1000, tune=1000, tracer_scale="linear", output=
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pmt.ConvergenceWarning)
             result = pmt.fit(draws=draws, tune=tune, random_seed=seed, progressbar=progressbar,
-                             grid=galaxy.grid, config=dict(demo="figure3", fwhm=fwhm, seed=seed))
+                             grid=galaxy.grid, log_likelihood=False,
+                             config=dict(demo="figure3", fwhm=fwhm, seed=seed))
     p16, p50, p84 = result.percentiles("gradient")
     diagnostics = result.diagnostics()
     out = dict(

@@ -38,6 +38,8 @@ def fit(
     map_draws=100,
     grid=None,
     config=None,
+    backend="auto",
+    log_likelihood=True,
     **sample_kwargs,
 ) -> "Result":
     """Sample a pymc_tracers model with NUTS and wrap the result.
@@ -60,6 +62,11 @@ def fit(
         The data grid, stored so plots have arcsec axes and radii.
     config : dict, optional
         Extra JSON-serialisable description stored in ``idata.attrs`` (e.g. the galaxy setup).
+    backend : {"auto", "jax", "numba"}
+        nutpie's compilation backend. "auto" takes JAX when it is installed: measured faster
+        here, both to compile and per gradient (``benchmarks/backends.py``).
+    log_likelihood : bool
+        Store pointwise log-likelihoods (needed for LOO/WAIC/BIC; costs a pass over the draws).
     **sample_kwargs
         Passed on to ``pm.sample``.
 
@@ -81,6 +88,10 @@ def fit(
         with model:
             initvals = pm.find_MAP(progressbar=progressbar, seed=random_seed)
         initvals = {rv.name: initvals[rv.name] for rv in model.free_RVs}
+    if sampler == "nutpie":
+        backend = _nutpie_backend(backend)
+        nutpie_kwargs = dict(backend=backend, gradient_backend="jax" if backend == "jax" else "pytensor")
+        sample_kwargs["nuts_sampler_kwargs"] = {**nutpie_kwargs, **sample_kwargs.get("nuts_sampler_kwargs", {})}
     with model:
         idata = pm.sample(
             draws=draws,
@@ -92,7 +103,7 @@ def fit(
             progressbar=progressbar,
             **sample_kwargs,
         )
-        if "log_likelihood" not in idata.groups():
+        if log_likelihood and "log_likelihood" not in idata.groups():
             pm.compute_log_likelihood(idata, progressbar=False)
     seconds = time.perf_counter() - start
     result = Result.from_model(
@@ -102,6 +113,7 @@ def fit(
         config=dict(
             config or {},
             sampler=sampler,
+            backend=backend if sampler == "nutpie" else None,
             draws=draws,
             tune=tune,
             chains=chains,
@@ -113,6 +125,20 @@ def fit(
     )
     result.check_convergence()
     return result
+
+
+def _nutpie_backend(backend):
+    if backend not in ("auto", "jax", "numba"):
+        raise ValueError(f"unknown backend {backend!r}; use 'auto', 'jax' or 'numba'")
+    if backend == "auto":
+        try:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+            return "jax"
+        except ImportError:
+            return "numba"
+    return backend
 
 
 class Fitter:
@@ -127,8 +153,8 @@ class Fitter:
     ----------
     model : pm.Model, optional
         Defaults to the model on the context stack.
-    backend : {"numba", "jax"}
-        nutpie's compilation backend.
+    backend : {"auto", "jax", "numba"}
+        nutpie's compilation backend ("auto": JAX when installed).
 
     Examples
     --------
@@ -138,13 +164,16 @@ class Fitter:
     ...                         psf=galaxy.psf)
     """
 
-    def __init__(self, model=None, *, backend="numba"):
+    def __init__(self, model=None, *, backend="auto"):
         import nutpie
 
         self.model = pm.modelcontext(model)
         self.records = {r.name: r for r in likelihoods_of(self.model)}
         start = time.perf_counter()
-        self.compiled = nutpie.compile_pymc_model(self.model, backend=backend)
+        backend = _nutpie_backend(backend)
+        self.compiled = nutpie.compile_pymc_model(
+            self.model, backend=backend, gradient_backend="jax" if backend == "jax" else "pytensor"
+        )
         self.compile_seconds = time.perf_counter() - start
 
     def _data_updates(self, data) -> dict:
@@ -352,6 +381,8 @@ class Result:
 
     def max_log_likelihood(self) -> float:
         """Largest total log-likelihood over the posterior draws."""
+        if "log_likelihood" not in self.idata.groups():
+            raise ValueError("this result has no log_likelihood group: fit with log_likelihood=True")
         ll = self.idata.log_likelihood
         total = sum(ll[v].sum(dim=[d for d in ll[v].dims if d not in ("chain", "draw")]) for v in ll.data_vars)
         return float(total.max())
