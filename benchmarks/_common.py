@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -57,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+logging.getLogger("emcee").setLevel(logging.ERROR)  # tau warnings: reported in the JSON instead
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import arviz as az  # noqa: E402
@@ -87,7 +89,7 @@ OUT_OF_BOUNDS = -(10.0**18)
 # --------------------------------------------------------------------------- command line
 
 
-def parse_args(description, extra=None):
+def parse_args(description, extra=None, max_lenstronomy_seconds=None, draws=None, tune=None):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="shrink both runs ~10x (smoke test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated data")
@@ -97,18 +99,26 @@ def parse_args(description, extra=None):
     parser.add_argument(
         "--max-lenstronomy-seconds",
         type=float,
-        default=1200.0,
+        default=max_lenstronomy_seconds,
         help="if the paper's PSO+emcee budget is predicted to take longer, run a proportionally "
-        "reduced budget and extrapolate its time linearly (default 1200 s)",
+        f"reduced budget and extrapolate its time linearly (default {max_lenstronomy_seconds})",
     )
     if extra is not None:
         extra(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.default_draws, args.default_tune = draws, tune
+    return args
 
 
 def budgets(args):
     lens = dict(QUICK_BUDGET if args.quick else PAPER_BUDGET)
     ours = dict(OURS_QUICK if args.quick else OURS_FULL)
+    if not args.quick:
+        if args.default_draws is not None:
+            ours["draws"] = args.default_draws
+        if args.default_tune is not None:
+            ours["tune"] = args.default_tune
+    ours["rerun"] = not args.quick
     if args.draws is not None:
         ours["draws"] = args.draws
     if args.tune is not None:
@@ -272,7 +282,7 @@ def n_evaluations(budget):
 def reduce_budget(budget, seconds_per_call, max_seconds):
     """Scale iterations and steps (not particles or walkers) so the run fits ``max_seconds``."""
     predicted = n_evaluations(budget) * seconds_per_call
-    if predicted <= max_seconds:
+    if max_seconds is None or predicted <= max_seconds:
         return dict(budget), 1.0, predicted
     f = max_seconds / predicted
     reduced = dict(budget)
@@ -370,8 +380,11 @@ def run_lenstronomy(likelihood, *, budget, sigma_start, seed, max_seconds, quick
 # --------------------------------------------------------------------------- ours
 
 
-def run_ours(build_model, *, draws, tune, chains, seed):
-    """Build, compile (nutpie, numba backend) and sample; rerun longer if ESS_bulk < 400."""
+def run_ours(build_model, *, draws, tune, chains, seed, rerun=True):
+    """Build, compile (nutpie, numba backend) and sample; rerun longer if ESS_bulk < 400.
+
+    With ``rerun=False`` (``--quick``) a short ESS is reported as it is.
+    """
     t0 = time.perf_counter()
     model = build_model()
     t1 = time.perf_counter()
@@ -389,7 +402,7 @@ def run_ours(build_model, *, draws, tune, chains, seed):
     ess_min = min(float(ess[n].values) for n in names)
     first = dict(draws=draws, sample_seconds=t_sample, ess_bulk_min=ess_min)
     reran = None
-    if ess_min < TARGET_ESS:
+    if rerun and ess_min < TARGET_ESS:
         draws = int(math.ceil(draws * 1.25 * TARGET_ESS / max(ess_min, 1.0)))
         trace, t_sample = sample(draws)
         ess = az.ess(trace, var_names=names, method="bulk")
