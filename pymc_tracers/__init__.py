@@ -35,7 +35,7 @@ from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top o
 )
 from pymc_tracers.fitting import ConvergenceWarning, Fitter, Result, fit  # noqa: E402
 from pymc_tracers.compare import bic, compare, delta_bic  # noqa: E402
-from pymc_tracers import baselines, simulate  # noqa: E402
+from pymc_tracers import baselines, data, simulate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -68,5 +68,6 @@ __all__ = [
     "delta_bic",
     "compare",
     "baselines",
+    "data",
     "simulate",
 ]
