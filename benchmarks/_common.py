@@ -35,8 +35,11 @@ measured PSO, emcee burn-in and emcee post-burn-in seconds and ``ess`` the minim
 
 i.e. the post-burn-in emcee part is extrapolated linearly in the number of steps when its ESS
 falls short of 400 (never scaled down when it exceeds 400). If the lenstronomy budget was reduced
-to keep the run short (``--max-lenstronomy-seconds``), every part is first scaled back up to the
-paper's budget linearly in the number of likelihood evaluations, and the JSON says so.
+to keep the run short (``--max-lenstronomy-seconds``; only ``joint.py`` sets a default, 1800 s:
+PSO iterations and emcee burn-in/steps are scaled down by the same factor, particles and walkers
+kept), every part is first scaled back up to the paper's budget linearly in the number of
+likelihood evaluations, the post-burn-in ESS is scaled up by the same factor as the post-burn-in
+steps, and the JSON says so (``lenstronomy_extrapolated``, ``lenstronomy_budget_run``).
 
 ``speedup = t_400(lenstronomy) / ours_seconds`` (ours includes model building and compilation).
 

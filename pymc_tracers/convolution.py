@@ -197,6 +197,39 @@ def _register_jax():
 
         return correlate
 
+    from pytensor.graph.basic import Constant as GraphConstant
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.signal.conv import Convolve2d
+
+    generic_blockwise = jax_funcify.dispatch(Blockwise)
+
+    @jax_funcify.register(Blockwise)
+    def _jax_blockwise(op, node=None, **kwargs):
+        """PyTensor's 2-D convolution (used for fitted PSFs) has no JAX implementation.
+
+        Its mode ("full"/"valid") is a graph input, constant once shapes are known; it must be
+        read here, before JAX traces it, because the output shape depends on it.
+        """
+        if not (isinstance(op.core_op, Convolve2d) and node is not None
+                and isinstance(node.inputs[2], GraphConstant)
+                and np.unique(np.asarray(node.inputs[2].data)).size == 1):
+            return generic_blockwise(op, node=node, **kwargs)
+        import jax.numpy as jnp
+        import jax.scipy.signal as jsignal
+
+        mode = "full" if bool(np.asarray(node.inputs[2].data).flat[0]) else "valid"
+        method = jsignal.fftconvolve if op.core_op.method in ("fft", "auto") else jsignal.convolve
+
+        def core(in1, in2):
+            return method(in1, in2, mode=mode)
+
+        batched = jnp.vectorize(core, signature="(i,j),(k,l)->(m,n)")
+
+        def convolve2d(in1, in2, full_mode):
+            return batched(in1, in2)
+
+        return convolve2d
+
 
 def _register_numba():
     """Numba: run the scipy FFT in object mode explicitly (no per-call fallback warning)."""

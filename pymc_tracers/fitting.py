@@ -354,13 +354,17 @@ class Result:
     def likelihood_names(self) -> list[str]:
         return list(self.config.get("likelihoods", {}))
 
+    def _parameter_names(self):
+        """Posterior variables without the samplers' unconstrained copies (``*_log__`` ...)."""
+        return [v for v in self.idata.posterior.data_vars if not v.endswith("__")]
+
     def summary(self, var_names=None, **kwargs):
         """``az.summary`` of the posterior (mean, sd, HDI, ESS, R-hat)."""
-        return az.summary(self.idata, var_names=var_names, **kwargs)
+        return az.summary(self.idata, var_names=var_names or self._parameter_names(), **kwargs)
 
     def diagnostics(self) -> dict:
         """Worst R-hat, smallest bulk/tail ESS and the number of divergent transitions."""
-        summary = az.summary(self.idata, kind="diagnostics")
+        summary = az.summary(self.idata, var_names=self._parameter_names(), kind="diagnostics")
         stats = self.idata.sample_stats
         divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
         return dict(

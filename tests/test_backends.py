@@ -7,9 +7,12 @@ import pytest
 import pymc_tracers as pmt
 
 
-def joint_model(method="full"):
+def joint_model(method="full", fitted_psf=False):
     galaxy = pmt.simulate.figure4_galaxy(3.0, seed=0, supersampling=2)
     with pm.Model() as model:
+        psf = galaxy.psf
+        if fitted_psf:  # a symbolic kernel: PyTensor's convolve2d, given a JAX version here
+            psf = pmt.GaussianPSF(pm.LogNormal("fwhm", np.log(0.4), 0.2), max_fwhm=0.8)
         r_eff = pm.LogNormal("r_eff", np.log(0.6), 0.3)
         x0 = pm.Normal("x0", 0.0, 0.1)
         central = pm.Normal("central", 8.0, 1.0)
@@ -18,20 +21,20 @@ def joint_model(method="full"):
             pmt.Sersic(x0, 0.0, r_eff, 1.3, 1.0, q=0.8, phi=0.3),
             pmt.LinearGradient(x0, 0.0, central, gradient, q=0.8, phi=0.3),
         )
-        image, tracer = pmt.observe(comp, galaxy.grid, galaxy.psf, "log", method=method)
+        image, tracer = pmt.observe(comp, galaxy.grid, psf, "log", method=method)
         pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
     return model
 
 
-@pytest.mark.parametrize("mode", ["JAX", "NUMBA"])
-def test_backends_agree_with_c(mode):
+@pytest.mark.parametrize("mode, fitted_psf", [("JAX", False), ("NUMBA", False), ("JAX", True)])
+def test_backends_agree_with_c(mode, fitted_psf):
     if mode == "JAX":
         pytest.importorskip("jax")
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    model = joint_model()
+    model = joint_model(fitted_psf=fitted_psf)
     point = model.initial_point()
     point["x0"] = np.array(0.03)
     point["gradient"] = np.array(-0.3)
