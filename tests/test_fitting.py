@@ -165,14 +165,21 @@ def test_unknown_sampler_is_refused():
 # ---------------------------------------------------------------- slow paper reproductions
 @pytest.mark.slow
 def test_figure3_every_fwhm():
-    """Paper Figure 3: forward model contains the truth (95%) at every FWHM; WLS flattens."""
+    """Paper Figure 3: forward model contains the truth (95%) at every FWHM; WLS flattens.
+
+    The WLS bias grows with the PSF: at 1.0" it recovers ~0.85 of the truth (many formal
+    errors away), at 1.5" ~0.71 (the paper: -0.147 for -0.2) and at 2.0" ~0.53.
+    """
     for fwhm in [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0]:
         galaxy = pmt.simulate.figure3_galaxy(fwhm, seed=10)
         result = fit_gradient(galaxy, draws=1000, tune=1000)
         lo, hi = result.percentiles("gradient", (2.5, 97.5))
         assert lo < -0.2 < hi, fwhm
+        wls = pmt.baselines.wls_gradient(galaxy.tracer_map, galaxy.tracer_error, galaxy.grid)
         if fwhm >= 1.0:
-            wls = pmt.baselines.wls_gradient(galaxy.tracer_map, galaxy.tracer_error, galaxy.grid)
+            assert abs(wls.gradient) < 0.9 * 0.2, fwhm
+            assert abs(wls.gradient + 0.2) > 5 * wls.gradient_err, fwhm
+        if fwhm >= 1.5:
             assert abs(wls.gradient) < 0.8 * 0.2, fwhm
 
 
