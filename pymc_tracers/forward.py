@@ -88,7 +88,10 @@ def _check_tracer_scale(tracer_scale: str) -> str:
     return tracer_scale
 
 
-def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear", *, method="auto"):
+def observe(
+    components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear", *, method="auto",
+    convolve_at="subpixel",
+):
     """Forward-model the observed light image and light-weighted tracer map.
 
     Parameters
@@ -111,6 +114,12 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear",
         ``tracer_scale="linear"`` or (for constants only) ``"log"``. An evaluation then costs
         O(pixels x parameters) instead of two FFTs. ``"auto"`` (default) takes the linear path
         whenever it applies.
+    convolve_at : {"subpixel", "pixel"}
+        ``"subpixel"`` (default, exact) convolves on the supersampled grid. ``"pixel"``
+        integrates the profiles over each pixel on the supersampled grid but convolves pixel
+        means with the pixel-integrated PSF: ``s^2`` times smaller FFTs, with an error second
+        order in pixel / PSF width (documented in docs/forward_model.md). Worth it when the
+        PSF spans many pixels. The linear path always convolves exactly.
 
     Returns
     -------
@@ -130,6 +139,8 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear",
     tracer_scale = _check_tracer_scale(tracer_scale)
     if method not in ("auto", "full", "linear"):
         raise ValueError(f"unknown method {method!r}; use 'auto', 'full' or 'linear'")
+    if convolve_at not in ("subpixel", "pixel"):
+        raise ValueError(f"unknown convolve_at {convolve_at!r}; use 'subpixel' or 'pixel'")
     if method != "full":
         terms = _linear_terms(components, psf, tracer_scale)
         if terms is not None:
@@ -141,21 +152,50 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear",
                 "tracer_scale='log'); use method='full' for this model"
             )
 
-    scale = grid.subpixel_scale
-    kernel = psf.kernel(scale)
-    pad = psf.half_width(scale)
-    render = grid.render_grid(pad)
+    if convolve_at == "subpixel":
+        return _observe_full(components, grid, psf, tracer_scale)
+    return _observe_pixel_convolution(components, grid, psf, tracer_scale)
 
-    light = 0.0
-    weighted = 0.0
-    averaged_tracer = 0.0
+
+def _pixel_sampled_kernel(psf, grid):
+    """The PSF sampled (not integrated) at data-pixel offsets, normalised.
+
+    Pixel means are already box-averaged, so convolving them with a pixel-*integrated* PSF
+    would apply the pixel box twice; sampling the sub-pixel kernel every ``s`` sub-pixels
+    applies it once, as the exact computation does.
+    """
+    s = grid.supersampling
+    fine = psf.kernel(grid.subpixel_scale)
+    half = psf.half_width(grid.subpixel_scale) // s
+    centre = psf.half_width(grid.subpixel_scale)
+    index = centre + s * np.arange(-half, half + 1)
+    if isinstance(fine, np.ndarray):
+        kernel = fine[np.ix_(index, index)]
+        return kernel / kernel.sum(), half
+    kernel = fine[index][:, index]
+    return kernel / pt.sum(kernel), half
+
+
+def _render_sums(components, x, y, tracer_scale):
+    """Light, light x f(Z) and the unweighted mean of f(Z) at sample points ``x, y``."""
+    light = weighted = averaged_tracer = 0.0
     for component in components:
-        surface_brightness = component.light.surface_brightness(render.x, render.y)
-        tracer = component.tracer(pt.as_tensor_variable(render.x), pt.as_tensor_variable(render.y))
+        surface_brightness = component.light.surface_brightness(x, y)
+        tracer = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
         linear_tracer = tracer if tracer_scale == "linear" else 10.0**tracer
         light = light + surface_brightness
         weighted = weighted + surface_brightness * linear_tracer
         averaged_tracer = averaged_tracer + linear_tracer / len(components)
+    return light, weighted, averaged_tracer
+
+
+def _observe_full(components, grid, psf, tracer_scale):
+    """Render on the padded supersampled grid, convolve there, bin, divide (exact)."""
+    scale = grid.subpixel_scale
+    kernel = psf.kernel(scale)
+    pad = psf.half_width(scale)
+    render = grid.render_grid(pad)
+    light, weighted, averaged_tracer = _render_sums(components, render.x, render.y, tracer_scale)
 
     convolved = convolve_valid(pt.stack([light, weighted]), kernel)
     binned = grid.bin(convolved)
@@ -165,6 +205,33 @@ def observe(components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear",
     s = grid.supersampling
     inner = averaged_tracer[pad : pad + grid.ny * s, pad : pad + grid.nx * s]
     fallback = grid.bin(inner) / s**2
+    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    return image, tracer_map
+
+
+def _observe_pixel_convolution(components, grid, psf, tracer_scale):
+    """Supersample the rendering, convolve at the data-pixel scale.
+
+    Profiles are integrated over each data pixel on the ``s x s`` sub-pixels of the field,
+    the padding ring (light that scatters in) is sampled at pixel centres, and the pixel
+    means are convolved with the PSF integrated over data pixels. This treats light as
+    uniform within a pixel during the convolution: the error is second order in
+    pixel / PSF width (see docs/forward_model.md), and the FFTs shrink by ``s^2``.
+    """
+    s = grid.supersampling
+    kernel, pad = _pixel_sampled_kernel(psf, grid)
+    coarse = grid.with_supersampling(1).render_grid(pad)
+    fine = grid.render_grid(0)
+    c_light, c_weighted, c_tracer = _render_sums(components, coarse.x, coarse.y, tracer_scale)
+    f_light, f_weighted, f_tracer = _render_sums(components, fine.x, fine.y, tracer_scale)
+    inner = (slice(pad, pad + grid.ny), slice(pad, pad + grid.nx))
+    light = pt.set_subtensor(c_light[inner], grid.bin(f_light) / s**2)
+    weighted = pt.set_subtensor(c_weighted[inner], grid.bin(f_weighted) / s**2)
+
+    convolved = convolve_valid(pt.stack([light, weighted]), kernel)
+    light_sum, weighted_sum = convolved[0], convolved[1]
+    image = light_sum * grid.pixel_area
+    fallback = grid.bin(f_tracer) / s**2
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
     return image, tracer_map
 

@@ -305,3 +305,43 @@ def test_bad_inputs_raise_clear_errors():
     wrong_shape = pmt.Component(pmt.Exponential(), lambda x, y: pt.ones((3, 3)))
     with pytest.raises(ValueError, match="shape"):
         pmt.observe(wrong_shape, grid, pmt.GaussianPSF(0.2))
+
+
+@pytest.mark.parametrize("fwhm, s, image_tol, tracer_tol", [(1.5, 3, 3e-4, 1e-4), (0.5, 3, 3e-4, 1e-4), (0.2, 2, 1e-3, 2e-4)])
+def test_pixel_scale_convolution_error_is_as_documented(fwhm, s, image_tol, tracer_tol):
+    """convolve_at="pixel" errors (docs/forward_model.md): PSF of 3 pixels FWHM, image <= 1e-3
+    and tracer <= 2e-4 dex; >= 7 pixels, <= 3e-4 and <= 1e-4 dex."""
+    grid = pmt.PixelGrid((61, 61), 0.066, supersampling=s)
+    comp = pmt.Component(
+        pmt.Sersic(0.03, 0.0, 0.6, 1.5, 1.0, 0.7, 0.4), pmt.LinearGradient(0.03, 0.0, 8.0, -0.3, 0.7, 0.4)
+    )
+    psf = pmt.GaussianPSF(fwhm)
+    exact = pmt.evaluate(pmt.observe(comp, grid, psf, "log", method="full"))
+    fast = pmt.evaluate(pmt.observe(comp, grid, psf, "log", method="full", convolve_at="pixel"))
+    bright = exact[0] > 1e-3 * exact[0].max()
+    assert np.abs(fast[0] / exact[0] - 1)[bright].max() < image_tol
+    assert np.abs(fast[1] - exact[1])[bright].max() < tracer_tol
+    assert fast[0].sum() == pytest.approx(exact[0].sum(), rel=1e-5)
+
+
+def test_pixel_scale_convolution_without_supersampling_is_exact():
+    grid = pmt.PixelGrid((21, 17), 0.1, supersampling=1)
+    comp = pmt.Component(pmt.Exponential(0.1, 0.0, 0.3), pmt.LinearGradient(0.1, 0.0, 8.0, -0.3))
+    a = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full"))
+    b = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full", convolve_at="pixel"))
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-10)
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-10)
+    with pytest.raises(ValueError, match="convolve_at"):
+        pmt.observe(comp, grid, pmt.GaussianPSF(0.3), convolve_at="fine")
+
+
+def test_pixel_scale_convolution_gradients(rng):
+    grid = pmt.PixelGrid((9, 8), 0.1, supersampling=3)
+    w = rng.normal(size=grid.shape)
+
+    def model(r_eff, gradient, fwhm):
+        comp = pmt.Component(pmt.Exponential(0.02, 0.0, r_eff), pmt.LinearGradient(0.02, 0.0, 8.0, gradient))
+        image, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.5), "log", convolve_at="pixel")
+        return pt.sum(w * image) + pt.sum(w * tracer)
+
+    verify_grad(model, [0.3, -0.2, 0.3], rng=rng, eps=1e-6, abs_tol=1e-5, rel_tol=1e-5)
