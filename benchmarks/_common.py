@@ -5,10 +5,12 @@ Each benchmark fits the SAME simulated data, in ONE process, with
 * **ours**: ``pymc_tracers`` (``pmt.observe`` + ``pmt.tracer_likelihood`` [+
   ``pmt.image_likelihood``]) sampled with NUTS by nutpie. Timed cold, in three parts: building
   the PyMC model (this includes ``pmt.observe``'s precomputation), ``nutpie.compile_pymc_model``
-  (numba backend, the default) and ``nutpie.sample``. ``ours_seconds`` is the sum of all three,
-  ``ours_compile_seconds`` the first two. ESS is ArviZ's bulk ESS of the nutpie trace. If the
-  smallest bulk ESS is below 400 the sampler is run again (same compiled model) with
-  proportionally more draws, and the second run's sampling time is the one reported.
+  (numba backend, the default) and ``nutpie.sample`` (diagonal mass matrix, nutpie's default;
+  ``--low-rank-mass-matrix`` switches to the low-rank one that ``pmt.fit`` uses).
+  ``ours_seconds`` is the sum of all three, ``ours_compile_seconds`` the first two. ESS is
+  ArviZ's bulk ESS of the nutpie trace. If the smallest bulk ESS is below 400 the sampler is run
+  again (same compiled model) with proportionally more draws, and the second run's sampling time
+  is the one reported.
 * **lenstronomy**: its ``TracerModelSource`` (lenstronomy's own forward model, set up exactly as
   in ``tests/test_lenstronomy.py``: LINEAR tracer averaging, supersampling as ours, the PIXEL PSF
   kernel ``psf.kernel(grid.subpixel_scale)`` with ``supersampling_kernel_size`` covering the whole
@@ -64,17 +66,17 @@ import numpy as np
 logging.getLogger("emcee").setLevel(logging.ERROR)  # tau warnings: reported in the JSON instead
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import arviz as az  # noqa: E402
-import emcee  # noqa: E402
-import nutpie  # noqa: E402
-from lenstronomy.Data.imaging_data import ImageData  # noqa: E402
-from lenstronomy.Data.psf import PSF as LensPSF  # noqa: E402
-from lenstronomy.ImSim.tracer_model import TracerModelSource  # noqa: E402
-from lenstronomy.LensModel.Profiles.sersic_utils import SersicUtil  # noqa: E402
-from lenstronomy.LightModel.light_model import LightModel  # noqa: E402
-from lenstronomy.Sampling.sampler import Sampler  # noqa: E402
-from lenstronomy.Util import sampling_util  # noqa: E402
-from scipy import special  # noqa: E402
+import arviz as az
+import emcee
+import nutpie
+from lenstronomy.Data.imaging_data import ImageData
+from lenstronomy.Data.psf import PSF as LensPSF
+from lenstronomy.ImSim.tracer_model import TracerModelSource
+from lenstronomy.LensModel.Profiles.sersic_utils import SersicUtil
+from lenstronomy.LightModel.light_model import LightModel
+from lenstronomy.Sampling.sampler import Sampler
+from lenstronomy.Util import sampling_util
+from scipy import special
 
 TARGET_ESS = 400
 _LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
@@ -106,6 +108,19 @@ def parse_args(description, extra=None, max_lenstronomy_seconds=None, draws=None
         help="if the paper's PSO+emcee budget is predicted to take longer, run a proportionally "
         f"reduced budget and extrapolate its time linearly (default {max_lenstronomy_seconds})",
     )
+    parser.add_argument(
+        "--low-rank-mass-matrix",
+        action="store_true",
+        help="ours: nutpie's low-rank modified mass matrix (pmt.fit's default) instead of the "
+        "diagonal one nutpie.sample uses by default",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["jax", "numba"],
+        default="jax",
+        help="ours: nutpie's compilation backend (jax, pmt.fit's default, compiles in <1 s; "
+        "numba takes ~6 s)",
+    )
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
@@ -122,6 +137,8 @@ def budgets(args):
         if args.default_tune is not None:
             ours["tune"] = args.default_tune
     ours["rerun"] = not args.quick
+    ours["low_rank"] = bool(args.low_rank_mass_matrix)
+    ours["backend"] = args.backend
     if args.draws is not None:
         ours["draws"] = args.draws
     if args.tune is not None:
@@ -159,8 +176,10 @@ def lenstronomy_psf(psf, grid):
     """PIXEL PSF with our kernel on the sub-pixel grid; numerics convolving all of it there."""
     s = grid.supersampling
     kernel = psf.kernel(grid.subpixel_scale)
-    lens_psf = LensPSF(psf_type="PIXEL", kernel_point_source=kernel, point_source_supersampling_factor=s)
-    size = int(math.ceil(kernel.shape[0] / s))
+    lens_psf = LensPSF(
+        psf_type="PIXEL", kernel_point_source=kernel, point_source_supersampling_factor=s
+    )
+    size = math.ceil(kernel.shape[0] / s)
     size += size % 2 == 0  # odd, >= the whole kernel in data pixels
     numerics = {
         "supersampling_factor": s,
@@ -279,7 +298,9 @@ def time_per_call(fn, x, repeats=5):
 
 def n_evaluations(budget):
     b = budget
-    return b["n_particles"] * (b["n_iterations"] + 1) + 1 + b["n_walkers"] * (b["n_burn"] + b["n_run"])
+    return (
+        b["n_particles"] * (b["n_iterations"] + 1) + 1 + b["n_walkers"] * (b["n_burn"] + b["n_run"])
+    )
 
 
 def reduce_budget(budget, seconds_per_call, max_seconds):
@@ -321,7 +342,11 @@ def run_lenstronomy(likelihood, *, budget, sigma_start, seed, max_seconds, quick
     pso_calls = likelihood.n_calls
     best = np.asarray(best, float)
     initpos = sampling_util.sample_ball_truncated(
-        best, np.asarray(sigma_start, float), likelihood.lower, likelihood.upper, size=b["n_walkers"]
+        best,
+        np.asarray(sigma_start, float),
+        likelihood.lower,
+        likelihood.upper,
+        size=b["n_walkers"],
     )
     ensemble = emcee.EnsembleSampler(b["n_walkers"], ndim, likelihood.logL)
     state = ensemble.run_mcmc(initpos, b["n_burn"], progress=False)
@@ -330,15 +355,24 @@ def run_lenstronomy(likelihood, *, budget, sigma_start, seed, max_seconds, quick
     t3 = time.perf_counter()
     chain = ensemble.get_chain(discard=b["n_burn"])  # (steps, walkers, ndim)
     per_walker = np.transpose(chain, (1, 0, 2))  # (walkers, steps, ndim)
-    ess = np.array([float(az.ess(np.ascontiguousarray(per_walker[:, :, i]), method="bulk")) for i in range(ndim)])
+    ess = np.array(
+        [
+            float(az.ess(np.ascontiguousarray(per_walker[:, :, i]), method="bulk"))
+            for i in range(ndim)
+        ]
+    )
     tau = np.asarray(ensemble.get_autocorr_time(discard=b["n_burn"], quiet=True), float)
     ess_tau = b["n_walkers"] * b["n_run"] / tau
-    rhat = np.array([float(az.rhat(np.ascontiguousarray(per_walker[:, :, i]))) for i in range(ndim)])
+    rhat = np.array(
+        [float(az.rhat(np.ascontiguousarray(per_walker[:, :, i]))) for i in range(ndim)]
+    )
 
     t_pso, t_burn, t_run = t1 - t0, t2 - t1, t3 - t2
     measured = t_pso + t_burn + t_run
     # scale each part back to the paper's budget (linear in likelihood evaluations)
-    s_pso = (paper["n_particles"] * (paper["n_iterations"] + 1)) / (b["n_particles"] * (b["n_iterations"] + 1))
+    s_pso = (paper["n_particles"] * (paper["n_iterations"] + 1)) / (
+        b["n_particles"] * (b["n_iterations"] + 1)
+    )
     s_burn = (paper["n_walkers"] * paper["n_burn"]) / (b["n_walkers"] * b["n_burn"])
     s_run = (paper["n_walkers"] * paper["n_run"]) / (b["n_walkers"] * b["n_run"])
     extrapolated = factor < 1.0
@@ -383,21 +417,35 @@ def run_lenstronomy(likelihood, *, budget, sigma_start, seed, max_seconds, quick
 # --------------------------------------------------------------------------- ours
 
 
-def run_ours(build_model, *, draws, tune, chains, seed, rerun=True):
-    """Build, compile (nutpie, numba backend) and sample; rerun longer if ESS_bulk < 400.
+def run_ours(build_model, *, draws, tune, chains, seed, rerun=True, low_rank=False, backend="jax"):
+    """Build, compile (nutpie, ``backend``) and sample; rerun longer if ESS_bulk < 400.
 
     With ``rerun=False`` (``--quick``) a short ESS is reported as it is.
     """
     t0 = time.perf_counter()
     model = build_model()
     t1 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model)
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    compiled = nutpie.compile_pymc_model(
+        model, backend=backend, gradient_backend="jax" if backend == "jax" else "pytensor"
+    )
     t2 = time.perf_counter()
     names = [rv.name for rv in model.free_RVs]
 
     def sample(n_draws):
         start = time.perf_counter()
-        trace = nutpie.sample(compiled, draws=n_draws, tune=tune, chains=chains, seed=seed, progress_bar=False)
+        trace = nutpie.sample(
+            compiled,
+            draws=n_draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress_bar=False,
+            low_rank_modified_mass_matrix=low_rank,
+        )
         return trace, time.perf_counter() - start
 
     trace, t_sample = sample(draws)
@@ -406,7 +454,7 @@ def run_ours(build_model, *, draws, tune, chains, seed, rerun=True):
     first = dict(draws=draws, sample_seconds=t_sample, ess_bulk_min=ess_min)
     reran = None
     if rerun and ess_min < TARGET_ESS:
-        draws = int(math.ceil(draws * 1.25 * TARGET_ESS / max(ess_min, 1.0)))
+        draws = math.ceil(draws * 1.25 * TARGET_ESS / max(ess_min, 1.0))
         trace, t_sample = sample(draws)
         ess = az.ess(trace, var_names=names, method="bulk")
         ess_min = min(float(ess[n].values) for n in names)
@@ -415,7 +463,9 @@ def run_ours(build_model, *, draws, tune, chains, seed, rerun=True):
     stats = trace.sample_stats
     n_steps = stats["n_steps"].values if "n_steps" in stats else np.array([np.nan])
     warm = getattr(trace, "warmup_sample_stats", None)
-    n_steps_tune = warm["n_steps"].values if warm is not None and "n_steps" in warm else np.array([np.nan])
+    n_steps_tune = (
+        warm["n_steps"].values if warm is not None and "n_steps" in warm else np.array([np.nan])
+    )
     return dict(
         model=model,
         trace=trace,
@@ -435,6 +485,8 @@ def run_ours(build_model, *, draws, tune, chains, seed, rerun=True):
         mean_leapfrog_tune=float(np.mean(n_steps_tune)),
         gradient_evaluations=int(np.sum(n_steps) + np.sum(n_steps_tune)),
         first_run=reran,
+        low_rank_mass_matrix=low_rank,
+        backend=backend,
     )
 
 
@@ -447,7 +499,9 @@ def ours_samples(result, name):
 
 def interval(samples):
     lo, med, hi = np.percentile(samples, [16, 50, 84])
-    return dict(median=float(med), lo=float(lo), hi=float(hi), minus=float(med - lo), plus=float(hi - med))
+    return dict(
+        median=float(med), lo=float(lo), hi=float(hi), minus=float(med - lo), plus=float(hi - med)
+    )
 
 
 def compare_parameters(names, truth, ours, lens):
@@ -462,7 +516,9 @@ def compare_parameters(names, truth, ours, lens):
             ours=a,
             lenstronomy=b,
             delta_median=float(delta),
-            delta_over_sigma=float(abs(delta) / math.hypot(sa, sb)) if math.hypot(sa, sb) > 0 else float("inf"),
+            delta_over_sigma=float(abs(delta) / math.hypot(sa, sb))
+            if math.hypot(sa, sb) > 0
+            else float("inf"),
             agree=bool(abs(delta) < 2.0 * math.hypot(sa, sb)),
         )
     return rows
@@ -483,32 +539,52 @@ def print_table(title, rows, ours, lens, *, digits=4):
         o, l_ = r["ours"], r["lenstronomy"]
         truth = "" if r["truth"] is None else _fmt(r["truth"], digits)
         os_ = f"{_fmt(o['median'], digits)} -{_fmt(o['minus'], digits)} +{_fmt(o['plus'], digits)}"
-        ls_ = f"{_fmt(l_['median'], digits)} -{_fmt(l_['minus'], digits)} +{_fmt(l_['plus'], digits)}"
-        print(f"{name:<12} {truth:>9} {os_:>30} {ls_:>30} {r['delta_over_sigma']:8.2f} {'yes' if r['agree'] else 'NO':>6}")
+        ls_ = (
+            f"{_fmt(l_['median'], digits)} -{_fmt(l_['minus'], digits)} +{_fmt(l_['plus'], digits)}"
+        )
+        print(
+            f"{name:<12} {truth:>9} {os_:>30} {ls_:>30} {r['delta_over_sigma']:8.2f} {'yes' if r['agree'] else 'NO':>6}"
+        )
     print()
-    print("timing (seconds)                 ours (pymc_tracers + nutpie)   lenstronomy (PSO + emcee)")
-    print(f"  set-up / compile               {ours['build_seconds'] + ours['compile_seconds']:10.1f}"
-          f"  (build {ours['build_seconds']:.1f} + nutpie compile {ours['compile_seconds']:.1f})")
+    print(
+        "timing (seconds)                 ours (pymc_tracers + nutpie)   lenstronomy (PSO + emcee)"
+    )
+    print(
+        f"  set-up / compile               {ours['build_seconds'] + ours['compile_seconds']:10.1f}"
+        f"  (build {ours['build_seconds']:.1f} + nutpie compile {ours['compile_seconds']:.1f})"
+    )
     print(f"  optimise (PSO)                 {'-':>10}   {lens['t_pso_full']:10.1f}")
-    print(f"  sample                         {ours['sample_seconds']:10.1f}   {lens['t_emcee_full']:10.1f}"
-          f"   (ours {ours['chains']}x({ours['tune']}+{ours['draws']}) NUTS;"
-          f" emcee {lens['budget_paper']['n_walkers']}x({lens['budget_paper']['n_burn']}+{lens['budget_paper']['n_run']}))")
+    print(
+        f"  sample                         {ours['sample_seconds']:10.1f}   {lens['t_emcee_full']:10.1f}"
+        f"   (ours {ours['chains']}x({ours['tune']}+{ours['draws']}) NUTS;"
+        f" emcee {lens['budget_paper']['n_walkers']}x({lens['budget_paper']['n_burn']}+{lens['budget_paper']['n_run']}))"
+    )
     print(f"  total                          {ours['seconds']:10.1f}   {lens['seconds']:10.1f}")
-    print(f"  min bulk ESS                   {ours['ess_min']:10.0f}   {lens['ess_min']:10.0f}"
-          f"   (emcee tau-based: {lens['ess_tau'].min():.0f})")
-    print(f"  time to ESS {TARGET_ESS}                {ours['seconds']:10.1f}   {lens['seconds_to_ess400']:10.1f}")
+    print(
+        f"  min bulk ESS                   {ours['ess_min']:10.0f}   {lens['ess_min']:10.0f}"
+        f"   (emcee tau-based: {lens['ess_tau'].min():.0f})"
+    )
+    print(
+        f"  time to ESS {TARGET_ESS}                {ours['seconds']:10.1f}   {lens['seconds_to_ess400']:10.1f}"
+    )
     print(f"  speedup (lenstronomy / ours)   {lens['seconds_to_ess400'] / ours['seconds']:10.1f}")
-    print(f"  one lenstronomy logL           {1e3 * lens['seconds_per_logl']:10.2f} ms;"
-          f" ours: {ours['gradient_evaluations']} gradient evaluations"
-          f" (mean leapfrog steps/draw: tune {ours['mean_leapfrog_tune']:.1f}, draws {ours['mean_leapfrog_draws']:.1f})")
+    print(
+        f"  one lenstronomy logL           {1e3 * lens['seconds_per_logl']:10.2f} ms;"
+        f" ours: {ours['gradient_evaluations']} gradient evaluations"
+        f" (mean leapfrog steps/draw: tune {ours['mean_leapfrog_tune']:.1f}, draws {ours['mean_leapfrog_draws']:.1f})"
+    )
     if lens["extrapolated"]:
         b = lens["budget_run"]
-        print(f"  NOTE: lenstronomy ran a reduced budget (PSO {b['n_particles']}x{b['n_iterations']},"
-              f" emcee {b['n_walkers']}x({b['n_burn']}+{b['n_run']}), {lens['measured_seconds']:.0f} s measured);"
-              " its times and ESS are extrapolated linearly to the paper's budget")
+        print(
+            f"  NOTE: lenstronomy ran a reduced budget (PSO {b['n_particles']}x{b['n_iterations']},"
+            f" emcee {b['n_walkers']}x({b['n_burn']}+{b['n_run']}), {lens['measured_seconds']:.0f} s measured);"
+            " its times and ESS are extrapolated linearly to the paper's budget"
+        )
     if ours["first_run"] is not None:
-        print(f"  NOTE: ours was rerun with more draws: first run ESS {ours['first_run']['ess_bulk_min']:.0f}"
-              f" with {ours['first_run']['draws']} draws")
+        print(
+            f"  NOTE: ours was rerun with more draws: first run ESS {ours['first_run']['ess_bulk_min']:.0f}"
+            f" with {ours['first_run']['draws']} draws"
+        )
 
 
 def final_json(benchmark, args, rows, ours, lens, extra=None):
@@ -531,6 +607,8 @@ def final_json(benchmark, args, rows, ours, lens, extra=None):
         ours_mean_leapfrog_tune=ours["mean_leapfrog_tune"],
         ours_mean_leapfrog_draws=ours["mean_leapfrog_draws"],
         ours_first_run=ours["first_run"],
+        ours_low_rank_mass_matrix=ours["low_rank_mass_matrix"],
+        ours_backend=ours.get("backend"),
         lenstronomy_seconds=lens["seconds"],
         lenstronomy_pso_seconds=lens["t_pso_full"],
         lenstronomy_emcee_seconds=lens["t_emcee_full"],

@@ -21,9 +21,8 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
+import _common as C  # benchmarks/ is on sys.path when run as a script
 import numpy as np
-
-import _common as C  # noqa: I001  (benchmarks/ is on sys.path when run as a script)
 import pymc as pm
 
 import pymc_tracers as pmt
@@ -51,7 +50,11 @@ def main():
             clumps = []
             for name, lo, hi, (x, y) in zip(NAMES, LOWER, UPPER, CLUMP_POSITIONS):
                 z = pm.Uniform(name, lo, hi)
-                clumps.append(pmt.Component(pmt.Exponential(x, y, r_eff=r_eff, amplitude=AMPLITUDE), pmt.Constant(z)))
+                clumps.append(
+                    pmt.Component(
+                        pmt.Exponential(x, y, r_eff=r_eff, amplitude=AMPLITUDE), pmt.Constant(z)
+                    )
+                )
             _, metallicity = pmt.observe(clumps, galaxy.grid, galaxy.psf, tracer_scale="linear")
             pmt.tracer_likelihood("metallicity", metallicity, data, sigma=sigma)
         return model
@@ -62,7 +65,10 @@ def main():
     partition = [[[i], [i]] for i in range(3)]
     model, _ = C.tracer_model_source(galaxy, ["SERSIC"] * 3, ["UNIFORM"] * 3, partition)
     R_s, amp = C.sersic_to_lenstronomy(r_eff, AMPLITUDE, n=1.0)
-    kwargs_light = [dict(amp=amp, R_sersic=R_s, n_sersic=1.0, center_x=x, center_y=y) for x, y in CLUMP_POSITIONS]
+    kwargs_light = [
+        dict(amp=amp, R_sersic=R_s, n_sersic=1.0, center_x=x, center_y=y)
+        for x, y in CLUMP_POSITIONS
+    ]
 
     def tracer_map(p):
         return model.tracer_model([dict(amp=v) for v in p], [], kwargs_light, de_lensed=True)
@@ -72,8 +78,12 @@ def main():
 
     likelihood = C.GenericLikelihood(NAMES, LOWER, UPPER, loglike, used.sum())
     lens = C.run_lenstronomy(
-        likelihood, budget=lens_budget, sigma_start=SIGMA_START, seed=args.sampler_seed,
-        max_seconds=args.max_lenstronomy_seconds, quick=args.quick,
+        likelihood,
+        budget=lens_budget,
+        sigma_start=SIGMA_START,
+        seed=args.sampler_seed,
+        max_seconds=args.max_lenstronomy_seconds,
+        quick=args.quick,
     )
     t_true = np.array([truth[n] for n in NAMES])
     mismatch = -2 * C.chi2_loglike(tracer_map(t_true), galaxy.true_tracer_map, sigma, used)
@@ -84,13 +94,25 @@ def main():
     rows = C.compare_parameters(NAMES, truth, ours_s, lens_s)
     C.print_table(
         f"clumps: three constant metallicities free, {used.sum()} pixels{' (QUICK)' if args.quick else ''}",
-        rows, ours, lens,
+        rows,
+        ours,
+        lens,
     )
-    print(f"  forward-model mismatch at the truth: chi2(lenstronomy model vs noiseless pmt map) = {mismatch:.3g}")
-    C.final_json("clumps", args, rows, ours, lens, extra=dict(
-        n_pixels=int(used.sum()), lenstronomy_truth_chi2_vs_pmt_model=mismatch,
-        lenstronomy_pso_best=dict(zip(NAMES, lens["best"].tolist())),
-    ))
+    print(
+        f"  forward-model mismatch at the truth: chi2(lenstronomy model vs noiseless pmt map) = {mismatch:.3g}"
+    )
+    C.final_json(
+        "clumps",
+        args,
+        rows,
+        ours,
+        lens,
+        extra=dict(
+            n_pixels=int(used.sum()),
+            lenstronomy_truth_chi2_vs_pmt_model=mismatch,
+            lenstronomy_pso_best=dict(zip(NAMES, lens["best"].tolist())),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
+import _common as C  # benchmarks/ is on sys.path when run as a script
 import numpy as np
-
-import _common as C  # noqa: I001  (benchmarks/ is on sys.path when run as a script)
 import pymc as pm
 
 import pymc_tracers as pmt
@@ -49,7 +48,9 @@ def main():
             central = pm.Uniform("central", LOWER[0], UPPER[0])
             gradient = pm.Uniform("gradient", LOWER[1], UPPER[1])
             disc = pmt.Component(
-                pmt.Exponential(truth["x0"], truth["y0"], r_eff=truth["r_eff"], amplitude=truth["amplitude"]),
+                pmt.Exponential(
+                    truth["x0"], truth["y0"], r_eff=truth["r_eff"], amplitude=truth["amplitude"]
+                ),
                 pmt.LinearGradient(truth["x0"], truth["y0"], central=central, gradient=gradient),
             )
             _, metallicity = pmt.observe(disc, galaxy.grid, galaxy.psf, tracer_scale="linear")
@@ -61,7 +62,9 @@ def main():
     # ------------------------------------------------------------------ lenstronomy
     model, _ = C.tracer_model_source(galaxy, ["SERSIC"], ["LINEAR"], [[[0], [0]]])
     R_s, amp = C.sersic_to_lenstronomy(truth["r_eff"], truth["amplitude"], n=1.0)
-    kwargs_light = [dict(amp=amp, R_sersic=R_s, n_sersic=1.0, center_x=truth["x0"], center_y=truth["y0"])]
+    kwargs_light = [
+        dict(amp=amp, R_sersic=R_s, n_sersic=1.0, center_x=truth["x0"], center_y=truth["y0"])
+    ]
 
     def tracer_map(p):
         kwargs_tracer = [dict(amp=p[0], k=p[1], center_x=truth["x0"], center_y=truth["y0"])]
@@ -72,8 +75,12 @@ def main():
 
     likelihood = C.GenericLikelihood(NAMES, LOWER, UPPER, loglike, used.sum())
     lens = C.run_lenstronomy(
-        likelihood, budget=lens_budget, sigma_start=SIGMA_START, seed=args.sampler_seed,
-        max_seconds=args.max_lenstronomy_seconds, quick=args.quick,
+        likelihood,
+        budget=lens_budget,
+        sigma_start=SIGMA_START,
+        seed=args.sampler_seed,
+        max_seconds=args.max_lenstronomy_seconds,
+        quick=args.quick,
     )
 
     # how far apart the two forward models are at the truth (lenstronomy zero-pads the field
@@ -86,14 +93,26 @@ def main():
     lens_s = {n: lens["samples"][:, i] for i, n in enumerate(NAMES)}
     rows = C.compare_parameters(NAMES, truth, ours_s, lens_s)
     C.print_table(
-        f"fig3: FWHM 1.5\", central + gradient free, {used.sum()} pixels{' (QUICK)' if args.quick else ''}",
-        rows, ours, lens,
+        f'fig3: FWHM 1.5", central + gradient free, {used.sum()} pixels{" (QUICK)" if args.quick else ""}',
+        rows,
+        ours,
+        lens,
     )
-    print(f"  forward-model mismatch at the truth: chi2(lenstronomy model vs noiseless pmt map) = {mismatch:.3g}")
-    C.final_json("fig3", args, rows, ours, lens, extra=dict(
-        n_pixels=int(used.sum()), lenstronomy_truth_chi2_vs_pmt_model=mismatch,
-        lenstronomy_pso_best=dict(zip(NAMES, lens["best"].tolist())),
-    ))
+    print(
+        f"  forward-model mismatch at the truth: chi2(lenstronomy model vs noiseless pmt map) = {mismatch:.3g}"
+    )
+    C.final_json(
+        "fig3",
+        args,
+        rows,
+        ours,
+        lens,
+        extra=dict(
+            n_pixels=int(used.sum()),
+            lenstronomy_truth_chi2_vs_pmt_model=mismatch,
+            lenstronomy_pso_best=dict(zip(NAMES, lens["best"].tolist())),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,8 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
+import _common as C  # benchmarks/ is on sys.path when run as a script
 import numpy as np
-
-import _common as C  # noqa: I001  (benchmarks/ is on sys.path when run as a script)
 import pymc as pm
 
 import pymc_tracers as pmt
@@ -73,7 +72,18 @@ SIGMA_START = np.array([0.005, 0.005, 0.005, 0.005, 0.01, 0.01])
 
 
 def main():
-    args = C.parse_args(__doc__.splitlines()[0], max_lenstronomy_seconds=1800.0, draws=500, tune=500)
+    def extra(parser):
+        parser.add_argument(
+            "--convolve-at",
+            choices=["subpixel", "pixel"],
+            default="subpixel",
+            help="ours: exact sub-pixel convolution (default, the same model lenstronomy runs) or "
+            "pmt's pixel-scale convolution (s^2 smaller FFTs, errors in docs/forward_model.md)",
+        )
+
+    args = C.parse_args(
+        __doc__.splitlines()[0], extra=extra, max_lenstronomy_seconds=1800.0, draws=500, tune=500
+    )
     lens_budget, ours_budget = C.budgets(args)
     galaxy = pmt.simulate.figure3_galaxy(1.5, seed=args.seed, tracer_scale="linear")
     truth = galaxy.truth
@@ -89,7 +99,9 @@ def main():
                 pmt.Exponential(p["x0"], p["y0"], r_eff=p["r_eff"], amplitude=p["amplitude"]),
                 pmt.LinearGradient(p["x0"], p["y0"], central=p["central"], gradient=p["gradient"]),
             )
-            image, metallicity = pmt.observe(disc, galaxy.grid, galaxy.psf, tracer_scale="linear")
+            image, metallicity = pmt.observe(
+                disc, galaxy.grid, galaxy.psf, tracer_scale="linear", convolve_at=args.convolve_at
+            )
             pmt.image_likelihood("light", image, i_data, sigma=i_sigma)
             pmt.tracer_likelihood("metallicity", metallicity, t_data, sigma=t_sigma)
         return model
@@ -109,12 +121,20 @@ def main():
 
     def loglike(q):
         image, tracer = maps(q)
-        return C.chi2_loglike(image, i_data, i_sigma, i_used) + C.chi2_loglike(tracer, t_data, t_sigma, t_used)
+        return C.chi2_loglike(image, i_data, i_sigma, i_used) + C.chi2_loglike(
+            tracer, t_data, t_sigma, t_used
+        )
 
-    likelihood = C.GenericLikelihood(LENS_NAMES, LENS_LOWER, LENS_UPPER, loglike, t_used.sum() + i_used.sum())
+    likelihood = C.GenericLikelihood(
+        LENS_NAMES, LENS_LOWER, LENS_UPPER, loglike, t_used.sum() + i_used.sum()
+    )
     lens = C.run_lenstronomy(
-        likelihood, budget=lens_budget, sigma_start=SIGMA_START, seed=args.sampler_seed,
-        max_seconds=args.max_lenstronomy_seconds, quick=args.quick,
+        likelihood,
+        budget=lens_budget,
+        sigma_start=SIGMA_START,
+        seed=args.sampler_seed,
+        max_seconds=args.max_lenstronomy_seconds,
+        quick=args.quick,
     )
     t_true = to_lenstronomy([truth[n] for n in NAMES])
     image_true, tracer_true = maps(t_true)
@@ -130,16 +150,27 @@ def main():
     C.print_table(
         f"joint: light + tracer, 6 free (n = 1 fixed), {t_used.sum()} + {i_used.sum()} pixels"
         f"{' (QUICK)' if args.quick else ''}",
-        rows, ours, lens,
+        rows,
+        ours,
+        lens,
     )
-    print(f"  forward-model mismatch at the truth: chi2(lenstronomy vs noiseless pmt) image = {mismatch_image:.3g},"
-          f" tracer = {mismatch_tracer:.3g}")
-    C.final_json("joint", args, rows, ours, lens, extra=dict(
-        n_pixels=dict(light=int(i_used.sum()), metallicity=int(t_used.sum())),
-        sersic_n="fixed at 1",
-        lenstronomy_truth_chi2_vs_pmt_model=dict(image=mismatch_image, tracer=mismatch_tracer),
-        lenstronomy_pso_best=dict(zip(NAMES, from_lenstronomy(lens["best"]).tolist())),
-    ))
+    print(
+        f"  forward-model mismatch at the truth: chi2(lenstronomy vs noiseless pmt) image = {mismatch_image:.3g},"
+        f" tracer = {mismatch_tracer:.3g}"
+    )
+    C.final_json(
+        "joint",
+        args,
+        rows,
+        ours,
+        lens,
+        extra=dict(
+            n_pixels=dict(light=int(i_used.sum()), metallicity=int(t_used.sum())),
+            sersic_n="fixed at 1",
+            lenstronomy_truth_chi2_vs_pmt_model=dict(image=mismatch_image, tracer=mismatch_tracer),
+            lenstronomy_pso_best=dict(zip(NAMES, from_lenstronomy(lens["best"]).tolist())),
+        ),
+    )
 
 
 if __name__ == "__main__":
