@@ -21,17 +21,7 @@ import pymc as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pymc_tracers as pmt  # noqa: E402
-
-
-def median_seconds(fn, repeats=20):
-    """Median wall time; ``fn`` must return a numpy array (JAX dispatches asynchronously)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from _timing import median_seconds  # noqa: E402
 
 
 def models():

@@ -26,18 +26,8 @@ import pymc as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pymc_tracers as pmt  # noqa: E402
+from _timing import median_seconds  # noqa: E402
 from pymc_tracers.convolution import fft_shape  # noqa: E402
-
-
-def median_seconds(fn, repeats=30, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def build(fwhm, supersampling=3):

@@ -26,6 +26,7 @@ import pytensor.tensor as pt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pymc_tracers as pmt  # noqa: E402
+from _timing import median_seconds  # noqa: E402
 
 
 def single_galaxy_graph(size, supersampling, fwhm):
@@ -71,16 +72,6 @@ def simulate_batch(grid, fwhm, n, rng):
         )
     stacked = [np.stack([maps[i % len(maps)][k] for i in range(n)]) for k in range(4)]
     return truth, stacked
-
-
-def median_seconds(fn, repeats=10):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main():

@@ -33,11 +33,13 @@ def test_correlation_is_the_adjoint(rng):
 def test_gradients_through_the_fft_op(rng):
     kernel = rng.uniform(size=(5, 5))
     weights = rng.normal(size=(8, 9))
+    # verify_grad raises if the analytic and finite-difference gradients differ
     verify_grad(
         lambda x: FixedKernelConvolution(kernel)(x) * weights,
         [rng.normal(size=(12, 13))],
         rng=rng,
     )
+    # verify_grad raises if the analytic and finite-difference gradients differ
     verify_grad(lambda g: FixedKernelCorrelation(kernel)(g), [rng.normal(size=(6, 7))], rng=rng)
 
 

@@ -243,6 +243,7 @@ def test_gradients_with_respect_to_every_parameter(rng):
         return pt.sum(w_image * image) + pt.sum(w_tracer * tracer)
 
     point = [0.03, -0.02, 0.35, 1.3, 1.0, 0.7, 0.4, 8.4, -0.3, 0.8, 0.2, 0.3, 8.0]
+    # verify_grad raises if the analytic and finite-difference gradients differ
     verify_grad(model, point, rng=rng, eps=1e-6, abs_tol=1e-5, rel_tol=1e-5)
 
 
@@ -256,6 +257,8 @@ def test_moffat_width_and_beta_gradients(rng):
         )
         image, tracer = pmt.observe(comp, grid, pmt.MoffatPSF(fwhm, beta, radius=0.4), "linear")
         return pt.sum(w * tracer) + pt.sum(w * image)
+
+    # verify_grad raises if the analytic and finite-difference gradients differ
 
     verify_grad(model, [0.25, 3.0], rng=rng, eps=1e-6, abs_tol=1e-5, rel_tol=1e-5)
 
@@ -343,5 +346,7 @@ def test_pixel_scale_convolution_gradients(rng):
         comp = pmt.Component(pmt.Exponential(0.02, 0.0, r_eff), pmt.LinearGradient(0.02, 0.0, 8.0, gradient))
         image, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.5), "log", convolve_at="pixel")
         return pt.sum(w * image) + pt.sum(w * tracer)
+
+    # verify_grad raises if the analytic and finite-difference gradients differ
 
     verify_grad(model, [0.3, -0.2, 0.3], rng=rng, eps=1e-6, abs_tol=1e-5, rel_tol=1e-5)

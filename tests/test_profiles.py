@@ -89,12 +89,16 @@ def test_sersic_gradients_in_every_parameter(rng):
     def sb(x0, y0, r_eff, n, amplitude, q, phi):
         return pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi).surface_brightness(x, y)
 
+    # verify_grad raises if the analytic and finite-difference gradients differ
+
     verify_grad(
         sb, [0.1, -0.2, 0.8, 1.7, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5
     )
 
     def gauss(x0, y0, sigma, amplitude, q, phi):
         return pmt.Gaussian(x0, y0, sigma, amplitude, q, phi).surface_brightness(x, y)
+
+    # verify_grad raises if the analytic and finite-difference gradients differ
 
     verify_grad(
         gauss, [0.1, -0.2, 0.8, 2.0, 0.6, 0.3], rng=rng, eps=1e-7, abs_tol=1e-5, rel_tol=1e-5
