@@ -110,9 +110,10 @@ def parse_args(description, extra=None, max_lenstronomy_seconds=None, draws=None
     )
     parser.add_argument(
         "--low-rank-mass-matrix",
-        action="store_true",
-        help="ours: nutpie's low-rank modified mass matrix (pmt.fit's default) instead of the "
-        "diagonal one nutpie.sample uses by default",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ours: nutpie's low-rank modified mass matrix (pmt.fit's default); "
+        "--no-low-rank-mass-matrix uses the diagonal one",
     )
     parser.add_argument(
         "--backend",
