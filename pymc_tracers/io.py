@@ -1163,8 +1163,12 @@ def _cutout(arrays: dict, frame: SkyFrame, center, size):
         raise ValueError(f"the cut-out around {center} does not overlap the maps") from None
     out = {}
     for role, a in arrays.items():
-        fill = -1 if role == "bins" else (False if a.dtype == bool else np.nan)
-        dtype = a.dtype if a.dtype.kind in "bi" else float
+        if role == "bins":
+            fill, dtype = -1, np.int64
+        elif a.dtype == bool:
+            fill, dtype = False, bool
+        else:
+            fill, dtype = np.nan, float
         new = np.full(cut.shape, fill, dtype=dtype)
         new[cut.slices_cutout] = a[cut.slices_original]
         out[role] = new

@@ -406,6 +406,16 @@ def test_cutout_keeps_the_wcs(mef):
     assert edge.shape == (10, 10)
     assert np.isnan(edge.image[0, 0]) and not edge.image_mask[0, 0]
     assert edge.image[4, 4] == mef["flux"][0, 0]
+    # integer images and bin maps are cut too (outside: NaN, bin -1)
+    counts = io.GalaxyData.from_arrays(
+        image=np.arange(525).reshape(mef["shape"]),
+        bins=np.zeros(mef["shape"], int),
+        wcs=mef["wcs"],
+        center=mef["wcs"].pixel_to_world(0, 0),
+        cutout_size=5,
+    )
+    assert counts.image[2, 2] == 0 and np.isnan(counts.image[0, 0])
+    assert counts.bin_map[0, 0] == -1 and counts.bin_map[2, 2] == 0
 
 
 # ------------------------------------------------------------------------------ PSF files
@@ -766,3 +776,22 @@ def test_galaxy_data_feeds_the_likelihood(tmp_path):
         _, tracer = pmt.observe(disc, data.grid, pmt.GaussianPSF(0.5), tracer_scale="log")
         pmt.tracer_likelihood("OH", tracer, **data.tracer_data())
     np.testing.assert_array_equal(model.coords["OH_pixel"], np.flatnonzero(data.tracer_mask))
+
+
+def test_plane_of_a_cube_and_a_float_mask(tmp_path):
+    shape = (5, 6)
+    wcs = make_wcs(shape, 0.5)
+    cube = np.stack([np.full(shape, k, dtype=float) for k in range(3)])
+    header = wcs.to_header()
+    header["BUNIT"] = "km/s"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube, header, name="V")]).writeto(
+        tmp_path / "cube.fits"
+    )
+    data = io.read_maps(tracer=(tmp_path / "cube.fits", "V", 2))
+    np.testing.assert_array_equal(data.tracer_map, 2.0)
+    assert data.sources["tracer"] == "cube.fits[V][2]"
+    with pytest.raises(ValueError, match=r"has shape \(3, 5, 6\); a map must be 2-D"):
+        io.read_maps(tracer=(tmp_path / "cube.fits", "V"))
+    assert io.moffat_fwhm_at(
+        6891 * u.AA, fwhm_ref=0.8, wavelength_ref=700 * u.nm, slope=-3e-5
+    ) == pytest.approx(0.8 + 3e-5 * 109)
