@@ -34,7 +34,8 @@ from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top o
     tracer_likelihood,
 )
 from pymc_tracers.fitting import ConvergenceWarning, Fitter, Result, fit  # noqa: E402
-from pymc_tracers.compare import bic, compare, delta_bic  # noqa: E402
+from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
+from pymc_tracers import comparison, cosmology, population  # noqa: E402
 from pymc_tracers import baselines, data, simulate  # noqa: E402
 
 __version__ = "0.1.0"
@@ -67,6 +68,9 @@ __all__ = [
     "bic",
     "delta_bic",
     "compare",
+    "comparison",
+    "cosmology",
+    "population",
     "baselines",
     "data",
     "simulate",

@@ -1,0 +1,473 @@
+"""Name-first hierarchical priors over a ``galaxy`` dimension (PyMC style).
+
+Each helper takes the variable's name first, then its parameters (floats or PyMC variables),
+creates its random variables in the model on the context stack with ``dims="galaxy"`` and
+returns the per-galaxy variable. Extra ``**kwargs`` go to the per-galaxy PyMC distribution
+(``initval``, ``transform``...). Per-galaxy variables are **non-centred** by default
+(``name = mean + scale * name_offset`` with ``name_offset ~ Normal(0, 1)``), which samples well
+when each galaxy's data constrain it weakly compared with the population spread, the usual
+case for gradients of small, PSF-smeared galaxies; ``centered=True`` gives
+``name ~ Normal(mean, scale)`` directly (better when every galaxy is measured precisely).
+
+Relations of a per-galaxy quantity ``y`` (e.g. a metallicity gradient, dex/kpc) with a
+covariate ``x`` (e.g. log10 stellar mass, dex), with ``d = x - pivot``:
+
+- :func:`linear_relation`: ``y = intercept + slope d + scatter(x) eps``;
+- :func:`quadratic_relation`: ``y = intercept + slope d + curvature d^2 + scatter(x) eps``;
+- :func:`broken_linear_relation`: two slopes joined smoothly at a break (a broken power law
+  when ``x`` and ``y`` are logarithms).
+
+In all three the intrinsic scatter may depend on the covariate, log-linearly:
+``log10 scatter(x) = log10 scatter + scatter_slope d``, so ``scatter`` is the scatter at the
+pivot (same units as ``y``) and ``scatter_slope < 0`` makes it grow towards low ``x`` as found
+for gradients against stellar mass (Wang et al. 2020). Measured covariates with errors
+(``covariate_error=``) become latent true values with a Gaussian population (Kelly 2007).
+
+Example
+-------
+>>> with pm.Model(coords={"galaxy": ids}):
+...     intercept = pm.Normal("intercept", 0.0, 0.1)         # dex/kpc at the pivot mass
+...     slope = pm.Normal("slope", 0.0, 0.1)                 # dex/kpc per dex of mass
+...     scatter = pm.HalfNormal("scatter", 0.1)              # dex/kpc
+...     gradient = pmt.population.linear_relation(
+...         "gradient", log_mass, intercept=intercept, slope=slope, scatter=scatter, pivot=10.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
+
+__all__ = [
+    "broken_linear_mean",
+    "broken_linear_relation",
+    "hierarchical_normal",
+    "linear_mean",
+    "linear_relation",
+    "quadratic_mean",
+    "quadratic_relation",
+    "scatter_at",
+]
+
+
+# ---------------------------------------------------------------------------- mean functions
+# Plain algebra: they work on floats, arrays (posterior draws broadcast against covariates)
+# and PyTensor tensors alike, so the model, the simulations and the plots share them.
+
+
+def linear_mean(x, intercept, slope, pivot=0.0):
+    """``intercept + slope (x - pivot)``."""
+    return intercept + slope * (x - pivot)
+
+
+def quadratic_mean(x, intercept, slope, curvature, pivot=0.0):
+    """``intercept + slope (x - pivot) + curvature (x - pivot)^2``."""
+    d = x - pivot
+    return intercept + slope * d + curvature * d**2
+
+
+def _softplus(t):
+    if isinstance(t, Variable):
+        return pt.softplus(t)
+    return np.logaddexp(0.0, t)
+
+
+def broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width):
+    """Two straight lines joined smoothly at ``break_point``.
+
+    ``intercept + slope_low d + (slope_high - slope_low) width [softplus(d / width) - ln 2]``
+    with ``d = x - break_point``: the value at the break is ``intercept``; well below it
+    (``d << -width``) the slope is ``slope_low``, well above it ``slope_high``. The two
+    asymptotic lines meet ``(slope_high - slope_low) width ln 2`` below ``intercept``; ``width``
+    (covariate units) sets how gradual the transition is, and keeps the curve smooth for NUTS.
+    """
+    d = x - break_point
+    return (
+        intercept
+        + slope_low * d
+        + (slope_high - slope_low) * width * (_softplus(d / width) - np.log(2.0))
+    )
+
+
+def scatter_at(x, scatter, scatter_slope=None, pivot=0.0):
+    """Intrinsic scatter at covariate ``x``: ``scatter * 10**(scatter_slope (x - pivot))``."""
+    if scatter_slope is None:
+        return scatter + 0.0 * x
+    return scatter * 10.0 ** (scatter_slope * (x - pivot))
+
+
+# ---------------------------------------------------------------------------- validation
+def _dim_name(dims):
+    if isinstance(dims, str):
+        return dims
+    if isinstance(dims, (tuple, list)) and len(dims) == 1 and isinstance(dims[0], str):
+        return dims[0]
+    raise ValueError(f"dims must name one dimension (e.g. dims='galaxy'); got {dims!r}")
+
+
+def _galaxy_length(model, dim, n=None, what="covariate"):
+    """Length of the galaxy coordinate, created from ``n`` when the model has none yet."""
+    coords = model.coords.get(dim)
+    if coords is None:
+        if n is None:
+            raise ValueError(
+                f"the model has no {dim!r} coordinate, so the number of galaxies is unknown; "
+                f"create the model with pm.Model(coords={{{dim!r}: galaxy_ids}})"
+            )
+        model.add_coord(dim, np.arange(n))
+        return n
+    if n is not None and len(coords) != n:
+        raise ValueError(
+            f"{what} has {n} values but the model's {dim!r} coordinate has {len(coords)} "
+            "galaxies; give one value per galaxy, in the coordinate's order"
+        )
+    return len(coords)
+
+
+def _check_per_galaxy(value, label, n, positive=False):
+    """Floats or per-galaxy arrays: finite, (> 0), broadcastable to the galaxies."""
+    if isinstance(value, Variable):
+        shape = value.type.shape
+        if len(shape) > 1 or (len(shape) == 1 and shape[0] not in (None, 1, n)):
+            raise ValueError(
+                f"{label} has shape {shape}; give a scalar or one value per galaxy ({n})"
+            )
+        return value
+    array = np.asarray(value, dtype=float)
+    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] not in (1, n)):
+        raise ValueError(
+            f"{label} has shape {array.shape}; give a scalar or one value per galaxy ({n})"
+        )
+    bad = ~np.isfinite(array) | ((array <= 0) if positive else False)
+    if np.any(bad):
+        i = int(np.flatnonzero(np.atleast_1d(bad))[0])
+        where = f" for galaxy {i}" if array.ndim else ""
+        need = "finite and > 0" if positive else "finite"
+        raise ValueError(f"{label} must be {need}; got {np.atleast_1d(array)[i]}{where}")
+    return array
+
+
+def _covariate(x, label="covariate"):
+    """A 1-D float array of covariates; NaN/inf raise, naming the galaxy."""
+    if isinstance(x, Variable):
+        if x.type.ndim != 1:
+            raise ValueError(f"{label} must be 1-D (one value per galaxy); got ndim={x.type.ndim}")
+        return x, x.type.shape[0]
+    array = np.asarray(x, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{label} must be 1-D (one value per galaxy); got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"{label} is {array[bad[0]]} for galaxy {int(bad[0])} ({bad.size} non-finite value"
+            f"{'s' if bad.size > 1 else ''} in all, at indices {bad[:10].tolist()}); remove those "
+            "galaxies or give their covariate a value and a large covariate_error"
+        )
+    return array, array.shape[0]
+
+
+def _per_galaxy_normal(name, mean, scale, dim, centered, kwargs):
+    if centered:
+        return pm.Normal(name, mu=mean, sigma=scale, dims=dim, **kwargs)
+    offset = pm.Normal(f"{name}_offset", mu=0.0, sigma=1.0, dims=dim, **kwargs)
+    return pm.Deterministic(name, mean + scale * offset, dims=dim)
+
+
+# ---------------------------------------------------------------------------- helpers
+def hierarchical_normal(name, mu, tau, *, dims="galaxy", centered=False, **kwargs):
+    """Per-galaxy parameters drawn from a population ``Normal(mu, tau)``.
+
+    Parameters
+    ----------
+    name : str
+        Name of the per-galaxy variable (e.g. ``"gradient"``).
+    mu : float, array or PyMC variable
+        Population mean (units of the parameter); a scalar or one value per galaxy.
+    tau : float, array or PyMC variable
+        Population standard deviation (same units, > 0).
+    dims : str
+        The galaxy dimension; the model must have this coordinate.
+    centered : bool
+        ``False`` (default): ``name = mu + tau * name_offset``, ``name_offset ~ Normal(0, 1)``
+        (a Deterministic); ``True``: ``name ~ Normal(mu, tau)``.
+    **kwargs
+        Passed to the PyMC ``Normal`` (``name_offset`` when non-centred).
+
+    Returns
+    -------
+    The per-galaxy variable, shape ``(n_galaxies,)``, dims ``(dims,)``.
+    """
+    model = pm.modelcontext(None)
+    dim = _dim_name(dims)
+    n = _galaxy_length(model, dim)
+    mu = _check_per_galaxy(mu, "mu", n)
+    tau = _check_per_galaxy(tau, "tau", n, positive=True)
+    return _per_galaxy_normal(name, mu, tau, dim, centered, kwargs)
+
+
+def _latent_covariate(name, x, n, covariate_error, covariate_prior, dim, centered):
+    """Latent true covariates with a Gaussian population, observed with known errors."""
+    if isinstance(x, Variable):
+        raise TypeError("covariate_error needs the measured covariates as an array, not a tensor")
+    error = _check_per_galaxy(covariate_error, "covariate_error", n, positive=True)
+    if covariate_prior is None:
+        spread = float(np.std(x)) if n > 1 else 1.0
+        spread = spread if spread > 0 else 1.0
+        loc = pm.Normal(f"{name}_covariate_mu", mu=float(np.mean(x)), sigma=3.0 * spread)
+        width = pm.HalfNormal(f"{name}_covariate_sigma", sigma=3.0 * spread)
+    else:
+        try:
+            loc, width = covariate_prior
+        except (TypeError, ValueError):
+            raise ValueError(
+                "covariate_prior must be a pair (mean, sd) of the true covariates' population "
+                f"(floats or PyMC variables); got {covariate_prior!r}"
+            ) from None
+        loc = _check_per_galaxy(loc, "covariate_prior mean", n)
+        width = _check_per_galaxy(width, "covariate_prior sd", n, positive=True)
+    latent = _per_galaxy_normal(f"{name}_covariate", loc, width, dim, centered, {})
+    pm.Normal(f"{name}_covariate_observed", mu=latent, sigma=error, observed=x, dims=dim)
+    return latent
+
+
+def _relation(
+    name,
+    covariate,
+    mean_fn,
+    *,
+    scatter,
+    scatter_slope,
+    pivot,
+    covariate_error,
+    covariate_prior,
+    covariate_centered,
+    dims,
+    centered,
+    kwargs,
+):
+    model = pm.modelcontext(None)
+    dim = _dim_name(dims)
+    x, n = _covariate(covariate)
+    n = _galaxy_length(model, dim, n)
+    if not np.isfinite(pivot):
+        raise ValueError(f"pivot must be a finite number (covariate units); got {pivot!r}")
+    scatter = _check_per_galaxy(scatter, "scatter", n, positive=True)
+    if scatter_slope is not None:
+        scatter_slope = _check_per_galaxy(scatter_slope, "scatter_slope", n)
+    if covariate_error is not None:
+        x = _latent_covariate(name, x, n, covariate_error, covariate_prior, dim, covariate_centered)
+    elif covariate_prior is not None:
+        raise ValueError("covariate_prior only applies with covariate_error= (latent covariates)")
+    mean = mean_fn(x)
+    sigma = scatter_at(x, scatter, scatter_slope, pivot)
+    return _per_galaxy_normal(name, mean, sigma, dim, centered, kwargs)
+
+
+_RELATION_PARAMETERS = """
+    scatter : float or PyMC variable
+        Intrinsic scatter at the pivot (units of ``y``, > 0).
+    scatter_slope : float or PyMC variable, optional
+        ``d log10(scatter) / d x`` (dex of scatter per covariate unit); constant scatter if
+        None. Negative values make the scatter grow towards low covariate values.
+    covariate_error : float or array, optional
+        1-sigma measurement errors of the covariates (> 0). The true covariates become latent
+        variables ``<name>_covariate`` with a Gaussian population and the measurements an
+        observed variable ``<name>_covariate_observed``.
+    covariate_prior : (mean, sd), optional
+        Population of the true covariates (floats or PyMC variables). Default: hyperpriors
+        ``<name>_covariate_mu ~ Normal(mean(x), 3 std(x))`` and
+        ``<name>_covariate_sigma ~ HalfNormal(3 std(x))``.
+    covariate_centered : bool
+        Parametrisation of the latent covariates (default centred: measured covariates are
+        usually precise compared with the sample's spread).
+    dims : str
+        The galaxy dimension; created with labels ``0..N-1`` if the model lacks it.
+    centered : bool
+        Non-centred (default) or centred per-galaxy scatter (see the module docstring).
+    **kwargs
+        Passed to the per-galaxy PyMC ``Normal``.
+
+    Returns
+    -------
+    The per-galaxy variable ``name``, shape ``(n_galaxies,)``, dims ``(dims,)``.
+
+    Raises
+    ------
+    ValueError
+        If a covariate is NaN or infinite (the message names the galaxy), if the number of
+        covariates differs from the galaxy coordinate, or if a scatter or error is <= 0.
+"""
+
+
+def linear_relation(
+    name,
+    covariate,
+    *,
+    intercept,
+    slope,
+    scatter,
+    pivot=0.0,
+    scatter_slope=None,
+    covariate_error=None,
+    covariate_prior=None,
+    covariate_centered=True,
+    dims="galaxy",
+    centered=False,
+    **kwargs,
+):
+    """Per-galaxy values on a line in a covariate, with intrinsic scatter.
+
+    ``y_i = intercept + slope (x_i - pivot) + scatter(x_i) eps_i``, ``eps_i ~ Normal(0, 1)``.
+
+    Parameters
+    ----------
+    name : str
+        Name of the per-galaxy variable (e.g. ``"gradient"``, dex/kpc).
+    covariate : array_like, shape (n_galaxies,)
+        The covariate ``x`` of each galaxy (e.g. log10 M*/Msun, dex).
+    intercept : float or PyMC variable
+        ``y`` at the pivot (units of ``y``).
+    slope : float or PyMC variable
+        ``dy/dx`` (units of ``y`` per covariate unit).
+    pivot : float
+        Covariate value where ``intercept`` and ``scatter`` apply (covariate units); choose it
+        near the sample's median to decorrelate intercept and slope.
+    """
+    return _relation(
+        name,
+        covariate,
+        lambda x: linear_mean(x, intercept, slope, pivot),
+        scatter=scatter,
+        scatter_slope=scatter_slope,
+        pivot=pivot,
+        covariate_error=covariate_error,
+        covariate_prior=covariate_prior,
+        covariate_centered=covariate_centered,
+        dims=dims,
+        centered=centered,
+        kwargs=kwargs,
+    )
+
+
+def quadratic_relation(
+    name,
+    covariate,
+    *,
+    intercept,
+    slope,
+    curvature,
+    scatter,
+    pivot=0.0,
+    scatter_slope=None,
+    covariate_error=None,
+    covariate_prior=None,
+    covariate_centered=True,
+    dims="galaxy",
+    centered=False,
+    **kwargs,
+):
+    """Per-galaxy values on a parabola in a covariate, with intrinsic scatter.
+
+    ``y_i = intercept + slope d_i + curvature d_i^2 + scatter(x_i) eps_i``, ``d_i = x_i - pivot``.
+
+    Parameters
+    ----------
+    name, covariate, intercept, slope
+        As in :func:`linear_relation` (``slope`` is the derivative at the pivot).
+    curvature : float or PyMC variable
+        Units of ``y`` per covariate unit squared.
+    pivot : float
+        Covariate value where ``intercept`` and ``scatter`` apply (covariate units); choose it
+        near the sample's median to decorrelate intercept and slope.
+    """
+    return _relation(
+        name,
+        covariate,
+        lambda x: quadratic_mean(x, intercept, slope, curvature, pivot),
+        scatter=scatter,
+        scatter_slope=scatter_slope,
+        pivot=pivot,
+        covariate_error=covariate_error,
+        covariate_prior=covariate_prior,
+        covariate_centered=covariate_centered,
+        dims=dims,
+        centered=centered,
+        kwargs=kwargs,
+    )
+
+
+def broken_linear_relation(
+    name,
+    covariate,
+    *,
+    intercept,
+    slope_low,
+    slope_high,
+    break_point,
+    scatter,
+    width=0.1,
+    pivot=None,
+    scatter_slope=None,
+    covariate_error=None,
+    covariate_prior=None,
+    covariate_centered=True,
+    dims="galaxy",
+    centered=False,
+    **kwargs,
+):
+    """Per-galaxy values on two lines joined smoothly at a break, with intrinsic scatter.
+
+    The mean is :func:`broken_linear_mean` (``intercept`` is its value at ``break_point``);
+    with ``x`` and ``y`` logarithms it is a smoothly broken power law.
+
+    Parameters
+    ----------
+    name, covariate
+        As in :func:`linear_relation`.
+    intercept : float or PyMC variable
+        ``y`` at the break (units of ``y``).
+    slope_low, slope_high : float or PyMC variable
+        Slopes below and above the break (units of ``y`` per covariate unit).
+    break_point : float or PyMC variable
+        Covariate value of the break (covariate units); give it a prior inside the sample's
+        range, the break is unconstrained outside it.
+    width : float or PyMC variable
+        Smoothing width of the break (covariate units, > 0; default 0.1). Over about
+        ``+-3 width`` the slope changes from ``slope_low`` to ``slope_high``.
+    pivot : float, optional
+        Where ``scatter`` applies (covariate units); defaults to ``break_point`` when that is
+        a number. Required with ``scatter_slope`` when the break is fitted.
+    """
+    if not isinstance(width, Variable) and not (np.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a finite number > 0 (covariate units); got {width!r}")
+    if pivot is None:
+        if not isinstance(break_point, Variable):
+            pivot = float(break_point)
+        elif scatter_slope is None:
+            pivot = 0.0  # unused: the scatter is the same everywhere
+        else:
+            raise ValueError(
+                "give pivot= (the covariate value where `scatter` applies) when the break point "
+                "is fitted and the scatter varies with the covariate"
+            )
+    return _relation(
+        name,
+        covariate,
+        lambda x: broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width),
+        scatter=scatter,
+        scatter_slope=scatter_slope,
+        pivot=pivot,
+        covariate_error=covariate_error,
+        covariate_prior=covariate_prior,
+        covariate_centered=covariate_centered,
+        dims=dims,
+        centered=centered,
+        kwargs=kwargs,
+    )
+
+
+for _f in (linear_relation, quadratic_relation, broken_linear_relation):
+    _f.__doc__ = _f.__doc__.rstrip() + "\n" + _RELATION_PARAMETERS
+del _f
