@@ -33,7 +33,7 @@ def models():
         amplitude = pm.LogNormal("amplitude", 0.0, 1.0)
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
-        disc = pmt.Component(pmt.Exponential(x0, y0, r_eff, amplitude), pmt.LinearGradient(x0, y0, central, gradient))
+        disc = pmt.Component(pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude), pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient))
         image, tracer = pmt.observe(disc, galaxy.grid, galaxy.psf, "linear")
         pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)

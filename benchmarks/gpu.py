@@ -37,7 +37,7 @@ def single_galaxy_graph(size, supersampling, fwhm):
     z_data, z_sigma = pt.dmatrix("z_data"), pt.dmatrix("z_sigma")
     x0, y0, r_eff, amplitude, central, gradient = (params[i] for i in range(6))
     disc = pmt.Component(
-        pmt.Exponential(x0, y0, r_eff, amplitude), pmt.LinearGradient(x0, y0, central, gradient)
+        pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude), pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient)
     )
     image, tracer = pmt.observe(disc, grid, pmt.GaussianPSF(fwhm), "log", method="full")
     logp = pt.sum(pm.logp(pm.Normal.dist(image, light_sigma), light_data)) + pt.sum(
@@ -61,7 +61,7 @@ def simulate_batch(grid, fwhm, n, rng):
     maps = []
     for row in truth[: min(n, 8)]:  # simulate a few and reuse them (timing does not care)
         comp = pmt.Component(
-            pmt.Exponential(row[0], row[1], row[2], row[3]), pmt.LinearGradient(row[0], row[1], row[4], row[5])
+            pmt.Exponential(x0=row[0], y0=row[1], r_eff=row[2], amplitude=row[3]), pmt.LinearGradient(x0=row[0], y0=row[1], central=row[4], gradient=row[5])
         )
         image, tracer = pmt.evaluate(pmt.observe(comp, grid, pmt.GaussianPSF(fwhm), "log"))
         light_sigma = np.full(image.shape, 0.01 * image.max())

@@ -6,6 +6,8 @@ kernel, nothing wraps around an edge):
 * :class:`FixedKernelConvolution` for a fixed PSF: the kernel's Fourier transform is computed
   once per image shape and cached, so an evaluation costs one forward and one inverse real FFT
   of the rendered field, and so does its gradient (:class:`FixedKernelCorrelation`, the adjoint).
+  The kernel may be a stack ``(..., k1, k2)`` (one PSF per galaxy of a population) that
+  broadcasts against the leading axes of the images: one batched FFT for the whole sample.
   A circular convolution of period ``L >= M`` (M the rendered size) has wrap-around only in
   its first ``k - 1`` samples, which valid mode discards, so no extra zero-padding is needed.
 * ``pytensor.tensor.signal.convolve2d(..., mode="valid", method="fft")`` when the kernel is
@@ -40,6 +42,8 @@ class _KernelTransformCache:
 
     def __init__(self, kernel: np.ndarray):
         self.kernel = np.ascontiguousarray(kernel, dtype=np.float64)
+        if self.kernel.ndim < 2:
+            raise ValueError(f"kernel must have >= 2 dims (..., k1, k2); got {self.kernel.shape}")
         self.key = (self.kernel.shape, hashlib.sha1(self.kernel.tobytes()).hexdigest())
         self._transforms: dict = {}
 
@@ -56,9 +60,6 @@ class _FixedKernelOp(Op):
 
     def __init__(self, kernel):
         if not isinstance(kernel, _KernelTransformCache):
-            kernel = np.asarray(kernel, dtype=np.float64)
-            if kernel.ndim != 2:
-                raise ValueError(f"kernel must be 2-D; got shape {kernel.shape}")
             kernel = _KernelTransformCache(kernel)
         self._cache = kernel
         self.kernel_key = kernel.key
@@ -70,10 +71,17 @@ class _FixedKernelOp(Op):
     def _output_length(self, axis: int, n):
         raise NotImplementedError
 
+    @property
+    def kernel_shape(self) -> tuple[int, int]:
+        return self.kernel.shape[-2:]
+
     def make_node(self, x):
         x = pt.as_tensor_variable(x)
-        if x.ndim < 2:
-            raise ValueError(f"{type(self).__name__} needs images with >= 2 dims; got {x.ndim}")
+        if x.ndim < self.kernel.ndim:
+            raise ValueError(
+                f"{type(self).__name__}: images with {x.ndim} dims cannot take a kernel stack of "
+                f"shape {self.kernel.shape}; give the images the kernel's leading axes"
+            )
         if x.dtype not in ("float32", "float64"):
             x = pt.cast(x, "float64")
         lead = x.type.shape[:-2]
@@ -93,14 +101,14 @@ class FixedKernelConvolution(_FixedKernelOp):
     """Valid-mode convolution ``(..., M1, M2) -> (..., M1 - k1 + 1, M2 - k2 + 1)`` by FFT."""
 
     def _output_length(self, axis, n):
-        return n - self.kernel.shape[axis] + 1
+        return n - self.kernel_shape[axis] + 1
 
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = self.convolve(inputs[0])
 
     def convolve(self, x: np.ndarray) -> np.ndarray:
         """The numpy computation: valid-mode convolution of ``x`` (..., M1, M2)."""
-        k1, k2 = self.kernel.shape
+        k1, k2 = self.kernel_shape
         m1, m2 = x.shape[-2:]
         if m1 < k1 or m2 < k2:
             raise ValueError(f"image {x.shape[-2:]} is smaller than the kernel {self.kernel.shape}")
@@ -109,6 +117,7 @@ class FixedKernelConvolution(_FixedKernelOp):
         spectrum *= self._cache.transform(period, x.dtype)
         full = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
         valid = full[..., k1 - 1 : m1, k2 - 1 : m2]
+        _check_batch(valid, x)
         return np.ascontiguousarray(valid, dtype=x.dtype)
 
     def L_op(self, inputs, outputs, output_grads):
@@ -122,14 +131,14 @@ class FixedKernelCorrelation(_FixedKernelOp):
     """
 
     def _output_length(self, axis, n):
-        return n + self.kernel.shape[axis] - 1
+        return n + self.kernel_shape[axis] - 1
 
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = self.correlate(inputs[0])
 
     def correlate(self, g: np.ndarray) -> np.ndarray:
         """The numpy computation: full-mode correlation of ``g`` (..., N1, N2)."""
-        k1, k2 = self.kernel.shape
+        k1, k2 = self.kernel_shape
         m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
         period = fft_shape((m1, m2))
         spectrum = scipy.fft.rfft2(g, s=period, workers=FFT_WORKERS)
@@ -137,21 +146,31 @@ class FixedKernelCorrelation(_FixedKernelOp):
         corr = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
         # corr[j] = sum_i g[i] K[i - j]; the output index m corresponds to j = m - (k - 1)
         out = np.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2]
+        _check_batch(out, g)
         return np.ascontiguousarray(out, dtype=g.dtype)
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelConvolution(self._cache)(output_grads[0])]
 
 
+def _check_batch(out, x):
+    if out.shape[:-2] != x.shape[:-2]:
+        raise ValueError(
+            f"a kernel stack with leading shape {out.shape[:-2]} does not match images with "
+            f"leading shape {x.shape[:-2]}; broadcast the images to the kernel stack first"
+        )
+
+
 def convolve_valid(images, kernel):
-    """Valid-mode 2-D convolution of a batch of images with a PSF kernel.
+    """Valid-mode 2-D convolution of a batch of images with a PSF kernel (or kernel stack).
 
     Parameters
     ----------
     images : tensor, shape ``(..., M1, M2)``
-    kernel : ndarray or tensor, shape ``(k1, k2)``
+    kernel : ndarray or tensor, shape ``(..., k1, k2)``
         A numpy kernel takes the cached-FFT path; a symbolic one uses
-        ``pytensor.tensor.signal.convolve2d`` with the FFT method.
+        ``pytensor.tensor.signal.convolve2d`` with the FFT method. Leading kernel axes
+        broadcast against the images' leading axes.
 
     Returns
     -------
@@ -171,7 +190,7 @@ def _register_jax():
     def _jax_convolution(op, node=None, **kwargs):
         import jax.numpy as jnp
 
-        k1, k2 = op.kernel.shape
+        k1, k2 = op.kernel_shape
 
         def convolve(x):
             m1, m2 = x.shape[-2:]
@@ -186,7 +205,7 @@ def _register_jax():
     def _jax_correlation(op, node=None, **kwargs):
         import jax.numpy as jnp
 
-        k1, k2 = op.kernel.shape
+        k1, k2 = op.kernel_shape
 
         def correlate(g):
             m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
@@ -197,36 +216,29 @@ def _register_jax():
 
         return correlate
 
-    from pytensor.graph.basic import Constant as GraphConstant
-    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.basic import get_underlying_scalar_constant_value
+    from pytensor.tensor.exceptions import NotScalarConstantError
     from pytensor.tensor.signal.conv import Convolve2d
 
-    generic_blockwise = jax_funcify.dispatch(Blockwise)
-
-    @jax_funcify.register(Blockwise)
-    def _jax_blockwise(op, node=None, **kwargs):
+    @jax_funcify.register(Convolve2d)
+    def _jax_convolve2d(op, node, **kwargs):
         """PyTensor's 2-D convolution (used for fitted PSFs) has no JAX implementation.
 
-        Its mode ("full"/"valid") is a graph input, constant once shapes are known; it must be
-        read here, before JAX traces it, because the output shape depends on it.
+        Its mode is a graph input; the output shape depends on it, so it must be a constant
+        when JAX traces (PyTensor does the same for ``Convolve1d``). Blockwise hands the core
+        op its unbatched inputs, so the constant is visible here.
         """
-        if not (isinstance(op.core_op, Convolve2d) and node is not None
-                and isinstance(node.inputs[2], GraphConstant)
-                and np.unique(np.asarray(node.inputs[2].data)).size == 1):
-            return generic_blockwise(op, node=node, **kwargs)
-        import jax.numpy as jnp
         import jax.scipy.signal as jsignal
 
-        mode = "full" if bool(np.asarray(node.inputs[2].data).flat[0]) else "valid"
-        method = jsignal.fftconvolve if op.core_op.method in ("fft", "auto") else jsignal.convolve
+        try:
+            full_mode = get_underlying_scalar_constant_value(node.inputs[2])
+        except NotScalarConstantError:
+            raise NotImplementedError("Convolve2d needs a constant mode under JAX") from None
+        mode = "full" if full_mode else "valid"
+        method = jsignal.fftconvolve if op.method in ("fft", "auto") else jsignal.convolve
 
-        def core(in1, in2):
+        def convolve2d(in1, in2, _runtime_full_mode):
             return method(in1, in2, mode=mode)
-
-        batched = jnp.vectorize(core, signature="(i,j),(k,l)->(m,n)")
-
-        def convolve2d(in1, in2, full_mode):
-            return batched(in1, in2)
 
         return convolve2d
 

@@ -14,7 +14,7 @@ convolving: one batched convolution of two images, whatever the number of compon
 
 from __future__ import annotations
 
-import weakref
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,20 +24,20 @@ from pytensor.gradient import zero_grad
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
+from pytensor.ifelse import ifelse
 from pytensor.tensor.random.op import RandomVariable
 
-from pymc_tracers.convolution import FixedKernelConvolution, convolve_valid
-from pymc_tracers.grid import PixelGrid, elliptical_radius_numpy
+from pymc_tracers.numerics import Numerics, make_numerics
 from pymc_tracers.profiles.light import LightProfile
-from pymc_tracers.profiles.tracer import Constant as TracerConstant
-from pymc_tracers.profiles.tracer import LinearGradient, as_tracer_profile
-from pymc_tracers.psf import PSF
+from pymc_tracers.profiles.tracer import as_tracer_profile
 
-__all__ = ["Component", "observe", "evaluate", "TRACER_SCALES"]
+__all__ = ["Component", "Observation", "observe", "evaluate", "linear_bases_of", "TRACER_SCALES"]
+
+logger = logging.getLogger("pymc_tracers")
 
 TRACER_SCALES = ("linear", "log")
 
-#: Light below this fraction of the brightest pixel's light is treated as empty sky when
+#: Light below this fraction of a galaxy's brightest pixel is treated as empty sky when
 #: forming the light-weighted ratio (where FFT round-off, ~1e-16, would dominate).
 EMPTY_SKY_FRACTION = 1e-13
 
@@ -49,27 +49,72 @@ class Component:
     ----------
     light : LightProfile
         The surface-brightness profile that weights the tracer.
-    tracer : TracerProfile, float, variable or callable
-        The intrinsic tracer field. A number or variable means a constant; a callable
-        ``f(x, y)`` (arcsec) is wrapped as an :class:`~pymc_tracers.Expression`.
+    tracer : TracerProfile, float, array, variable or callable
+        The intrinsic tracer field. A number, array ``(N,)`` or variable means a constant; a
+        callable ``f(x, y)`` (arcsec) is wrapped as an :class:`~pymc_tracers.Expression`.
     """
 
     def __init__(self, light, tracer):
         if not isinstance(light, LightProfile):
             raise TypeError(
-                f"Component light must be a light profile (e.g. pmt.Sersic); got {type(light).__name__}"
+                "Component light must be a light profile (e.g. pmt.Sersic); "
+                f"got {type(light).__name__}"
             )
         self.light = light
         self.tracer = as_tracer_profile(tracer)
+
+    def parameters(self) -> dict:
+        """Light and tracer parameters, keyed ``light.<name>`` and ``tracer.<name>``."""
+        return {
+            **{f"light.{k}": v for k, v in self.light.parameters().items()},
+            **{f"tracer.{k}": v for k, v in self.tracer.parameters().items()},
+        }
 
     def __repr__(self):
         return f"Component(light={self.light!r}, tracer={self.tracer!r})"
 
 
+class Observation(tuple):
+    """``(image, tracer_map)`` as returned by :func:`observe`, with how they were computed.
+
+    Unpacks like a tuple: ``image, tracer_map = pmt.observe(...)``.
+
+    Attributes
+    ----------
+    image, tracer_map : tensor
+        Shape ``(ny, nx)``, or ``(N, ny, nx)`` for a batch of galaxies.
+    path : str
+        ``"full"`` (render and convolve on every evaluation), ``"linear"`` (exact linear
+        combination of precomputed basis maps) or ``"series"`` (the log-averaged gradient's
+        Chebyshev series, with the full path as fallback outside its range).
+    max_error : float
+        Bound on the tracer map's error from a series expansion (tracer units; 0 if exact).
+    numerics : Numerics
+        Sample points, PSF kernels and binning used.
+    n_galaxies : int or None
+        Batch size, when known.
+    """
+
+    def __new__(cls, image, tracer_map, **info):
+        self = super().__new__(cls, (image, tracer_map))
+        self.__dict__.update(info)
+        return self
+
+    @property
+    def image(self):
+        return self[0]
+
+    @property
+    def tracer_map(self):
+        return self[1]
+
+
 def _as_components(components) -> list[Component]:
     if isinstance(components, Component):
         return [components]
-    if isinstance(components, Sequence) and components:
+    if isinstance(components, Sequence) and not isinstance(components, str):
+        if len(components) == 0:
+            raise ValueError("components is empty: give at least one pmt.Component")
         if all(isinstance(c, Component) for c in components):
             return list(components)
     raise TypeError(
@@ -88,261 +133,276 @@ def _check_tracer_scale(tracer_scale: str) -> str:
     return tracer_scale
 
 
+def _is_free(value) -> bool:
+    return isinstance(value, Variable) and not isinstance(value, Constant)
+
+
+def _batch_size(components, psf):
+    """The number of galaxies N implied by parameter arrays and PSF lists (None if unbatched).
+
+    Symbolic parameters whose length is not known statically (PyMC ``dims``) do not count.
+    """
+    lengths = {}
+    if isinstance(psf, (list, tuple)):
+        lengths[f"{len(psf)} PSFs"] = len(psf)
+    for i, component in enumerate(components):
+        for name, value in component.parameters().items():
+            ndim = getattr(value, "ndim", 0)
+            if ndim == 0:
+                continue
+            n = value.shape[0] if isinstance(value, np.ndarray) else value.type.shape[0]
+            if n is not None:
+                lengths[f"parameter {name} of component {i} (length {n})"] = int(n)
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            "the galaxy axis has different lengths: "
+            + ", ".join(lengths)
+            + ". Every per-galaxy parameter and the PSF list must have one entry per galaxy"
+        )
+    return next(iter(lengths.values()), None)
+
+
 def observe(
-    components, grid: PixelGrid, psf: PSF, tracer_scale: str = "linear", *, method="auto",
-    convolve_at="subpixel",
-):
+    components,
+    grid,
+    psf,
+    tracer_scale: str = "linear",
+    *,
+    method: str = "auto",
+    convolve_at: str = "subpixel",
+) -> Observation:
     """Forward-model the observed light image and light-weighted tracer map.
 
     Parameters
     ----------
     components : Component or list of Component
-        The galaxy (or galaxies) in the field.
+        The galaxy (or galaxies) in the field. Any parameter may carry a leading galaxy axis
+        (an array or variable of shape ``(N,)``, e.g. a PyMC variable with ``dims="galaxy"``):
+        the model is then a batch of N galaxies rendered and convolved together.
     grid : PixelGrid
-        Data pixels and supersampling. Profiles are rendered at sub-pixel centres on a field
-        padded by the PSF half-width, so light just outside the field scatters in.
-    psf : PSF
-        Resampled to the sub-pixel scale ``grid.pixel_scale / grid.supersampling``.
+        Data pixels and supersampling, shared by every galaxy of a batch. Profiles are rendered
+        at sub-pixel centres on a field padded by the PSF half-width, so light just outside
+        the field scatters in. Galaxies observed on stamps of different sizes are batched by
+        padding their data to a common stamp and masking the padding (NaN data are left out of
+        the likelihood); galaxies with different pixel scales need separate ``observe`` calls.
+    psf : PSF or list of PSF
+        Resampled to the sub-pixel scale ``grid.pixel_scale / grid.supersampling``. A list
+        gives each galaxy of a batch its own PSF (one batched FFT, each kernel zero-padded to
+        the largest).
     tracer_scale : {"linear", "log"}
-        ``"linear"`` averages the tracer as it is; ``"log"`` averages ``10**Z`` and returns
-        ``log10`` of the light-weighted mean (use for 12+log(O/H) and other dex quantities).
+        ``"linear"`` averages the tracer as it is (velocity, linear ratios); ``"log"`` averages
+        ``10**Z`` and returns ``log10`` of the light-weighted mean: the physically right choice
+        for 12+log(O/H) and other quantities in dex.
     method : {"auto", "full", "linear"}
         ``"full"`` renders and convolves on every evaluation. ``"linear"`` precomputes basis
-        maps once and returns an exact linear combination of them; it applies when the PSF and
-        every light profile are fixed, each tracer is a :class:`Constant` or a
-        :class:`LinearGradient` with fixed centre, axis ratio and angle, and either
-        ``tracer_scale="linear"`` or (for constants only) ``"log"``. An evaluation then costs
-        O(pixels x parameters) instead of two FFTs. ``"auto"`` (default) takes the linear path
-        whenever it applies.
+        maps once and returns a linear combination of them. It applies when the PSF and every
+        light profile are fixed and each tracer states linear terms
+        (:meth:`~pymc_tracers.TracerProfile.linear_terms`): constants, and gradients with a
+        fixed geometry (exact with linear averaging; with log averaging a Chebyshev series in
+        the gradient, accurate to 1e-7 dex inside ``gradient_range``, with the full path taken
+        outside it). An evaluation then costs O(pixels x terms) instead of two FFTs. ``"auto"``
+        (default) takes it whenever it applies.
     convolve_at : {"subpixel", "pixel"}
         ``"subpixel"`` (default, exact) convolves on the supersampled grid. ``"pixel"``
         integrates the profiles over each pixel on the supersampled grid but convolves pixel
-        means with the pixel-integrated PSF: ``s^2`` times smaller FFTs, with an error second
-        order in pixel / PSF width (documented in docs/forward_model.md). Worth it when the
-        PSF spans many pixels. The linear path always convolves exactly.
+        means with the PSF sampled at pixel offsets: ``s^2`` times smaller FFTs, with an error
+        second order in pixel / PSF width (docs/forward_model.md).
 
     Returns
     -------
-    image : tensor, shape ``grid.shape``
-        Flux per data pixel: PSF-convolved surface brightness integrated over the pixel
-        (amplitude units x arcsec^2).
-    tracer_map : tensor, shape ``grid.shape``
-        The light-weighted, PSF-smeared tracer in each data pixel, in the tracer's units.
-        Where there is no light (below 1e-13 of the brightest pixel) it tends to the unweighted
-        pixel mean of the intrinsic tracer, so empty sky is finite and has finite gradients.
+    Observation
+        ``(image, tracer_map)``, each of shape ``grid.shape`` or ``(N, *grid.shape)``.
+        ``image`` is flux per data pixel (amplitude units x arcsec^2). ``tracer_map`` is the
+        light-weighted, PSF-smeared tracer in the tracer's units; where a galaxy has no light
+        (below 1e-13 of its brightest pixel) it tends to the unweighted pixel mean of the
+        intrinsic tracer, so empty sky is finite and has finite gradients.
     """
     components = _as_components(components)
-    if not isinstance(grid, PixelGrid):
-        raise TypeError(f"grid must be a pmt.PixelGrid; got {type(grid).__name__}")
-    if not isinstance(psf, PSF):
-        raise TypeError(f"psf must be a PSF (pmt.GaussianPSF, ...); got {type(psf).__name__}")
     tracer_scale = _check_tracer_scale(tracer_scale)
     if method not in ("auto", "full", "linear"):
         raise ValueError(f"unknown method {method!r}; use 'auto', 'full' or 'linear'")
-    if convolve_at not in ("subpixel", "pixel"):
-        raise ValueError(f"unknown convolve_at {convolve_at!r}; use 'subpixel' or 'pixel'")
-    if method != "full":
-        terms = _linear_terms(components, psf, tracer_scale)
-        if terms is not None:
-            return _observe_linear(components, terms, grid, psf, tracer_scale)
+    n_galaxies = _batch_size(components, psf)
+    numerics = make_numerics(grid, psf, convolve_at, n_galaxies=n_galaxies)
+    info = dict(numerics=numerics, n_galaxies=n_galaxies, max_error=0.0)
+
+    expansions = None if method == "full" else _linear_expansions(components, numerics, tracer_scale)
+    if expansions is None:
         if method == "linear":
             raise ValueError(
-                "method='linear' needs a fixed PSF, fixed light profiles and tracers that are "
-                "Constant or LinearGradient with fixed geometry (constants only when "
-                "tracer_scale='log'); use method='full' for this model"
+                "method='linear' needs fixed PSFs, fixed light profiles and tracers with linear "
+                "terms (Constant; LinearGradient with fixed centre, q and phi, and with "
+                "tracer_scale='log' a gradient_range); use method='full' for this model"
             )
+        image, tracer_map = _observe_full(components, numerics, tracer_scale, n_galaxies)
+        return Observation(image, tracer_map, path="full", **info)
 
-    if convolve_at == "subpixel":
-        return _observe_full(components, grid, psf, tracer_scale)
-    return _observe_pixel_convolution(components, grid, psf, tracer_scale)
-
-
-def _pixel_sampled_kernel(psf, grid):
-    """The PSF sampled (not integrated) at data-pixel offsets, normalised.
-
-    Pixel means are already box-averaged, so convolving them with a pixel-*integrated* PSF
-    would apply the pixel box twice; sampling the sub-pixel kernel every ``s`` sub-pixels
-    applies it once, as the exact computation does.
-    """
-    s = grid.supersampling
-    fine = psf.kernel(grid.subpixel_scale)
-    half = psf.half_width(grid.subpixel_scale) // s
-    centre = psf.half_width(grid.subpixel_scale)
-    index = centre + s * np.arange(-half, half + 1)
-    if isinstance(fine, np.ndarray):
-        kernel = fine[np.ix_(index, index)]
-        return kernel / kernel.sum(), half
-    kernel = fine[index][:, index]
-    return kernel / pt.sum(kernel), half
+    image, tracer_map = _observe_linear(components, expansions, numerics, tracer_scale)
+    valid = None
+    for expansion in expansions:
+        valid = expansion.valid if valid is None else (
+            valid if expansion.valid is None else pt.and_(valid, expansion.valid)
+        )
+    max_error = sum(e.max_error for e in expansions)
+    for note in (n for e in expansions for n in e.notes):
+        logger.info("observe: %s (error <= %.1e)", note, max_error)
+    if valid is None:
+        return Observation(image, tracer_map, path="linear", **info)
+    # a series is only accurate inside its range: outside it, evaluate the full path instead
+    _, full_map = _observe_full(components, numerics, tracer_scale, n_galaxies)
+    tracer_map = ifelse(valid, tracer_map, pt.cast(full_map, tracer_map.dtype))
+    info["max_error"] = max_error
+    return Observation(image, tracer_map, path="series", **info)
 
 
-def _render_sums(components, x, y, tracer_scale):
-    """Light, light x f(Z) and the unweighted mean of f(Z) at sample points ``x, y``."""
-    light = weighted = averaged_tracer = 0.0
-    for component in components:
-        surface_brightness = component.light.surface_brightness(x, y)
-        tracer = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
-        linear_tracer = tracer if tracer_scale == "linear" else 10.0**tracer
-        light = light + surface_brightness
-        weighted = weighted + surface_brightness * linear_tracer
-        averaged_tracer = averaged_tracer + linear_tracer / len(components)
-    return light, weighted, averaged_tracer
+def _render(components, points, tracer_scale, n_galaxies):
+    """Light, light x f(Z) and the unweighted mean of f(Z) at each set of sample points."""
+    rendered = []
+    for x, y in points:
+        light = weighted = averaged_tracer = 0.0
+        for component in components:
+            surface_brightness = component.light.surface_brightness(x, y)
+            tracer = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
+            linear_tracer = tracer if tracer_scale == "linear" else 10.0**tracer
+            light = light + surface_brightness
+            weighted = weighted + surface_brightness * linear_tracer
+            averaged_tracer = averaged_tracer + linear_tracer / len(components)
+        light, weighted, averaged_tracer = pt.broadcast_arrays(light, weighted, averaged_tracer)
+        if n_galaxies is not None and light.ndim == 2:
+            light, weighted, averaged_tracer = (
+                pt.broadcast_to(v, (n_galaxies, *v.shape)) for v in (light, weighted, averaged_tracer)
+            )
+        rendered.append((light, weighted, averaged_tracer))
+    return rendered
 
 
-def _observe_full(components, grid, psf, tracer_scale):
-    """Render on the padded supersampled grid, convolve there, bin, divide (exact)."""
-    scale = grid.subpixel_scale
-    kernel = psf.kernel(scale)
-    pad = psf.half_width(scale)
-    render = grid.render_grid(pad)
-    light, weighted, averaged_tracer = _render_sums(components, render.x, render.y, tracer_scale)
-
-    convolved = convolve_valid(pt.stack([light, weighted]), kernel)
-    binned = grid.bin(convolved)
+def _observe_full(components, numerics: Numerics, tracer_scale, n_galaxies):
+    """Render on the numerics' sample points, convolve, bin, divide: every evaluation."""
+    rendered = _render(components, numerics.point_sets, tracer_scale, n_galaxies)
+    # light and light x f(Z) go through one batched convolution (leading axis of 2)
+    binned = numerics.convolve_and_bin([pt.stack([light, weighted]) for light, weighted, _ in rendered])
     light_sum, weighted_sum = binned[0], binned[1]
-    image = light_sum * scale**2
-
-    s = grid.supersampling
-    inner = averaged_tracer[pad : pad + grid.ny * s, pad : pad + grid.nx * s]
-    fallback = grid.bin(inner) / s**2
-    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
-    return image, tracer_map
+    fallback = numerics.pixel_mean([averaged for _, _, averaged in rendered])
+    image = light_sum * numerics.flux_scale
+    return image, _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
 
 
-def _observe_pixel_convolution(components, grid, psf, tracer_scale):
-    """Supersample the rendering, convolve at the data-pixel scale.
-
-    Profiles are integrated over each data pixel on the ``s x s`` sub-pixels of the field,
-    the padding ring (light that scatters in) is sampled at pixel centres, and the pixel
-    means are convolved with the PSF integrated over data pixels. This treats light as
-    uniform within a pixel during the convolution: the error is second order in
-    pixel / PSF width (see docs/forward_model.md), and the FFTs shrink by ``s^2``.
-    """
-    s = grid.supersampling
-    kernel, pad = _pixel_sampled_kernel(psf, grid)
-    coarse = grid.with_supersampling(1).render_grid(pad)
-    fine = grid.render_grid(0)
-    c_light, c_weighted, c_tracer = _render_sums(components, coarse.x, coarse.y, tracer_scale)
-    f_light, f_weighted, f_tracer = _render_sums(components, fine.x, fine.y, tracer_scale)
-    inner = (slice(pad, pad + grid.ny), slice(pad, pad + grid.nx))
-    light = pt.set_subtensor(c_light[inner], grid.bin(f_light) / s**2)
-    weighted = pt.set_subtensor(c_weighted[inner], grid.bin(f_weighted) / s**2)
-
-    convolved = convolve_valid(pt.stack([light, weighted]), kernel)
-    light_sum, weighted_sum = convolved[0], convolved[1]
-    image = light_sum * grid.pixel_area
-    fallback = grid.bin(f_tracer) / s**2
-    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
-    return image, tracer_map
-
-
-def _has_free_parameters(obj) -> bool:
-    """True if a profile (or a composite of profiles) has any symbolic parameter."""
-    if hasattr(obj, "profiles"):
-        return any(_has_free_parameters(p) for p in obj.profiles)
-    return any(isinstance(v, Variable) and not isinstance(v, Constant) for v in vars(obj).values())
-
-
-def _linear_terms(components, psf, tracer_scale):
-    """Per component, the (coefficient, spatial factor) pairs with Z = sum coefficient x factor.
-
-    ``None`` when the observed map is not an exact linear function of the tracer parameters.
-    In log mode a constant Z contributes 10**Z times the light, so constants still qualify.
-    """
-    if not psf.is_fixed:
+def _linear_expansions(components, numerics: Numerics, tracer_scale):
+    """Each component's linear expansion of f(Z), or None if the linear path does not apply."""
+    if not numerics.is_fixed:
         return None
-    terms = []
+    expansions = []
     for component in components:
-        tracer = component.tracer
-        if _has_free_parameters(component.light):
+        if any(_is_free(v) for v in component.light.parameters().values()):
             return None
-        if isinstance(tracer, TracerConstant):
-            value = tracer.constant
-            terms.append([(value if tracer_scale == "linear" else 10.0**value, None)])
-        elif isinstance(tracer, LinearGradient) and tracer_scale == "linear":
-            geometry = (tracer.x0, tracer.y0, tracer.q, tracer.phi)
-            if any(isinstance(v, Variable) for v in geometry):
-                return None
-            terms.append([(tracer.central, None), (tracer.gradient, tuple(float(g) for g in geometry))])
-        else:
+        expansion = component.tracer.linear_terms(tracer_scale, numerics.point_sets)
+        if expansion is None:
             return None
-    return terms
+        expansions.append(expansion)
+    return expansions
 
 
-def _linear_basis(components, terms, grid, psf):
-    """Basis maps of the linear path, in numpy: computed once per (galaxy, grid, PSF).
+def _linear_basis(components, expansions, numerics: Numerics):
+    """Basis maps of the linear path, in numpy: computed once per (galaxies, grid, PSFs).
 
-    Returns ``(light_sum, numerator_basis, fallback_basis)`` (binned to data pixels) and the
-    matching list of coefficients (numbers or tensors).
+    Returns ``light_sum`` (binned, convolved light), ``numerator_basis`` (one binned, convolved
+    ``light x factor`` map per term, stacked on axis 0) and ``fallback_basis`` (the pixel mean of
+    each factor over the components).
     """
-    scale = grid.subpixel_scale
-    kernel = psf.kernel(scale)
-    pad = psf.half_width(scale)
-    render = grid.render_grid(pad)
-    light_graphs = [c.light.surface_brightness(render.x, render.y) for c in components]
-    lights = pytensor.function([], light_graphs, mode="FAST_COMPILE")()
-    s = grid.supersampling
-    inner = (slice(pad, pad + grid.ny * s), slice(pad, pad + grid.nx * s))
+    graphs = [[c.light.surface_brightness(x, y) for x, y in numerics.point_sets] for c in components]
+    flat = pytensor.function([], [g for per_set in graphs for g in per_set], mode="FAST_COMPILE")()
+    n_sets = len(numerics.point_sets)
+    lights = [flat[i * n_sets : (i + 1) * n_sets] for i in range(len(components))]
 
-    fields, factors, coefficients = [sum(lights)], [], []
-    for light, component_terms in zip(lights, terms):
-        for coefficient, geometry in component_terms:
-            factor = 1.0 if geometry is None else elliptical_radius_numpy(render.x, render.y, *geometry)
-            fields.append(light * factor)
-            factors.append(np.broadcast_to(factor, render.shape)[inner])
-            coefficients.append(coefficient)
-    binned = grid.bin(FixedKernelConvolution(kernel).convolve(np.stack(fields)))
-    fallback_basis = grid.bin(np.stack(factors)) / (s**2 * len(components))
-    return (binned[0], binned[1:], fallback_basis), coefficients
+    light_sum = numerics.convolve_and_bin([sum(light[k] for light in lights) for k in range(n_sets)])
+    numerators, fallbacks = [], []
+    for light, expansion in zip(lights, expansions):
+        for term in expansion.terms:  # one term at a time keeps memory at one rendered field
+            numerators.append(numerics.convolve_and_bin([l * f for l, f in zip(light, term.factors)]))
+            factors = [np.broadcast_to(f, np.broadcast_shapes(f.shape, l.shape)) for l, f in zip(light, term.factors)]
+            fallbacks.append(numerics.pixel_mean(factors) / len(components))
+    lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators, *fallbacks]))
+    numerator_basis = np.stack([np.broadcast_to(a, lead) for a in numerators])
+    fallback_basis = np.stack([np.broadcast_to(a, lead) for a in fallbacks])
+    return np.broadcast_to(light_sum, lead).copy(), numerator_basis, fallback_basis
 
 
-def _observe_linear(components, terms, grid, psf, tracer_scale):
-    """The exact linear-basis forward model: basis maps computed once, combined per call."""
-    arrays, coefficients = _linear_basis(components, terms, grid, psf)
-    light_sum, basis, fallback_basis = _as_model_data(
-        arrays, lambda new_psf: _linear_basis(components, terms, grid, new_psf)[0]
-    )
-    coefficients = pt.stack([pt.as_tensor_variable(c) for c in coefficients]).astype(pytensor.config.floatX)
-    weighted_sum = pt.tensordot(coefficients, basis, axes=1)
-    fallback = pt.tensordot(coefficients, fallback_basis, axes=1)
-    image = light_sum * grid.subpixel_scale**2
-    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
-    return image, tracer_map
+def _observe_linear(components, expansions, numerics, tracer_scale):
+    """The linear-basis forward model: basis maps computed once, combined on each evaluation."""
+    arrays = _linear_basis(components, expansions, numerics)
+
+    def recompute(psf):
+        new = make_numerics(numerics.grid, psf, numerics.name, n_galaxies=numerics.n_psfs)
+        new_expansions = _linear_expansions(components, new, tracer_scale)
+        return _linear_basis(components, new_expansions, new)
+
+    light_sum, basis, fallback_basis = _as_model_data(arrays, recompute)
+    coefficients = [term.coefficient for e in expansions for term in e.terms]
+    coefficients = pt.stack(
+        pt.broadcast_arrays(*(pt.as_tensor_variable(c).astype(pytensor.config.floatX) for c in coefficients))
+    )[..., None, None]  # (terms, [N,] 1, 1)
+    weighted_sum = pt.sum(coefficients * basis, axis=0)
+    fallback = pt.sum(coefficients * fallback_basis, axis=0)
+    image = light_sum * numerics.flux_scale
+    return image, _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
 
 
-#: model -> list of (data names, recompute(psf) -> arrays) for each linear basis in it, so that
-#: a compiled model can be refitted with another PSF without recompiling (``fitting.Fitter``).
-LINEAR_BASES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+class LinearBasisData:
+    """The ``pm.Data`` holding one linear-path basis, and how to recompute it for a new PSF."""
+
+    def __init__(self, names, recompute):
+        self.names = list(names)
+        self.recompute = recompute
+
+    def __repr__(self):
+        return f"LinearBasisData({self.names})"
+
+
+_BASIS_TAG = "pymc_tracers_linear_basis"
 
 
 def _as_model_data(arrays, recompute):
-    """Inside a PyMC model, hold the basis maps in ``pm.Data`` so they can be swapped later."""
+    """Inside a PyMC model, hold the basis maps in ``pm.Data`` so they can be swapped later.
+
+    The recompute recipe rides on the data variable's tag, so it travels with the model
+    (``pm.do``, ``clone_model`` keep data variables) instead of living in a module registry.
+    """
     try:
         import pymc as pm
 
         model = pm.modelcontext(None)
     except (ImportError, TypeError):
         return tuple(pt.as_tensor_variable(a) for a in arrays)
-    bases = LINEAR_BASES.setdefault(model, [])
-    names = [f"pmt_basis{len(bases)}_{part}" for part in ("light", "numerator", "fallback")]
+    index = sum(1 for name in model.named_vars if name.startswith("pmt_basis") and name.endswith("_light"))
+    names = [f"pmt_basis{index}_{part}" for part in ("light", "numerator", "fallback")]
     tensors = tuple(
         pt.specify_shape(pm.Data(name, value), value.shape) for name, value in zip(names, arrays)
     )
-    bases.append(dict(names=names, recompute=recompute))
+    setattr(model[names[0]].tag, _BASIS_TAG, LinearBasisData(names, recompute))
     return tensors
+
+
+def linear_bases_of(model) -> list[LinearBasisData]:
+    """The linear-path bases of a PyMC model, for swapping PSFs into a compiled model."""
+    found = []
+    for name in sorted(model.named_vars):
+        basis = getattr(getattr(model.named_vars[name], "tag", None), _BASIS_TAG, None)
+        if basis is not None:
+            found.append(basis)
+    return found
 
 
 def _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale):
     """``weighted_sum / light_sum``, blended smoothly into ``fallback`` where there is no light.
 
-    ``(W + e F) / (L + e)`` with ``e = 1e-13 max(L)`` equals ``W / L`` to ~1e-13 relative
-    wherever the light is appreciable and stays finite (with finite gradients) on empty sky,
-    where both sums are FFT round-off.
+    ``(W + e F) / (L + e)`` with ``e = 1e-13 max(L)`` (per galaxy) equals ``W / L`` to ~1e-13
+    relative wherever the light is appreciable and stays finite (with finite gradients) on
+    empty sky, where both sums are FFT round-off.
     """
     light_sum = pt.maximum(light_sum, 0.0)
     if tracer_scale == "log":
         weighted_sum = pt.maximum(weighted_sum, 0.0)
-    epsilon = zero_grad(EMPTY_SKY_FRACTION * pt.max(light_sum)) + np.finfo(np.float64).tiny
+    peak = pt.max(light_sum, axis=(-2, -1), keepdims=True)
+    epsilon = zero_grad(EMPTY_SKY_FRACTION * peak) + np.finfo(np.float64).tiny
     ratio = (weighted_sum + epsilon * fallback) / (light_sum + epsilon)
     return ratio if tracer_scale == "linear" else pt.log10(ratio)
 

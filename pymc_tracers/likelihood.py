@@ -1,21 +1,27 @@
 """Likelihoods for light images and tracer maps, as observed PyMC random variables.
 
-Each likelihood flattens the usable pixels of a map into one observed vector with a labelled
-dimension ``"<name>_pixel"`` (its coordinate is the flat pixel index), so that ArviZ gets a
-pointwise ``log_likelihood`` group for LOO/WAIC. Masked pixels and pixels whose data or error
-are NaN are left out (never imputed, never propagated as NaN).
+Each likelihood flattens the usable pixels of a map, or of a batch of maps ``(N, ny, nx)``,
+into one observed vector with a labelled dimension ``"<name>_pixel"`` whose coordinate is the
+flat index into the full data shape, so that ArviZ gets a pointwise ``log_likelihood`` group for
+LOO/WAIC, at pixel level or summed per galaxy (``np.unravel_index(index, shape)[0]``). Masked
+pixels and pixels whose data or error are NaN are left out (never imputed, never propagated as
+NaN); infinite values are refused.
+
+Nothing is kept in module-level state: :func:`likelihoods_of` reads everything back from the
+model (its coordinates and observed variables), so it survives ``pm.do`` and ``clone_model``.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.graph.basic import Variable
+from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.traversal import ancestors
+from pytensor.tensor.random.op import RandomVariable
 
 __all__ = [
     "SigmaMap",
@@ -23,35 +29,131 @@ __all__ = [
     "tracer_likelihood",
     "image_likelihood",
     "likelihoods_of",
+    "LikelihoodRecord",
     "paper_noise_coefficients",
 ]
 
 logger = logging.getLogger("pymc_tracers")
 
-#: model -> list of LikelihoodRecord, so results can rebuild model maps and residuals
-_REGISTRY: "weakref.WeakKeyDictionary[pm.Model, list[LikelihoodRecord]]" = weakref.WeakKeyDictionary()
+#: model coordinate listing the pymc_tracers likelihoods as ``"name|kind|shape"`` labels
+LIKELIHOODS_COORD = "pmt_likelihoods"
+KINDS = ("tracer", "image")
 
 
 @dataclass
 class LikelihoodRecord:
-    """What a likelihood observed: enough to draw model, data and residual maps later."""
+    """What a likelihood observed: enough to draw model, data and residual maps later.
+
+    Attributes
+    ----------
+    name, kind : str
+        The observed variable's name; ``"tracer"`` or ``"image"``.
+    shape : tuple
+        Full data shape, ``(ny, nx)`` or ``(N, ny, nx)``.
+    model_map : tensor
+        The model at every pixel, full shape (NaN at pixels outside the likelihood when the
+        full map cannot be recovered from the graph).
+    data : ndarray
+        Observed values, full shape, NaN outside the likelihood.
+    sigma : ndarray or tensor
+        1-sigma errors, full shape (NaN outside the likelihood); a tensor when the noise model
+        has free parameters.
+    used : ndarray of bool
+        Pixels in the likelihood.
+    nu : float, tensor or None
+        Student-t degrees of freedom, or None for a Gaussian likelihood.
+    """
 
     name: str
-    kind: str  # "tracer" or "image"
+    kind: str
+    shape: tuple
     model_map: Variable
     data: np.ndarray
-    sigma: object  # ndarray, or a tensor when the noise model has free parameters
-    used: np.ndarray  # boolean map of the pixels in the likelihood
+    sigma: object
+    used: np.ndarray
+    nu: object = None
     extra: dict = field(default_factory=dict)
 
     @property
     def n_used(self) -> int:
         return int(self.used.sum())
 
+    @property
+    def batched(self) -> bool:
+        return len(self.shape) == 3
+
+
+def _evaluate_fixed(variable):
+    """The value of a tensor with no random or free inputs, else None."""
+    if isinstance(variable, Constant):
+        return np.asarray(variable.data)
+    if hasattr(variable, "get_value"):
+        return np.asarray(variable.get_value())
+    if any(v.owner is None and not isinstance(v, Constant) and not hasattr(v, "get_value")
+           for v in ancestors([variable])):
+        return None
+    if any(v.owner is not None and isinstance(v.owner.op, RandomVariable)
+           for v in ancestors([variable])):
+        return None
+    try:
+        return np.asarray(variable.eval())
+    except Exception:  # depends on something that cannot be evaluated alone
+        return None
+
+
+def _scatter(values, index, shape):
+    """Put the used-pixel values back into a full-shape array (NaN elsewhere)."""
+    full = np.full(int(np.prod(shape)), np.nan)
+    full[index] = values
+    return full.reshape(shape)
+
+
+def _scatter_tensor(values, index, shape):
+    full = pt.fill(pt.zeros(int(np.prod(shape))), np.nan)
+    return pt.set_subtensor(full[index], values).reshape(shape)
+
+
+def _full_model_map(mu, index, shape):
+    """The full model map behind ``mu = map.reshape(-1)[index]``, as this module builds it."""
+    node = mu.owner
+    if node is not None and node.inputs and node.inputs[0].owner is not None:
+        flat = node.inputs[0]
+        candidate = flat.owner.inputs[0]
+        if flat.ndim == 1 and candidate.ndim == len(shape) and type(flat.owner.op).__name__ == "Reshape":
+            return candidate
+    return _scatter_tensor(mu, index, shape)
+
 
 def likelihoods_of(model: pm.Model) -> list[LikelihoodRecord]:
-    """The pymc_tracers likelihoods registered in ``model``, in creation order."""
-    return list(_REGISTRY.get(model, []))
+    """The pymc_tracers likelihoods of ``model``, in creation order, read from the model.
+
+    Works on models transformed by ``pm.do`` or ``clone_model``: it needs only the model's
+    coordinates (``pmt_likelihoods`` and ``<name>_pixel``) and its observed variables.
+    """
+    records = []
+    for label in model.coords.get(LIKELIHOODS_COORD) or ():
+        name, kind, shape_text = str(label).split("|")
+        if name not in model.named_vars:
+            continue
+        shape = tuple(int(n) for n in shape_text.split("x"))
+        rv = model[name]
+        index = np.asarray(model.coords[f"{name}_pixel"], dtype=int)
+        params = rv.owner.op.dist_params(rv.owner)
+        nu, mu, sd = (params if len(params) == 3 else (None, *params))
+        observed = _evaluate_fixed(model.rvs_to_values[rv])
+        sigma_values = _evaluate_fixed(sd)
+        sigma = (_scatter(np.broadcast_to(sigma_values, index.shape), index, shape)
+                 if sigma_values is not None else _scatter_tensor(sd, index, shape))
+        used = np.zeros(int(np.prod(shape)), dtype=bool)
+        used[index] = True
+        nu_value = None if nu is None else _evaluate_fixed(nu)
+        records.append(LikelihoodRecord(
+            name=name, kind=kind, shape=shape,
+            model_map=_full_model_map(mu, index, shape),
+            data=_scatter(observed, index, shape), sigma=sigma, used=used.reshape(shape),
+            nu=nu if nu_value is None else float(nu_value),
+        ))
+    return records
 
 
 class SigmaMap:
@@ -107,69 +209,148 @@ def paper_noise_coefficients(light_center, light_reff, var_center=0.01, var_reff
     return float(c1), float(c2)
 
 
-def _static_shape(model_map) -> tuple:
+def _model_shape(name, model_map) -> tuple:
     shape = tuple(model_map.type.shape)
-    if len(shape) != 2 or None in shape:
-        raise ValueError(f"the model map must be a 2-D tensor of known shape; got {shape}")
+    if len(shape) not in (2, 3) or None in shape[-2:]:
+        raise ValueError(
+            f"the model map for {name!r} must be (ny, nx) or (N, ny, nx) with known (ny, nx); "
+            f"got static shape {shape}"
+        )
     return shape
 
 
-def _usable_pixels(name, data, sigma_numeric, mask, shape) -> np.ndarray:
-    data = np.asarray(data, dtype=float)
-    if data.shape != shape:
-        raise ValueError(f"data for {name!r} has shape {data.shape}; the model map has shape {shape}")
+def _as_float_array(name, what, value, shape=None):
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} for {name!r} must be numeric; got {type(value).__name__}") from None
+    return array
+
+
+def _where(index_array, shape):
+    """Human-readable location of the first offending pixel: galaxy (if batched), row, column."""
+    position = np.unravel_index(int(index_array[0]), shape)
+    labels = ("galaxy", "row", "column")[-len(shape):]
+    return ", ".join(f"{label} {p}" for label, p in zip(labels, position))
+
+
+def _usable_pixels(name, data, sigma_numeric, mask, model_shape):
+    """The boolean map of pixels to use, after checking shapes and values.
+
+    Returns ``(data, used)`` with data of the full shape.
+    """
+    data = _as_float_array(name, "data", data)
+    batched = len(model_shape) == 3
+    if data.ndim != len(model_shape) or data.shape[-2:] != model_shape[-2:] or (
+        batched and model_shape[0] is not None and data.shape[0] != model_shape[0]
+    ):
+        expected = "(N, ny, nx)" if batched else "(ny, nx)"
+        raise ValueError(
+            f"data for {name!r} has shape {data.shape}; the model map has shape "
+            f"{tuple(model_shape)} (expected {expected}"
+            + (", one map per galaxy along the leading axis)" if batched else ")")
+        )
+    shape = data.shape
+    infinite = np.isinf(data)
+    if infinite.any():
+        where = np.flatnonzero(infinite)
+        raise ValueError(
+            f"data for {name!r} has {where.size} infinite values (first at {_where(where, shape)}); "
+            "set bad pixels to NaN or mask them to leave them out"
+        )
     used = np.isfinite(data)
     if mask is not None:
         mask = np.asarray(mask)
-        if mask.shape != shape:
-            raise ValueError(f"mask for {name!r} has shape {mask.shape}; the model map has shape {shape}")
         if mask.dtype != bool:
-            raise ValueError(f"mask for {name!r} must be boolean (True = use the pixel); got {mask.dtype}")
+            raise ValueError(
+                f"mask for {name!r} must be boolean (True = use the pixel); got {mask.dtype}"
+            )
+        try:
+            mask = np.broadcast_to(mask, shape)
+        except ValueError:
+            raise ValueError(
+                f"mask for {name!r} has shape {mask.shape}; the data have shape {shape}"
+            ) from None
         used &= mask
     if sigma_numeric is not None:
-        if sigma_numeric.shape != shape:
+        try:
+            sigma_numeric = np.broadcast_to(sigma_numeric, shape)
+        except ValueError:
             raise ValueError(
-                f"sigma for {name!r} has shape {sigma_numeric.shape}; the model map has shape {shape}"
+                f"sigma for {name!r} has shape {sigma_numeric.shape}; the data have shape {shape}"
+            ) from None
+        bad = used & np.isinf(sigma_numeric)
+        if bad.any():
+            raise ValueError(
+                f"sigma for {name!r} is infinite in {bad.sum()} used pixels (first at "
+                f"{_where(np.flatnonzero(bad), shape)}); an infinite error carries no information: "
+                "mask those pixels or set them to NaN"
             )
         bad = used & np.isfinite(sigma_numeric) & ~(sigma_numeric > 0)
         if bad.any():
             raise ValueError(
-                f"sigma for {name!r} has {bad.sum()} non-positive values in used pixels; errors must "
-                "be > 0 (mask those pixels or set them to NaN to leave them out)"
+                f"sigma for {name!r} has {bad.sum()} non-positive values in used pixels (first "
+                f"at {_where(np.flatnonzero(bad), shape)}); errors must be > 0 (mask those "
+                "pixels or set them to NaN to leave them out)"
             )
         used &= np.isfinite(sigma_numeric)
     if not np.isfinite(data).any():
         raise ValueError(f"data for {name!r} is all NaN: there is nothing to fit")
+    if batched:
+        empty = np.flatnonzero(~used.reshape(shape[0], -1).any(axis=1))
+        if empty.size:
+            raise ValueError(
+                f"no usable pixels for {name!r} in galaxy {', '.join(map(str, empty[:10]))}: "
+                "its mask and NaNs in data/sigma hide every pixel; drop the galaxy from the batch"
+            )
     if not used.any():
         raise ValueError(
             f"no usable pixels for {name!r}: the mask and the NaNs in data/sigma hide every pixel"
         )
-    return used
+    return data, used
+
+
+def _check_nu(name, nu):
+    if nu is None or isinstance(nu, Variable):
+        return nu
+    value = float(nu)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(
+            f"nu for {name!r} must be a positive number of degrees of freedom (e.g. 4 for a "
+            f"robust Student-t likelihood); got {nu!r}"
+        )
+    return value
 
 
 def _observe(name, kind, model_map, data, noise, mask, nu, model):
     model = pm.modelcontext(model)
-    shape = _static_shape(pt.as_tensor_variable(model_map))
-    sigma = noise.map(shape)
+    model_map = pt.as_tensor_variable(model_map)
+    model_shape = _model_shape(name, model_map)
+    nu = _check_nu(name, nu)
+    sigma = noise.map(np.shape(data))
     sigma_numeric = None if isinstance(sigma, Variable) else np.asarray(sigma, dtype=float)
-    used = _usable_pixels(name, data, sigma_numeric, mask, shape)
+    data, used = _usable_pixels(name, data, sigma_numeric, mask, model_shape)
+    shape = data.shape
     index = np.flatnonzero(used)
     dim = f"{name}_pixel"
     model.add_coord(dim, index)
-    mu = pt.as_tensor_variable(model_map).reshape((-1,))[index]
-    # data and known errors live in pm.Data so a compiled model can be refitted to new maps
-    observed = pm.Data(f"{name}_observed", np.asarray(data, dtype=float).ravel()[index], dims=dim)
-    if sigma_numeric is not None:
-        sd = pm.Data(f"{name}_sigma", sigma_numeric.ravel()[index], dims=dim)
+    labels = list(model.coords.get(LIKELIHOODS_COORD) or ())
+    labels.append(f"{name}|{kind}|{'x'.join(map(str, shape))}")
+    if LIKELIHOODS_COORD in model.coords:
+        model._coords[LIKELIHOODS_COORD] = tuple(labels)
     else:
-        sd = pt.reshape(sigma, (-1,))[index]
+        model.add_coord(LIKELIHOODS_COORD, labels)
+    mu = pt.specify_shape(model_map, shape).reshape((-1,))[index]
+    # data and known errors live in pm.Data so a compiled model can be refitted to new maps
+    observed = pm.Data(f"{name}_observed", data.ravel()[index], dims=dim)
+    if sigma_numeric is not None:
+        sd = pm.Data(f"{name}_sigma", np.broadcast_to(sigma_numeric, shape).ravel()[index], dims=dim)
+    else:
+        sd = pt.broadcast_to(sigma, shape).reshape((-1,))[index]
     if nu is None:
         rv = pm.Normal(name, mu=mu, sigma=sd, observed=observed, dims=dim)
     else:
         rv = pm.StudentT(name, nu=nu, mu=mu, sigma=sd, observed=observed, dims=dim)
-    record = LikelihoodRecord(name, kind, pt.as_tensor_variable(model_map), np.asarray(data, float),
-                              sigma, used, {"nu": nu})
-    _REGISTRY.setdefault(model, []).append(record)
     logger.info("%s: %d of %d pixels used in the likelihood", name, used.sum(), used.size)
     return rv
 
@@ -187,22 +368,34 @@ def tracer_likelihood(name, tracer_map, data, *, sigma=None, noise=None, mask=No
     ----------
     name : str
         Name of the observed variable (e.g. ``"metallicity"``).
-    tracer_map : tensor, shape (ny, nx)
-        The model map from :func:`pymc_tracers.observe`.
-    data : ndarray, shape (ny, nx)
-        Observed tracer map in the same units (dex, km/s, ...). NaN pixels are left out.
+    tracer_map : tensor, shape (ny, nx) or (N, ny, nx)
+        The model map from :func:`pymc_tracers.observe` (a batch of N galaxies: one map each).
+    data : ndarray, shape of the model map
+        Observed tracer map(s) in the same units (dex, km/s, ...). NaN pixels are left out
+        (pad stamps of different sizes to a common one with NaN); infinite values raise.
     sigma : ndarray or float, optional
-        1-sigma error per pixel, same units. NaN pixels are left out; values <= 0 raise.
+        1-sigma error per pixel, same units, broadcastable to the data. NaN pixels are left
+        out; values <= 0 or infinite in used pixels raise.
     noise : HeteroskedasticNoise or SigmaMap, optional
         A noise model instead of ``sigma``.
     mask : bool ndarray, optional
-        True for pixels to use.
+        True for pixels to use; broadcastable to the data (one mask for all galaxies, or one
+        per galaxy).
     nu : float or variable, optional
-        Degrees of freedom of a Student-t likelihood (robust to outliers); Gaussian if None.
+        Degrees of freedom (> 0) of a Student-t likelihood (robust to outliers); Gaussian if
+        None.
 
     Returns
     -------
-    The observed random variable, with dims ``("<name>_pixel",)``.
+    The observed random variable, with dims ``("<name>_pixel",)``; the coordinate is the flat
+    index of each pixel in the data array (``np.unravel_index(index, data.shape)`` gives the
+    galaxy, row and column).
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not match the model map, infinite data or errors, non-positive
+        errors, a non-boolean mask, ``nu <= 0``, or a galaxy with no usable pixel.
     """
     return _observe(name, "tracer", tracer_map, data, _noise_from(name, sigma, noise), mask, nu, model)
 

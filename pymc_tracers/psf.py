@@ -1,16 +1,19 @@
 """Point-spread functions as normalised kernels on a (supersampled) pixel grid.
 
 Every PSF answers one question: "what is your kernel on pixels of side ``scale`` arcsec?"
-(:meth:`kernel`). The kernel is square, odd-sized, centred on its middle pixel and sums to 1.
-It is a numpy array when the PSF is fixed, or a PyTensor tensor of static shape when a width
-is a random variable (a fitted PSF).
+The kernel is square, odd-sized, centred on its middle pixel and sums to 1.
+
+* :meth:`PSF.kernel` returns a numpy array; it exists only for fixed PSFs
+  (``psf.is_fixed``).
+* :meth:`PSF.kernel_tensor` returns a PyTensor tensor of static shape for every PSF, fixed or
+  with fitted widths.
+* :meth:`PSF.half_width` is the kernel's half-size in pixels, known without drawing it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pytensor.tensor as pt
@@ -37,17 +40,39 @@ def _positive_number(value, name: str) -> float:
 
 
 class PSF:
-    """Base class: a PSF that can be drawn on pixels of a given scale."""
+    """Base class: a PSF that can be drawn on pixels of a given scale (arcsec)."""
 
-    #: True when :meth:`kernel` returns a numpy array (a fixed PSF).
+    #: True when no parameter is symbolic, so :meth:`kernel` can return a numpy array.
     is_fixed: bool = True
 
     def half_width(self, scale: float) -> int:
-        """Half-width in pixels of side ``scale`` (arcsec) of the kernel :meth:`kernel` draws."""
+        """Half-width in pixels of side ``scale`` (arcsec) of the kernel: size ``2 h + 1``."""
         raise NotImplementedError
 
-    def kernel(self, scale: float):
-        """Normalised, centred, odd-sized kernel on pixels of side ``scale`` arcsec."""
+    def kernel(self, scale: float) -> np.ndarray:
+        """Normalised, centred, odd-sized kernel on pixels of side ``scale`` arcsec (numpy).
+
+        Raises
+        ------
+        ValueError
+            If the PSF has fitted (symbolic) parameters: use :meth:`kernel_tensor`.
+        """
+        if not self.is_fixed:
+            raise ValueError(
+                f"{self!r} has fitted parameters, so its kernel is a tensor: use kernel_tensor()"
+            )
+        return self._draw(_positive_number(scale, "scale"))
+
+    def kernel_tensor(self, scale: float):
+        """The kernel as a PyTensor tensor of static shape ``(2 h + 1, 2 h + 1)``."""
+        scale = _positive_number(scale, "scale")
+        if self.is_fixed:
+            return pt.as_tensor_variable(self._draw(scale))
+        n = 2 * self.half_width(scale) + 1
+        return pt.specify_shape(self._draw(scale), (n, n))
+
+    def _draw(self, scale: float):
+        """The kernel: numpy for fixed PSFs, a tensor otherwise."""
         raise NotImplementedError
 
 
@@ -98,8 +123,7 @@ class GaussianPSF(_AnalyticPSF):
         symbolic.
     """
 
-    def kernel(self, scale: float):
-        scale = _positive_number(scale, "scale")
+    def _draw(self, scale: float):
         edges = self._pixel_edges(scale)
         if self.is_fixed:
             sigma = self.fwhm / FWHM_PER_SIGMA
@@ -158,8 +182,7 @@ class MoffatPSF(_AnalyticPSF):
         self.is_fixed = not (_is_symbolic(fwhm) or _is_symbolic(beta))
         self.integration_oversampling = int(integration_oversampling)
 
-    def kernel(self, scale: float):
-        scale = _positive_number(scale, "scale")
+    def _draw(self, scale: float):
         h = self.half_width(scale)
         m = self.integration_oversampling
         offsets = (np.arange(m) - (m - 1) / 2.0) / m * scale
@@ -201,19 +224,24 @@ class PixelPSF(PSF):
     def __init__(self, kernel, pixel_scale):
         self.pixel_scale = _positive_number(pixel_scale, "pixel_scale")
         self.image = validate_kernel(kernel)
+        self._resampled: dict[float, np.ndarray] = {}
 
     def half_width(self, scale: float) -> int:
-        return self.kernel(scale).shape[0] // 2
-
-    def kernel(self, scale: float) -> np.ndarray:
         scale = _positive_number(scale, "scale")
         if math.isclose(scale, self.pixel_scale, rel_tol=1e-9):
+            return self.image.shape[0] // 2
+        return _resampled_half_width(self.image.shape[0], self.pixel_scale, scale)
+
+    def _draw(self, scale: float) -> np.ndarray:
+        if math.isclose(scale, self.pixel_scale, rel_tol=1e-9):
             return self.image
-        return resample_kernel(self.image, self.pixel_scale, scale)
+        if scale not in self._resampled:  # resampling costs O(n^3): do it once per scale
+            self._resampled[scale] = resample_kernel(self.image, self.pixel_scale, scale)
+        return self._resampled[scale]
 
     @classmethod
-    def from_fits(cls, path, pixel_scale=None, *, ext=0) -> "PixelPSF":
-        """Read a PSF image from a FITS file.
+    def from_fits(cls, path, pixel_scale=None, *, ext=None, oversampled=True) -> "PixelPSF":
+        """Read a PSF image from a FITS file (see :func:`pymc_tracers.io.read_psf`).
 
         Parameters
         ----------
@@ -221,19 +249,17 @@ class PixelPSF(PSF):
             The FITS file.
         pixel_scale : float, optional
             Kernel pixel side in arcsec. If omitted it is read from the header: ``PIXELSCL``
-            (stpsf/webbpsf, arcsec), ``PIXSCALE`` (arcsec) or ``CDELT1``/``CD1_1`` (degrees).
-        ext : int or str
-            The HDU holding the image (stpsf writes the oversampled PSF in ext 0).
+            (stpsf/webbpsf, arcsec), ``PIXSCALE`` (arcsec) or the WCS matrix (rotation-safe).
+        ext : int or str, optional
+            The HDU holding the image. By default the stpsf oversampled extension, else the
+            first HDU with data (an empty primary HDU is skipped).
+        oversampled : bool
+            With stpsf files, pick the oversampled (``OVERSAMP``) or the detector-sampled
+            (``DET_SAMP``) extension.
         """
-        from astropy.io import fits
+        from pymc_tracers.io import read_psf
 
-        with fits.open(path) as hdus:
-            hdu = hdus[ext]
-            data = np.asarray(hdu.data, dtype=float)
-            header = hdu.header
-        if pixel_scale is None:
-            pixel_scale = _pixel_scale_from_header(header, path)
-        return cls(data, pixel_scale)
+        return read_psf(path, ext=ext, pixel_scale=pixel_scale, oversampled=oversampled)
 
     @classmethod
     def from_stpsf(
@@ -273,23 +299,6 @@ class PixelPSF(PSF):
 
     def __repr__(self):
         return f"PixelPSF(shape={self.image.shape}, pixel_scale={self.pixel_scale!r})"
-
-
-def _pixel_scale_from_header(header, path) -> float:
-    for key in ("PIXELSCL", "PIXSCALE"):
-        if key in header:
-            return float(header[key])
-    for key in ("CDELT1", "CD1_1"):
-        if key in header:
-            unit = str(header.get("CUNIT1", "deg")).strip().lower()
-            factor = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0}.get(unit)
-            if factor is None:
-                raise ValueError(f"{path}: unknown CUNIT1 {unit!r}; pass pixel_scale= in arcsec")
-            return abs(float(header[key])) * factor
-    raise ValueError(
-        f"{Path(path).name}: no pixel scale in the header (PIXELSCL, PIXSCALE, CDELT1, CD1_1); "
-        "pass pixel_scale=<arcsec per kernel pixel>"
-    )
 
 
 def validate_kernel(kernel) -> np.ndarray:
@@ -350,6 +359,11 @@ def _resampling_matrix(n_in: int, scale_in: float, n_out: int, scale_out: float)
     return np.diff(at_out, axis=0)
 
 
+def _resampled_half_width(n_in: int, scale_in: float, scale_out: float) -> int:
+    """Half-width of the odd output grid that covers ``n_in`` pixels of ``scale_in``."""
+    return int(math.ceil(n_in * scale_in / (2.0 * scale_out) - 0.5))
+
+
 def resample_kernel(kernel, scale_in: float, scale_out: float, *, allow_even=False) -> np.ndarray:
     """Resample a centred kernel to a new pixel scale, conserving flux exactly.
 
@@ -372,8 +386,7 @@ def resample_kernel(kernel, scale_in: float, scale_out: float, *, allow_even=Fal
     if not allow_even:
         kernel = validate_kernel(kernel)
     n_in = kernel.shape[0]
-    half = int(math.ceil(n_in * scale_in / (2.0 * scale_out) - 0.5))
-    n_out = 2 * half + 1
+    n_out = 2 * _resampled_half_width(n_in, scale_in, scale_out) + 1
     w = _resampling_matrix(n_in, scale_in, n_out, scale_out)
     out = w @ kernel @ w.T
     return out / out.sum()

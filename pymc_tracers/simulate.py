@@ -119,8 +119,8 @@ def figure3_galaxy(fwhm=1.5, *, seed=0, supersampling=3, tracer_scale="linear", 
     psf = GaussianPSF(fwhm) if psf is None else psf
     truth = dict(x0=0.0, y0=0.0, r_eff=1.0, n=1.0, amplitude=1.0, central=8.0, gradient=-0.2)
     galaxy = Component(
-        Exponential(0.0, 0.0, r_eff=1.0, amplitude=1.0),
-        LinearGradient(0.0, 0.0, central=8.0, gradient=-0.2),
+        Exponential(r_eff=1.0, amplitude=1.0),
+        LinearGradient(central=8.0, gradient=-0.2),
     )
     return _observe_with_noise([galaxy], grid, psf, tracer_scale, (0.0, 0.0), (1.0, 0.0), seed, truth, fwhm=fwhm)
 
@@ -140,8 +140,8 @@ def figure4_galaxy(r_eff_pixels, *, seed=0, fwhm=0.4, supersampling=5, tracer_sc
     gradient = -0.2 / r_eff
     truth = dict(x0=0.0, y0=0.0, r_eff=r_eff, n=1.0, amplitude=1.0, central=8.0, gradient=gradient)
     galaxy = Component(
-        Exponential(0.0, 0.0, r_eff=r_eff, amplitude=1.0),
-        LinearGradient(0.0, 0.0, central=8.0, gradient=gradient),
+        Exponential(r_eff=r_eff, amplitude=1.0),
+        LinearGradient(central=8.0, gradient=gradient),
     )
     return _observe_with_noise(
         [galaxy], grid, GaussianPSF(fwhm), tracer_scale, (0.0, 0.0), (r_eff, 0.0), seed, truth,
@@ -169,7 +169,7 @@ def clumpy_galaxy(psf=None, *, seed=0, supersampling=3, tracer_scale="linear", s
         psf = niriss_f150w_psf()
     grid = PixelGrid(shape, PAPER_PIXEL_SCALE, supersampling=supersampling)
     components = [
-        Component(Exponential(x, y, r_eff=0.25, amplitude=1.0), Constant(z))
+        Component(Exponential(x0=x, y0=y, r_eff=0.25, amplitude=1.0), Constant(z))
         for (x, y), z in zip(CLUMP_POSITIONS, CLUMP_METALLICITIES)
     ]
     truth = {f"z{i}": z for i, z in enumerate(CLUMP_METALLICITIES)}
@@ -230,7 +230,7 @@ def toy_map(kind, *, fwhm=0.1, seed=0, r_eff=2.0, pixel_scale=0.1, shape=(81, 81
         raise ValueError(f"unknown toy map {kind!r}; choose one of {TOY_MAPS}")
     rng = np.random.default_rng(seed)
     grid = PixelGrid(shape, pixel_scale, supersampling=2)
-    galaxy = Component(Exponential(0.0, 0.0, r_eff=r_eff, amplitude=1.0), _toy_tracer(kind, rng))
+    galaxy = Component(Exponential(r_eff=r_eff, amplitude=1.0), _toy_tracer(kind, rng))
     truth = dict(kind=kind, r_eff=r_eff, central=8.5, gradient=-0.1)
     return _observe_with_noise(
         [galaxy], grid, GaussianPSF(fwhm), tracer_scale, (0.0, 0.0), (r_eff, 0.0), seed + 1, truth, fwhm=fwhm

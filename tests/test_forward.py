@@ -172,15 +172,15 @@ def test_constant_tracer_gives_a_constant_map(psf, tracer_scale):
     if isinstance(psf, pmt.PixelPSF):
         psf = pmt.PixelPSF(np.ones((1, 1)), grid.subpixel_scale)
     comps = [
-        pmt.Component(pmt.Sersic(0.3, 0.1, 0.3, 2.0, 1.0, q=0.5, phi=1.0), pmt.Constant(8.3)),
-        pmt.Component(pmt.Gaussian(-0.4, 0.0, 0.2, 5.0), 8.3),
+        pmt.Component(pmt.Sersic(x0=0.3, y0=0.1, r_eff=0.3, n=2.0, amplitude=1.0, q=0.5, phi=1.0), pmt.Constant(8.3)),
+        pmt.Component(pmt.Gaussian(x0=-0.4, y0=0.0, sigma=0.2, amplitude=5.0), 8.3),
     ]
     _, tracer = pmt.evaluate(pmt.observe(comps, grid, psf, tracer_scale))
     np.testing.assert_allclose(tracer, 8.3, rtol=1e-10)  # FFT round-off in the faint corners
 
 
 def test_total_flux_is_conserved():
-    galaxy = pmt.Sersic(0.05, -0.05, r_eff=0.2, n=1.0, amplitude=2.0, q=0.7, phi=0.3)
+    galaxy = pmt.Sersic(x0=0.05, y0=-0.05, r_eff=0.2, n=1.0, amplitude=2.0, q=0.7, phi=0.3)
     grid = pmt.PixelGrid((101, 101), 0.05, supersampling=5)
     # the field edge is > 11 r_eff from the galaxy: < 1e-7 of the light lies beyond it, and a
     # FWHM <= 0.8" PSF scatters < 1e-5 of it out
@@ -202,7 +202,7 @@ def test_total_flux_is_conserved():
 
 def test_light_outside_the_field_scatters_in_and_nothing_wraps():
     grid = pmt.PixelGrid((20, 20), 0.1, supersampling=1)
-    outside = pmt.Gaussian(-1.1, 0.0, sigma=0.05, amplitude=1.0)  # 0.15" beyond the left edge
+    outside = pmt.Gaussian(x0=-1.1, y0=0.0, sigma=0.05, amplitude=1.0)  # 0.15" beyond the left edge
     image, _ = pmt.evaluate(pmt.observe(pmt.Component(outside, 0.0), grid, pmt.GaussianPSF(0.4)))
     assert image[:, 0].max() > 1e-3 * float(outside.total_flux())  # scattered in
     np.testing.assert_array_less(np.abs(image[:, -1]), 1e-15)  # no wrap-around to the right edge
@@ -212,7 +212,7 @@ def test_empty_sky_is_finite_with_finite_gradients():
     grid = pmt.PixelGrid((31, 31), 0.1, supersampling=2)
     central = pt.dscalar("central")
     gradient = pt.dscalar("gradient")
-    tiny = pmt.Gaussian(0.0, 0.0, sigma=0.05, amplitude=1.0)  # zero light far from centre
+    tiny = pmt.Gaussian(x0=0.0, y0=0.0, sigma=0.05, amplitude=1.0)  # zero light far from centre
     comp = pmt.Component(tiny, pmt.LinearGradient(central=central, gradient=gradient))
     for scale in ["linear", "log"]:
         _, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(0.15), scale)
@@ -234,10 +234,10 @@ def test_gradients_with_respect_to_every_parameter(rng):
     def model(x0, y0, r_eff, n, amplitude, q, phi, central, gradient, tq, tphi, fwhm, clump_z):
         comps = [
             pmt.Component(
-                pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi),
-                pmt.LinearGradient(x0, y0, central, gradient, tq, tphi),
+                pmt.Sersic(x0=x0, y0=y0, r_eff=r_eff, n=n, amplitude=amplitude, q=q, phi=phi),
+                pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient, q=tq, phi=tphi),
             ),
-            pmt.Component(pmt.Gaussian(0.2, 0.1, 0.1, 0.5), pmt.Constant(clump_z)),
+            pmt.Component(pmt.Gaussian(x0=0.2, y0=0.1, sigma=0.1, amplitude=0.5), pmt.Constant(clump_z)),
         ]
         image, tracer = pmt.observe(comps, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.4), "log")
         return pt.sum(w_image * image) + pt.sum(w_tracer * tracer)
@@ -253,7 +253,7 @@ def test_moffat_width_and_beta_gradients(rng):
 
     def model(fwhm, beta):
         comp = pmt.Component(
-            pmt.Exponential(0.0, 0.0, 0.2, 1.0), pmt.LinearGradient(central=1.0, gradient=2.0)
+            pmt.Exponential(x0=0.0, y0=0.0, r_eff=0.2, amplitude=1.0), pmt.LinearGradient(central=1.0, gradient=2.0)
         )
         image, tracer = pmt.observe(comp, grid, pmt.MoffatPSF(fwhm, beta, radius=0.4), "linear")
         return pt.sum(w * tracer) + pt.sum(w * image)
@@ -301,7 +301,7 @@ def test_bad_inputs_raise_clear_errors():
         pmt.observe(comp, (5, 5), pmt.GaussianPSF(0.2))
     with pytest.raises(TypeError, match="psf"):
         pmt.observe(comp, grid, np.ones((3, 3)))
-    with pytest.raises(TypeError, match="Component"):
+    with pytest.raises(ValueError, match="components is empty"):
         pmt.observe([], grid, pmt.GaussianPSF(0.2))
     with pytest.raises(TypeError, match="light profile"):
         pmt.Component(8.0, 8.0)
@@ -316,7 +316,7 @@ def test_pixel_scale_convolution_error_is_as_documented(fwhm, s, image_tol, trac
     and tracer <= 2e-4 dex; >= 7 pixels, <= 3e-4 and <= 1e-4 dex."""
     grid = pmt.PixelGrid((61, 61), 0.066, supersampling=s)
     comp = pmt.Component(
-        pmt.Sersic(0.03, 0.0, 0.6, 1.5, 1.0, 0.7, 0.4), pmt.LinearGradient(0.03, 0.0, 8.0, -0.3, 0.7, 0.4)
+        pmt.Sersic(x0=0.03, y0=0.0, r_eff=0.6, n=1.5, amplitude=1.0, q=0.7, phi=0.4), pmt.LinearGradient(x0=0.03, y0=0.0, central=8.0, gradient=-0.3, q=0.7, phi=0.4)
     )
     psf = pmt.GaussianPSF(fwhm)
     exact = pmt.evaluate(pmt.observe(comp, grid, psf, "log", method="full"))
@@ -329,7 +329,7 @@ def test_pixel_scale_convolution_error_is_as_documented(fwhm, s, image_tol, trac
 
 def test_pixel_scale_convolution_without_supersampling_is_exact():
     grid = pmt.PixelGrid((21, 17), 0.1, supersampling=1)
-    comp = pmt.Component(pmt.Exponential(0.1, 0.0, 0.3), pmt.LinearGradient(0.1, 0.0, 8.0, -0.3))
+    comp = pmt.Component(pmt.Exponential(x0=0.1, y0=0.0, r_eff=0.3), pmt.LinearGradient(x0=0.1, y0=0.0, central=8.0, gradient=-0.3))
     a = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full"))
     b = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full", convolve_at="pixel"))
     np.testing.assert_allclose(b[0], a[0], rtol=1e-10)
@@ -343,7 +343,7 @@ def test_pixel_scale_convolution_gradients(rng):
     w = rng.normal(size=grid.shape)
 
     def model(r_eff, gradient, fwhm):
-        comp = pmt.Component(pmt.Exponential(0.02, 0.0, r_eff), pmt.LinearGradient(0.02, 0.0, 8.0, gradient))
+        comp = pmt.Component(pmt.Exponential(x0=0.02, y0=0.0, r_eff=r_eff), pmt.LinearGradient(x0=0.02, y0=0.0, central=8.0, gradient=gradient))
         image, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.5), "log", convolve_at="pixel")
         return pt.sum(w * image) + pt.sum(w * tracer)
 

@@ -25,7 +25,7 @@ def _compiled(profile):
 @pytest.mark.parametrize("n", [0.5, 1.0, 2.5, 4.0])
 def test_half_of_the_light_lies_inside_r_eff(n):
     # independent of the code's b_n: integrate the profile radially with quadrature
-    profile = pmt.Sersic(0.0, 0.0, r_eff=1.3, n=n, amplitude=2.0, q=0.6, phi=0.4)
+    profile = pmt.Sersic(x0=0.0, y0=0.0, r_eff=1.3, n=n, amplitude=2.0, q=0.6, phi=0.4)
     sb = _compiled(profile)
     radial = lambda r: float(sb(r * np.cos(0.4), r * np.sin(0.4))[0]) * r  # noqa: E731
     inside = integrate.quad(radial, 0, 1.3, epsrel=1e-10, limit=200)[0]
@@ -37,7 +37,7 @@ def test_half_of_the_light_lies_inside_r_eff(n):
 
 def test_amplitude_is_the_surface_brightness_at_r_eff_on_both_axes():
     phi, q, r_eff = 0.7, 0.5, 0.8
-    profile = pmt.Sersic(0.3, -0.2, r_eff=r_eff, n=2.0, amplitude=5.0, q=q, phi=phi)
+    profile = pmt.Sersic(x0=0.3, y0=-0.2, r_eff=r_eff, n=2.0, amplitude=5.0, q=q, phi=phi)
     major = (0.3 + r_eff * np.cos(phi), -0.2 + r_eff * np.sin(phi))
     minor = (0.3 - q * r_eff * np.sin(phi), -0.2 + q * r_eff * np.cos(phi))
     values = _eval(profile, [major[0], minor[0]], [major[1], minor[1]])
@@ -50,11 +50,11 @@ def test_profiles_match_their_numpy_twins(rng):
     np.testing.assert_allclose(
         _eval(pmt.Sersic(**args), x, y), sersic_numpy(x, y, **args), rtol=1e-12
     )
-    expo = pmt.Exponential(0.1, -0.3, r_eff=0.7, amplitude=1.5, q=0.4, phi=2.0)
+    expo = pmt.Exponential(x0=0.1, y0=-0.3, r_eff=0.7, amplitude=1.5, q=0.4, phi=2.0)
     np.testing.assert_allclose(
         _eval(expo, x, y), sersic_numpy(x, y, **{**args, "n": 1.0}), rtol=1e-12
     )
-    gauss = pmt.Gaussian(0.1, -0.3, sigma=0.5, amplitude=2.0, q=0.4, phi=2.0)
+    gauss = pmt.Gaussian(x0=0.1, y0=-0.3, sigma=0.5, amplitude=2.0, q=0.4, phi=2.0)
     c, s = np.cos(2.0), np.sin(2.0)
     dx, dy = x - 0.1, y + 0.3
     r2 = (c * dx + s * dy) ** 2 + ((-s * dx + c * dy) / 0.4) ** 2
@@ -62,7 +62,7 @@ def test_profiles_match_their_numpy_twins(rng):
 
 
 def test_gaussian_total_flux():
-    gauss = pmt.Gaussian(0.0, 0.0, sigma=0.3, amplitude=2.0, q=0.7)
+    gauss = pmt.Gaussian(x0=0.0, y0=0.0, sigma=0.3, amplitude=2.0, q=0.7)
     sb = _compiled(gauss)
     numeric = integrate.dblquad(lambda y, x: float(sb(x, y)[0]), -3, 3, -3, 3, epsrel=1e-10)[0]
     assert gauss.total_flux() == pytest.approx(numeric, rel=1e-7)
@@ -87,7 +87,7 @@ def test_sersic_gradients_in_every_parameter(rng):
     x, y = rng.uniform(-1.5, 1.5, (2, 30))
 
     def sb(x0, y0, r_eff, n, amplitude, q, phi):
-        return pmt.Sersic(x0, y0, r_eff, n, amplitude, q, phi).surface_brightness(x, y)
+        return pmt.Sersic(x0=x0, y0=y0, r_eff=r_eff, n=n, amplitude=amplitude, q=q, phi=phi).surface_brightness(x, y)
 
     # verify_grad raises if the analytic and finite-difference gradients differ
 
@@ -96,7 +96,7 @@ def test_sersic_gradients_in_every_parameter(rng):
     )
 
     def gauss(x0, y0, sigma, amplitude, q, phi):
-        return pmt.Gaussian(x0, y0, sigma, amplitude, q, phi).surface_brightness(x, y)
+        return pmt.Gaussian(x0=x0, y0=y0, sigma=sigma, amplitude=amplitude, q=q, phi=phi).surface_brightness(x, y)
 
     # verify_grad raises if the analytic and finite-difference gradients differ
 
@@ -107,7 +107,7 @@ def test_sersic_gradients_in_every_parameter(rng):
 
 def test_tracers(rng):
     x, y = rng.uniform(-1, 1, (2, 20))
-    grad = pmt.LinearGradient(0.2, 0.1, central=8.0, gradient=-0.2, q=0.5, phi=1.0)
+    grad = pmt.LinearGradient(x0=0.2, y0=0.1, central=8.0, gradient=-0.2, q=0.5, phi=1.0)
     r = pmt.PixelGrid((1, 1), 1.0)  # noqa: F841  (grid conventions are tested elsewhere)
     from pymc_tracers.grid import elliptical_radius_numpy
 

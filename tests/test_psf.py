@@ -76,11 +76,11 @@ def test_symbolic_widths_give_the_same_kernel_as_numbers():
     fwhm = pt.dscalar("fwhm")
     psf = pmt.GaussianPSF(fwhm, max_fwhm=0.5)
     assert not psf.is_fixed
-    symbolic = psf.kernel(0.02).eval({fwhm: 0.5})
+    symbolic = psf.kernel_tensor(0.02).eval({fwhm: 0.5})
     np.testing.assert_allclose(symbolic, pmt.GaussianPSF(0.5).kernel(0.02), rtol=1e-12, atol=1e-16)
     beta = pt.dscalar("beta")
     moffat = pmt.MoffatPSF(fwhm, beta, radius=1.0)
-    value = moffat.kernel(0.05).eval({fwhm: 0.4, beta: 3.0})
+    value = moffat.kernel_tensor(0.05).eval({fwhm: 0.4, beta: 3.0})
     np.testing.assert_allclose(value, pmt.MoffatPSF(0.4, 3.0, radius=1.0).kernel(0.05), rtol=1e-12)
 
 
@@ -164,9 +164,11 @@ def test_fits_round_trip_reads_the_pixel_scale(tmp_path):
     np.testing.assert_allclose(psf.kernel(0.013), kernel, rtol=1e-12)
 
     wcs_path = tmp_path / "psf_wcs.fits"
-    fits.PrimaryHDU(kernel, header=fits.Header({"CDELT1": -0.013 / 3600, "CUNIT1": "deg"})).writeto(
-        wcs_path
+    wcs_header = fits.Header(
+        {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CUNIT1": "deg", "CUNIT2": "deg",
+         "CDELT1": -0.013 / 3600, "CDELT2": 0.013 / 3600}
     )
+    fits.PrimaryHDU(kernel, header=wcs_header).writeto(wcs_path)
     assert pmt.PixelPSF.from_fits(wcs_path).pixel_scale == pytest.approx(0.013)
 
     bare = tmp_path / "bare.fits"

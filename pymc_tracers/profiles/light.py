@@ -1,8 +1,13 @@
 """Surface-brightness profiles as PyTensor graphs of sky coordinates (arcsec).
 
-Each profile's parameters may be Python floats, numpy scalars or PyTensor/PyMC variables;
-:meth:`LightProfile.surface_brightness` returns a tensor of the shape of ``x`` in the units of
-``amplitude`` (surface brightness, e.g. flux / arcsec^2).
+Each profile's parameters may be Python floats, numpy values or PyTensor/PyMC variables;
+:meth:`LightProfile.surface_brightness` returns a tensor in the units of ``amplitude`` (surface
+brightness, e.g. flux / arcsec^2).
+
+**A population is a batch.** Any parameter may carry one leading galaxy axis: a numpy array or
+a variable of shape ``(N,)`` (e.g. a PyMC variable with ``dims="galaxy"``). Evaluated on
+coordinates of shape ``(H, W)``, a profile with a batched parameter returns ``(N, H, W)``; one
+without returns ``(H, W)``. Parameters are expanded with :func:`per_galaxy`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "Exponential",
     "Gaussian",
     "elliptical_radius",
+    "per_galaxy",
     "sersic_bn",
     "sersic_bn_numpy",
     "sersic_numpy",
@@ -31,10 +37,27 @@ RADIUS_SOFTENING = 1e-8
 
 
 def _check_number(value, name, *, positive=False, upper=None):
-    """Validate a fixed parameter and return it as a numpy value; symbolic ones pass through."""
+    """Validate a parameter: a scalar or one galaxy axis ``(N,)``.
+
+    Fixed values are checked and returned as float64 numpy values; symbolic ones pass through
+    after a check of their number of dimensions.
+    """
     if isinstance(value, Variable):
+        if value.ndim > 1:
+            raise ValueError(
+                f"{name} has {value.ndim} dimensions; a parameter is a scalar or has one galaxy "
+                "axis of shape (N,)"
+            )
         return value
-    array = np.asarray(value, dtype=float)
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers; got {value!r}") from None
+    if array.ndim > 1:
+        raise ValueError(
+            f"{name} has shape {array.shape}; a parameter is a scalar or has one galaxy axis "
+            "of shape (N,)"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite; got {value!r}")
     if positive and not np.all(array > 0):
@@ -53,13 +76,23 @@ def _as_tensor(value):
     return pt.as_tensor_variable(np.asarray(value, dtype=pytensor.config.floatX))
 
 
+def per_galaxy(value):
+    """A parameter as a tensor that broadcasts against ``(H, W)`` coordinates.
+
+    Scalars stay scalars; a galaxy axis ``(N,)`` becomes ``(N, 1, 1)``.
+    """
+    tensor = _as_tensor(value)
+    return tensor[..., None, None] if tensor.ndim else tensor
+
+
 def elliptical_radius(x, y, x0, y0, q=1.0, phi=0.0):
     """Elliptical radius in arcsec, measured along the major axis.
 
     ``r = sqrt(x'^2 + (y'/q)^2)`` where ``(x', y')`` are offsets from ``(x0, y0)`` rotated by
-    ``phi`` (radians, counter-clockwise from +x to the major axis) and ``q = b/a``.
+    ``phi`` (radians, counter-clockwise from +x to the major axis) and ``q = b/a``. Parameters
+    with a galaxy axis ``(N,)`` give radii of shape ``(N, H, W)``.
     """
-    x0, y0, q, phi = (_as_tensor(v) for v in (x0, y0, q, phi))
+    x0, y0, q, phi = (per_galaxy(v) for v in (x0, y0, q, phi))
     dx = _as_tensor(x) - x0
     dy = _as_tensor(y) - y0
     cos, sin = pt.cos(phi), pt.sin(phi)
@@ -81,7 +114,7 @@ def sersic_bn(n):
     ``db/dn = -2 (dP/da) / (dP/db)``.
     """
     if not isinstance(n, Variable):
-        return float(sersic_bn_numpy(n))
+        return np.asarray(sersic_bn_numpy(n), dtype=pytensor.config.floatX)
     n = pt.as_tensor_variable(n)
     a = 2.0 * n
     b = disconnected_grad(pt.gammaincinv(a, 0.5))
@@ -107,6 +140,14 @@ class LightProfile:
     def surface_brightness(self, x, y):
         """Surface brightness at sky positions ``x, y`` (arcsec) as a PyTensor tensor."""
         raise NotImplementedError
+
+    def parameters(self) -> dict:
+        """The profile's parameters by name (numbers, arrays or variables)."""
+        if hasattr(self, "profiles"):
+            return {
+                f"{i}.{k}": v for i, p in enumerate(self.profiles) for k, v in p.parameters().items()
+            }
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __add__(self, other):
         return CompositeLight([self, other])
@@ -153,7 +194,7 @@ class Sersic(LightProfile):
     ``b_n`` is exact, ``gammaincinv(2n, 0.5)``, with a gradient in ``n``.
     """
 
-    def __init__(self, x0=0.0, y0=0.0, r_eff=1.0, n=1.0, amplitude=1.0, q=1.0, phi=0.0):
+    def __init__(self, *, x0=0.0, y0=0.0, r_eff=1.0, n=1.0, amplitude=1.0, q=1.0, phi=0.0):
         self.x0 = _check_number(x0, "x0")
         self.y0 = _check_number(y0, "y0")
         self.r_eff = _check_number(r_eff, "r_eff", positive=True)
@@ -164,8 +205,9 @@ class Sersic(LightProfile):
 
     def surface_brightness(self, x, y):
         r = elliptical_radius(x, y, self.x0, self.y0, self.q, self.phi)
-        bn = sersic_bn(self.n)
-        return self.amplitude * pt.exp(-bn * ((r / self.r_eff) ** (1.0 / self.n) - 1.0))
+        n, r_eff = per_galaxy(self.n), per_galaxy(self.r_eff)
+        bn = per_galaxy(sersic_bn(self.n))
+        return per_galaxy(self.amplitude) * pt.exp(-bn * ((r / r_eff) ** (1.0 / n) - 1.0))
 
     def total_flux(self):
         """Analytic total flux (amplitude units x arcsec^2)."""
@@ -199,8 +241,8 @@ class Exponential(Sersic):
     (1.678 scale lengths).
     """
 
-    def __init__(self, x0=0.0, y0=0.0, r_eff=1.0, amplitude=1.0, q=1.0, phi=0.0):
-        super().__init__(x0, y0, r_eff, 1.0, amplitude, q, phi)
+    def __init__(self, *, x0=0.0, y0=0.0, r_eff=1.0, amplitude=1.0, q=1.0, phi=0.0):
+        super().__init__(x0=x0, y0=y0, r_eff=r_eff, n=1.0, amplitude=amplitude, q=q, phi=phi)
 
     def __repr__(self):
         return (
@@ -224,7 +266,7 @@ class Gaussian(LightProfile):
         Axis ratio and position angle (radians, counter-clockwise from +x).
     """
 
-    def __init__(self, x0=0.0, y0=0.0, sigma=1.0, amplitude=1.0, q=1.0, phi=0.0):
+    def __init__(self, *, x0=0.0, y0=0.0, sigma=1.0, amplitude=1.0, q=1.0, phi=0.0):
         self.x0 = _check_number(x0, "x0")
         self.y0 = _check_number(y0, "y0")
         self.sigma = _check_number(sigma, "sigma", positive=True)
@@ -234,7 +276,7 @@ class Gaussian(LightProfile):
 
     def surface_brightness(self, x, y):
         r = elliptical_radius(x, y, self.x0, self.y0, self.q, self.phi)
-        return self.amplitude * pt.exp(-0.5 * (r / self.sigma) ** 2)
+        return per_galaxy(self.amplitude) * pt.exp(-0.5 * (r / per_galaxy(self.sigma)) ** 2)
 
     def total_flux(self):
         """Analytic total flux (amplitude units x arcsec^2)."""

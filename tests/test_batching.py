@@ -1,0 +1,119 @@
+"""A population is a batch: batched observe equals a loop of single-galaxy observes."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import pymc_tracers as pmt
+from pymc_tracers.profiles.tracer import LOG_SERIES_TOLERANCE, log_series_error
+
+GRID = pmt.PixelGrid((13, 15), pixel_scale=0.1, supersampling=2)
+R_EFF = np.array([0.35, 0.5, 0.25])
+X0 = np.array([0.0, 0.08, -0.12])
+Q = np.array([1.0, 0.7, 0.5])
+PHI = np.array([0.0, 0.4, 1.9])
+PSFS = [pmt.GaussianPSF(0.2), pmt.MoffatPSF(0.35, 3.0), pmt.GaussianPSF(0.45)]
+
+
+def _galaxy(i, central, gradient, **gradient_kwargs):
+    """Component of galaxy i (i=None: the batch, with array parameters)."""
+    pick = (lambda a: a) if i is None else (lambda a: a[i])
+    return pmt.Component(
+        pmt.Sersic(x0=pick(X0), r_eff=pick(R_EFF), n=1.5, amplitude=2.0, q=pick(Q), phi=pick(PHI)),
+        pmt.LinearGradient(x0=pick(X0), central=central, gradient=gradient, q=pick(Q),
+                           phi=pick(PHI), **gradient_kwargs),
+    )
+
+
+def _compiled(outputs, inputs):
+    return pytensor.function(inputs, list(outputs) + [pt.grad(pt.sum(outputs[1] ** 2), inputs[1])])
+
+
+@pytest.mark.parametrize("convolve_at", ["subpixel", "pixel"])
+@pytest.mark.parametrize("method", ["full", "linear"])
+@pytest.mark.parametrize("tracer_scale", ["linear", "log"])
+def test_batched_equals_looped(convolve_at, method, tracer_scale):
+    central, gradient = pt.dvector("central"), pt.dvector("gradient")
+    kwargs = {"gradient_range": (-0.6, 0.3)} if tracer_scale == "log" else {}
+    batch = pmt.observe(_galaxy(None, central, gradient, **kwargs), GRID, PSFS, tracer_scale,
+                        method=method, convolve_at=convolve_at)
+    assert batch.path == {"full": "full", "linear": {"linear": "linear", "log": "series"}}[method][
+        tracer_scale] if method == "linear" else batch.path == "full"
+    values = (np.array([8.1, 8.4, 7.9]), np.array([-0.3, 0.1, -0.5]))
+    image, tracer_map, grad = _compiled(batch, [central, gradient])(*values)
+    assert image.shape == tracer_map.shape == (3, *GRID.shape)
+    tolerance = 1e-10 if method == "full" or tracer_scale == "linear" else 5 * LOG_SERIES_TOLERANCE
+    for i in range(3):
+        c, g = pt.dscalar("c"), pt.dscalar("g")
+        single = pmt.observe(_galaxy(i, c, g), GRID, PSFS[i], tracer_scale, method="full",
+                             convolve_at=convolve_at)
+        ref_image, ref_map, ref_grad = _compiled(single, [c, g])(values[0][i], values[1][i])
+        np.testing.assert_allclose(image[i], ref_image, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(tracer_map[i], ref_map, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(grad[i], ref_grad, rtol=1e-5 if tolerance > 1e-10 else 1e-8)
+
+
+def test_log_series_falls_back_to_the_full_path_outside_its_range():
+    central, gradient = pt.dvector("central"), pt.dvector("gradient")
+    series = pmt.observe(_galaxy(None, central, gradient, gradient_range=(-0.3, 0.0)), GRID,
+                         PSFS, "log")
+    full = pmt.observe(_galaxy(None, central, gradient), GRID, PSFS, "log", method="full")
+    f = pytensor.function([central, gradient], [series[1], full[1]])
+    inside = f(np.full(3, 8.0), np.array([-0.25, -0.1, 0.0]))
+    outside = f(np.full(3, 8.0), np.array([-0.25, 0.4, 0.0]))  # galaxy 1 outside the range
+    assert np.max(np.abs(inside[0] - inside[1])) <= series.max_error <= LOG_SERIES_TOLERANCE
+    assert np.max(np.abs(inside[0] - inside[1])) > 0  # a series, not the full path
+    np.testing.assert_array_equal(outside[0], outside[1])
+
+
+def test_log_series_error_bound_holds_where_the_series_is_truncated():
+    """The stated bound covers the worst case: the truncated series of exp(rho t) itself."""
+    from scipy import special
+
+    rho = 4.0
+    for n_terms in (8, 12, 16):
+        t = np.linspace(-1, 1, 2001)
+        k = np.arange(n_terms)
+        chebyshev = np.cos(np.outer(k, np.arccos(t)))
+        weights = np.where(k == 0, 1.0, 2.0) * special.iv(k, rho)
+        series = weights @ chebyshev
+        # relative error of 10**Z, in dex to first order
+        dex_error = np.max(np.abs(series / np.exp(rho * t) - 1.0)) / np.log(10.0)
+        assert dex_error <= log_series_error(rho, n_terms)
+        assert dex_error > 1e-3 * log_series_error(rho, n_terms)  # the bound is not vacuous
+
+
+def test_one_psf_for_many_galaxies_and_unbatched_light():
+    """A tracer batch over one light profile and one PSF broadcasts the light."""
+    central = pt.dvector("central")
+    light = pmt.Exponential(r_eff=0.4)
+    batch = pmt.observe(pmt.Component(light, pmt.Constant(central)), GRID, PSFS[0], "linear",
+                        method="full")
+    image, tracer_map = pytensor.function([central], list(batch))(np.array([1.0, 2.0]))
+    assert tracer_map.shape == (2, *GRID.shape)
+    np.testing.assert_allclose(tracer_map - np.array([1.0, 2.0])[:, None, None], 0.0, atol=1e-9)
+    np.testing.assert_allclose(image[0], image[1])
+
+
+def test_empty_sky_handling_is_per_galaxy():
+    """One galaxy's brightness must not change another galaxy's map."""
+    amplitude = np.array([1.0, 1e9])
+    comp = pmt.Component(pmt.Gaussian(sigma=0.05, amplitude=amplitude),
+                         pmt.LinearGradient(central=1.0, gradient=2.0))
+    faint = pmt.Component(pmt.Gaussian(sigma=0.05, amplitude=1.0),
+                          pmt.LinearGradient(central=1.0, gradient=2.0))
+    batch = pmt.evaluate(pmt.observe(comp, GRID, PSFS[0], method="full")[1])
+    single = pmt.evaluate(pmt.observe(faint, GRID, PSFS[0], method="full")[1])
+    np.testing.assert_allclose(batch[0], single, rtol=1e-12)
+
+
+def test_mismatched_galaxy_axes_raise():
+    comp = pmt.Component(pmt.Exponential(r_eff=R_EFF), pmt.Constant(np.ones(4)))
+    with pytest.raises(ValueError, match="different lengths"):
+        pmt.observe(comp, GRID, PSFS[0])
+    comp = pmt.Component(pmt.Exponential(r_eff=R_EFF), 1.0)
+    with pytest.raises(ValueError, match="3 PSFs|2 PSFs"):
+        pmt.observe(comp, GRID, PSFS[:2])
+    with pytest.raises(ValueError, match="one galaxy axis"):
+        pmt.Exponential(r_eff=np.ones((2, 2)))
