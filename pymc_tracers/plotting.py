@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pymc_tracers.baselines import radial_percentiles
+
 __all__ = ["plot_maps"]
 
 
@@ -70,12 +72,8 @@ def plot_maps(maps, *, name="tracer", grid=None, center=(0.0, 0.0), n_bins=12, c
 
     edges = np.linspace(0, np.nanmax(r[used]), n_bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
-    stats = np.full((2, 3, n_bins), np.nan)
-    for k in range(n_bins):
-        inside = used & (r >= edges[k]) & (r < edges[k + 1])
-        if inside.sum() >= 3:
-            stats[0, :, k] = np.percentile(data[inside], [16, 50, 84])
-            stats[1, :, k] = np.percentile(model[inside], [16, 50, 84])
+    stats = np.stack([radial_percentiles(values, r, edges, used=used, min_count=3)[0]
+                      for values in (data, model)])
     ax = axes[3]
     ax.scatter(r[used], data[used], s=1, color="0.7", alpha=0.3, rasterized=True, label="pixels")
     ax.errorbar(centres, stats[0, 1], yerr=[stats[0, 1] - stats[0, 0], stats[0, 2] - stats[0, 1]],

@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -45,7 +43,10 @@ def test_toy_maps_share_a_radial_trend_but_not_their_structure():
     maps = {kind: simulate.toy_map(kind, fwhm=0.05, seed=0) for kind in simulate.TOY_MAPS}
     grid = maps["smooth"].grid
     r = grid.radius()
-    fits = {k: baselines.wls_gradient(m.true_tracer_map, np.ones(grid.shape), grid) for k, m in maps.items()}
+    fits = {
+        k: baselines.wls_gradient(m.true_tracer_map, np.ones(grid.shape), grid)
+        for k, m in maps.items()
+    }
     for kind, result in fits.items():
         assert result.gradient == pytest.approx(-0.1, abs=0.03), kind
     # the merger side asymmetry and spiral arms survive in the 2-D maps, not in the gradient
@@ -83,19 +84,60 @@ def test_annulus_medians():
     assert out["p16"][1] < out["median"][1] < out["p84"][1]
 
 
-def test_demo_command_prints_json(tmp_path, capsys):
-    from pymc_tracers.cli import main
+def test_radial_percentiles_match_a_brute_force_binning(rng):
+    grid = pmt.PixelGrid((17, 23), 0.1)
+    r = grid.radius(0.05, -0.1, 0.7, 0.4)
+    values = rng.normal(size=grid.shape)
+    used = rng.uniform(size=grid.shape) > 0.2
+    edges = np.array([0.0, 0.2, 0.5, 0.9, float(r.max())])
+    stats, count = baselines.radial_percentiles(values, r, edges, used=used, min_count=5)
+    # each pixel in bin searchsorted(edges, r) - 1; the outermost pixel closes the last bin
+    which = np.minimum(np.searchsorted(edges, r, side="right") - 1, len(edges) - 2)
+    for k in range(len(edges) - 1):
+        members = values[used & (which == k)]
+        assert count[k] == members.size
+        expected = np.percentile(members, [16, 50, 84]) if members.size >= 5 else np.full(3, np.nan)
+        np.testing.assert_array_equal(stats[:, k], expected)
+    assert count.sum() == used.sum()
 
-    png = tmp_path / "demo.png"
-    assert main(["demo", "--fwhm", "1.0", "--draws", "200", "--tune", "300", "--json", "--output", str(png)]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ["truth_gradient", "wls_gradient", "wls_gradient_err", "gradient_median", "gradient_p16",
-                "gradient_p84", "central_median", "r_hat_max", "ess_bulk_min", "seconds"]:
-        assert key in out
-    assert out["gradient_p16"] < out["gradient_median"] < out["gradient_p84"]
-    width = out["gradient_p84"] - out["gradient_p16"]
-    assert abs(out["gradient_median"] - out["truth_gradient"]) < 3 * width
-    assert abs(out["wls_gradient"]) < abs(out["truth_gradient"])
-    assert png.exists() and png.stat().st_size > 10_000
-    with pytest.raises(SystemExit):
-        main(["demo", "--fwhm", "-1"])
+
+def test_baselines_follow_the_likelihoods_pixel_policy(rng):
+    """NaN leaves a pixel out; inf is refused; the mask must be boolean."""
+    grid = pmt.PixelGrid((11, 11), 0.1)
+    r = grid.radius()
+    err = np.full(grid.shape, 0.05)
+    z = 8.0 - 0.2 * r + err * rng.normal(size=grid.shape)
+    with pytest.raises(ValueError, match="mask must be a boolean array .* got dtype int64"):
+        baselines.wls_gradient(z, err, grid, mask=np.ones(grid.shape, dtype=np.int64))
+    with pytest.raises(ValueError, match="mask must be a boolean array .* got dtype float64"):
+        baselines.annulus_medians(z, grid, mask=np.ones(grid.shape))
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 3\); the map has shape \(11, 11\)"):
+        baselines.wls_gradient(z, err, grid, mask=np.ones((3, 3), dtype=bool))
+    infinite = z.copy()
+    infinite[2, 3] = np.inf
+    with pytest.raises(ValueError, match="tracer_map has 1 infinite values in used pixels"):
+        baselines.wls_gradient(infinite, err, grid)
+    with pytest.raises(ValueError, match="tracer_map has 1 infinite values in used pixels"):
+        baselines.annulus_medians(infinite, grid)
+    bad_err = err.copy()
+    bad_err[0, 0] = np.inf
+    with pytest.raises(ValueError, match="error_map has 1 infinite values in used pixels"):
+        baselines.wls_gradient(z, bad_err, grid)
+    # a masked-out inf is not used, so it is not an error
+    keep = np.ones(grid.shape, dtype=bool)
+    keep[2, 3] = False
+    masked = baselines.wls_gradient(infinite, err, grid, mask=keep)
+    # and NaN pixels are left out: the same fit as numpy's on the remaining pixels
+    holes = z.copy()
+    holes[2, 3] = np.nan
+    with_nan = baselines.wls_gradient(holes, err, grid)
+    coeffs = np.polyfit(r[keep], z[keep], 1, w=1 / err[keep])
+    for result in (masked, with_nan):
+        assert result.n_pixels == keep.sum()
+        assert result.gradient == pytest.approx(coeffs[0], rel=1e-10)
+    with pytest.raises(ValueError, match="only 2 usable pixels"):
+        two = np.full(grid.shape, np.nan)
+        two[0, :2] = 8.0
+        baselines.wls_gradient(two, err, grid)
+    with pytest.raises(ValueError, match="no usable pixels"):
+        baselines.annulus_medians(np.full(grid.shape, np.nan), grid)
