@@ -33,7 +33,8 @@ from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top o
     image_likelihood,
     tracer_likelihood,
 )
-from pymc_tracers.fitting import ConvergenceWarning, Fitter, Result, fit  # noqa: E402
+from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
+from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers import comparison, cosmology, population  # noqa: E402
 from pymc_tracers import baselines, data, simulate  # noqa: E402

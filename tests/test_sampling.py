@@ -1,6 +1,5 @@
-"""Fits of the paper's mock galaxies: recovery, baselines, model comparison, results I/O."""
+"""Sampling: the paper's fits (slow), and fast checks of fit/Fitter on tiny grids."""
 
-import json
 import warnings
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 import pymc_tracers as pmt
 
-FAST = dict(draws=600, tune=600, chains=2, progressbar=False)
+FAST = {"draws": 600, "tune": 600, "chains": 2, "progressbar": False}
 
 
 def fit_gradient(galaxy, light_components=None, seed=1, **kwargs):
@@ -18,7 +17,10 @@ def fit_gradient(galaxy, light_components=None, seed=1, **kwargs):
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         lights = light_components or [c.light for c in galaxy.components]
-        comps = [pmt.Component(light, pmt.LinearGradient(0.0, 0.0, central, gradient)) for light in lights]
+        comps = [
+            pmt.Component(light, pmt.LinearGradient(central=central, gradient=gradient))
+            for light in lights
+        ]
         _, tracer = pmt.observe(comps, galaxy.grid, galaxy.psf, galaxy.tracer_scale)
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
         with warnings.catch_warnings():
@@ -37,6 +39,7 @@ def fit_clumps(galaxy, tracer_scale=None, seed=1):
             return pmt.fit(random_seed=seed, grid=galaxy.grid, **FAST)
 
 
+@pytest.mark.slow
 def test_figure3_large_psf_forward_model_is_unbiased_where_wls_flattens():
     galaxy = pmt.simulate.figure3_galaxy(1.5, seed=0)
     result = fit_gradient(galaxy)
@@ -50,6 +53,7 @@ def test_figure3_large_psf_forward_model_is_unbiased_where_wls_flattens():
     assert d["r_hat_max"] < 1.02 and d["divergences"] == 0
 
 
+@pytest.mark.slow
 def test_table1_three_clumps_versus_a_gradient():
     """Use case 2 with the paper's linear averaging and the shipped NIRISS-like PSF."""
     galaxy = pmt.simulate.clumpy_galaxy(seed=0, tracer_scale="linear")
@@ -61,7 +65,7 @@ def test_table1_three_clumps_versus_a_gradient():
     assert np.all((p025 < truth) & (truth < p975))
 
     gradient = fit_gradient(galaxy)
-    g_lo, g_med = gradient.percentiles("gradient", (2.5, 50))
+    g_lo, _g_med = gradient.percentiles("gradient", (2.5, 50))
     assert g_lo > 0  # the spurious "inverted" gradient of the paper
     wls = pmt.baselines.wls_gradient(galaxy.tracer_map, galaxy.tracer_error, galaxy.grid)
     assert wls.gradient > 0
@@ -72,6 +76,7 @@ def test_table1_three_clumps_versus_a_gradient():
     assert pmt.delta_bic(gradient, three) > 10  # "very strong" preference for three clumps
 
 
+@pytest.mark.slow
 def test_log_and_linear_averaging_differ_by_the_size_of_the_errors():
     """For the clumps, averaging dex values instead of 10**Z shifts pixels by ~0.02 dex."""
     log = pmt.simulate.clumpy_galaxy(seed=0, tracer_scale="log")
@@ -86,6 +91,7 @@ def test_log_and_linear_averaging_differ_by_the_size_of_the_errors():
     assert np.all((lo < truth) & (truth < hi))
 
 
+@pytest.mark.slow
 def test_joint_fit_of_light_and_tracer_recovers_both():
     galaxy = pmt.simulate.figure4_galaxy(4.0, seed=2, supersampling=2)
     truth = galaxy.truth
@@ -97,7 +103,8 @@ def test_joint_fit_of_light_and_tracer_recovers_both():
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         disc = pmt.Component(
-            pmt.Exponential(x0, y0, r_eff, amplitude), pmt.LinearGradient(x0, y0, central, gradient)
+            pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude),
+            pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient),
         )
         image, tracer = pmt.observe(disc, galaxy.grid, galaxy.psf, galaxy.tracer_scale)
         pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
@@ -111,55 +118,187 @@ def test_joint_fit_of_light_and_tracer_recovers_both():
     assert set(result.idata.log_likelihood.data_vars) == {"light", "metallicity"}
 
 
-def test_results_save_and_load_without_loss(tmp_path):
-    galaxy = pmt.simulate.figure3_galaxy(1.0, seed=4)
-    result = fit_gradient(galaxy, draws=200, tune=200)
-    path = tmp_path / "fit.nc"
-    result.save(path)
-    loaded = pmt.Result.load(path)
-    assert loaded.config == json.loads(json.dumps(result.config))
-    for group in result.idata.groups():
-        if group.startswith("warmup"):
-            continue
-        assert getattr(loaded.idata, group).equals(getattr(result.idata, group)), group
-    for key, value in result.maps().items():
-        np.testing.assert_array_equal(loaded.maps()[key], value)
-    assert pmt.bic(loaded) == pmt.bic(result)
-    fig = loaded.plot_maps()
-    assert len(fig.axes) >= 4
+# ---------------------------------------------------------------- fast checks on tiny grids
+TINY = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False}
 
 
-def test_model_maps_are_the_forward_model_at_the_posterior():
-    galaxy = pmt.simulate.figure3_galaxy(0.5, seed=5)
-    result = fit_gradient(galaxy, draws=200, tune=300)
-    maps = result.maps("metallicity")
-    central, gradient = (np.median(result.idata.posterior[v].values) for v in ("central", "gradient"))
-    comp = pmt.Component(galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
-    _, expected = pmt.evaluate(pmt.observe(comp, galaxy.grid, galaxy.psf, "linear"))
-    # a linear model: the median map equals the map of the median parameters to MC accuracy
-    np.testing.assert_allclose(maps["model"], expected, atol=2e-3)
-    assert maps["used"].all()
-    np.testing.assert_allclose(maps["residual"], galaxy.tracer_map - maps["model"])
+def tiny_galaxy(*, seed=0, fwhm=1.0, shape=(21, 21)):
+    """An exponential disc (R_e = 1") with a -0.2 dex/arcsec gradient on 0.2" pixels."""
+    grid = pmt.PixelGrid(shape, 0.2)
+    psf = pmt.GaussianPSF(fwhm)
+    light = pmt.Exponential(r_eff=1.0, amplitude=1.0)
+    truth = pmt.Component(light, pmt.LinearGradient(central=8.0, gradient=-0.2))
+    _, tracer = pmt.evaluate(pmt.observe(truth, grid, psf))
+    sigma = np.full(shape, 0.03)
+    data = tracer + sigma * np.random.default_rng(seed).normal(size=shape)
+    return grid, psf, light, data, sigma
+
+
+def gradient_model(grid, psf, light, data, sigma):
+    with pm.Model() as model:
+        central = pm.Normal("central", 8.0, 1.0)
+        gradient = pm.Normal("gradient", 0.0, 1.0)
+        disc = pmt.Component(light, pmt.LinearGradient(central=central, gradient=gradient))
+        _, tracer = pmt.observe(disc, grid, psf)
+        pmt.tracer_likelihood("metallicity", tracer, data, sigma=sigma)
+    return model
+
+
+def constant_model(data, sigma, *, prior_mu=8.0, prior_sigma=1.0):
+    """A constant tracer: the map is ``c`` everywhere, so the posterior of ``c`` is conjugate."""
+    grid = pmt.PixelGrid(data.shape, 0.2)
+    with pm.Model() as model:
+        c = pm.Normal("c", prior_mu, prior_sigma)
+        disc = pmt.Component(pmt.Exponential(r_eff=1.0, amplitude=1.0), c)
+        _, tracer = pmt.observe(disc, grid, pmt.GaussianPSF(0.3))
+        pmt.tracer_likelihood("z", tracer, data, sigma=sigma)
+    precision = 1 / prior_sigma**2 + np.sum(1 / sigma**2)
+    mean = (prior_mu / prior_sigma**2 + np.sum(data / sigma**2)) / precision
+    return model, mean, precision**-0.5
+
+
+def quiet_fit(model, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        return pmt.fit(model, **{**TINY, **kwargs})
+
+
+def test_tiny_galaxy_gradient_is_recovered_where_wls_flattens():
+    grid, psf, light, data, sigma = tiny_galaxy()
+    result = quiet_fit(gradient_model(grid, psf, light, data, sigma), random_seed=1)
+    lo, hi = result.percentiles("gradient", (0.5, 99.5))
+    assert lo < -0.2 < hi
+    wls = pmt.baselines.wls_gradient(data, sigma, grid)
+    assert abs(wls.gradient + 0.2) > 5 * wls.gradient_err  # the PSF flattens the classical fit
+
+
+@pytest.fixture
+def jax_x64_off():
+    """Start with 64-bit JAX switched off (as after ``jax.config.update``), restore after."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield jax
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "backend"), [("nutpie", "jax"), ("numpyro", "auto"), ("blackjax", "auto")]
+)
+def test_jax_samplers_run_in_float64(jax_x64_off, sampler, backend):
+    data = 8.1 + 0.05 * np.random.default_rng(3).normal(size=(5, 5))
+    model, mean, sd = constant_model(data, np.full(data.shape, 0.05))
+    with warnings.catch_warnings():
+        # JAX's "Explicitly requested dtype float64 ... will be truncated to dtype float32"
+        warnings.filterwarnings("error", message=".*float64.*truncated", category=UserWarning)
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        result = pmt.fit(
+            model, sampler=sampler, backend=backend, random_seed=4, **{**TINY, "chains": 1}
+        )
+    assert jax_x64_off.config.jax_enable_x64
+    draws = result.idata.posterior["c"]
+    assert draws.dtype == np.float64
+    assert result.config["backend"] == "jax"
+    # the conjugate posterior: mean to Monte-Carlo accuracy, width to 20%
+    assert abs(float(draws.mean()) - mean) < 0.3 * sd
+    assert float(draws.std()) == pytest.approx(sd, rel=0.2)
+
+
+def test_fitter_with_the_jax_backend_runs_in_float64(jax_x64_off):
+    data = 8.1 + 0.05 * np.random.default_rng(5).normal(size=(5, 5))
+    model, _, _ = constant_model(data, np.full(data.shape, 0.05))
+    fitter = pmt.Fitter(model, backend="jax")
+    new_data = 7.9 + 0.05 * np.random.default_rng(6).normal(size=(5, 5))
+    _, mean, sd = constant_model(new_data, np.full(data.shape, 0.05))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        result = fitter.fit({"z": new_data}, random_seed=7, **TINY)
+    assert jax_x64_off.config.jax_enable_x64
+    draws = result.idata.posterior["c"]
+    assert draws.dtype == np.float64
+    assert abs(float(draws.mean()) - mean) < 0.3 * sd
+
+
+def test_fitter_refits_new_data_and_psfs_without_recompiling():
+    first = tiny_galaxy(seed=1, fwhm=1.0)
+    model = gradient_model(*first)
+    fitter = pmt.Fitter(model, backend="jax")
+    compiled = fitter.compiled
+    grid, psf, light, data, sigma = tiny_galaxy(seed=2, fwhm=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        refit = fitter.fit({"metallicity": (data, sigma)}, psf=psf, random_seed=2, **TINY)
+        fresh = quiet_fit(gradient_model(grid, psf, light, data, sigma), random_seed=3)
+    assert fitter.compiled is compiled
+    # the refit sees the new data and PSF: the same posterior as a model built for them
+    for name in ["central", "gradient"]:
+        a, b = refit.percentiles(name), fresh.percentiles(name)
+        assert abs(a[1] - b[1]) < 0.25 * (b[2] - b[0]), name
+    np.testing.assert_array_equal(refit.maps()["data"], data)
+    np.testing.assert_array_equal(refit.maps()["sigma"], sigma)
+    with pytest.raises(ValueError, match=r"data for 'metallicity' has shape \(5, 5\)"):
+        fitter.fit({"metallicity": np.zeros((5, 5))})
+    with pytest.raises(ValueError, match="no likelihood named 'velocity'"):
+        fitter.fit({"velocity": data})
+    bad = data.copy()
+    bad[3, 4] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite in pixels the compiled model uses"):
+        fitter.fit({"metallicity": bad})
+    with pytest.raises(ValueError, match="sigma for 'metallicity' must be finite and > 0"):
+        fitter.fit({"metallicity": (data, np.zeros_like(sigma))})
+
+
+def test_fit_and_fitter_share_one_ending():
+    """Both store the same configuration, log-likelihoods, maps and convergence check."""
+    galaxy = tiny_galaxy(seed=4)
+    model = gradient_model(*galaxy)
+    with pytest.warns(pmt.ConvergenceWarning):
+        by_fit = pmt.fit(model, draws=30, tune=30, progressbar=False, random_seed=1)
+    with pytest.warns(pmt.ConvergenceWarning):
+        by_fitter = pmt.Fitter(model, backend="jax").fit(
+            draws=30, tune=30, progressbar=False, random_seed=1
+        )
+    assert set(by_fitter.config) == set(by_fit.config) | {"compile_seconds"}
+    for result in (by_fit, by_fitter):
+        assert result.config["mass_matrix"] == "low-rank modified"
+        assert result.config["sampler"] == "nutpie"
+        ll = result.idata.log_likelihood["metallicity"].values  # (chain, draw, pixel)
+        assert ll.shape[-1] == 21 * 21
+        assert result.config["max_log_likelihood"] == pytest.approx(
+            ll.sum(axis=-1).max(), rel=1e-12
+        )
+        assert set(result.maps()) == {"data", "model", "sigma", "used", "residual"}
+
+
+def test_sample_counts_are_checked_before_sampling():
+    data = np.full((3, 3), 8.0)
+    model, _, _ = constant_model(data, np.full(data.shape, 0.1))
+    with pytest.raises(ValueError, match="nutpie needs at least one tuning step.*got tune=0"):
+        pmt.fit(model, tune=0)
+    with pytest.raises(ValueError, match="draws must be an integer >= 1; got 0"):
+        pmt.fit(model, draws=0)
+    with pytest.raises(ValueError, match="chains must be an integer >= 1; got 1.5"):
+        pmt.fit(model, chains=1.5)
+    with pytest.raises(ValueError, match="unknown sampler 'metropolis'"):
+        pmt.fit(model, sampler="metropolis")
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        pmt.fit(model, backend="cuda")
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        pmt.Fitter(model, backend="cuda")
 
 
 def test_poor_convergence_is_reported():
-    galaxy = pmt.simulate.figure3_galaxy(1.0, seed=6)
+    grid, psf, light, data, sigma = tiny_galaxy(seed=6)
     with pytest.warns(pmt.ConvergenceWarning, match="ESS"):
-        with pm.Model():
-            central = pm.Normal("central", 8.0, 1.0)
-            gradient = pm.Normal("gradient", 0.0, 1.0)
-            comp = pmt.Component(galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
-            _, tracer = pmt.observe(comp, galaxy.grid, galaxy.psf, "linear")
-            pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
-            result = pmt.fit(draws=30, tune=30, progressbar=False, random_seed=1)
+        result = pmt.fit(
+            gradient_model(grid, psf, light, data, sigma),
+            draws=30,
+            tune=30,
+            progressbar=False,
+            random_seed=1,
+        )
     assert result.diagnostics()["ess_bulk_min"] < 400
-
-
-def test_unknown_sampler_is_refused():
-    with pm.Model():
-        pm.Normal("a")
-        with pytest.raises(ValueError, match="sampler"):
-            pmt.fit(sampler="metropolis")
 
 
 # ---------------------------------------------------------------- slow paper reproductions
@@ -198,12 +337,16 @@ def test_figure3_calibration_of_68_percent_intervals():
     assert 0.50 < coverage < 0.86
 
 
+@pytest.mark.slow
 def test_fitter_compiles_once_and_refits_new_data_and_psfs():
+    """The Figure-3 model with the default numba backend (compilation takes about a minute)."""
     first = pmt.simulate.figure3_galaxy(1.5, seed=7)
     with pm.Model() as model:
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
-        comp = pmt.Component(first.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
+        comp = pmt.Component(
+            first.components[0].light, pmt.LinearGradient(central=central, gradient=gradient)
+        )
         _, tracer = pmt.observe(comp, first.grid, first.psf, "linear")
         pmt.tracer_likelihood("metallicity", tracer, first.tracer_map, sigma=first.tracer_error)
     fitter = pmt.Fitter(model)
@@ -211,8 +354,14 @@ def test_fitter_compiles_once_and_refits_new_data_and_psfs():
     other = pmt.simulate.figure3_galaxy(0.5, seed=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pmt.ConvergenceWarning)
-        refit = fitter.fit({"metallicity": (other.tracer_map, other.tracer_error)}, psf=other.psf,
-                           progressbar=False, random_seed=2, draws=600, tune=600)
+        refit = fitter.fit(
+            {"metallicity": (other.tracer_map, other.tracer_error)},
+            psf=other.psf,
+            progressbar=False,
+            random_seed=2,
+            draws=600,
+            tune=600,
+        )
     assert fitter.compiled is compiled
     # the refit sees the new data and PSF: identical to a model built from scratch for them
     fresh = fit_gradient(other, seed=3)
