@@ -24,6 +24,7 @@ from pytensor.gradient import zero_grad
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
+from pytensor.compile.builders import OpFromGraph
 from pytensor.ifelse import ifelse
 from pytensor.tensor.random.op import RandomVariable
 
@@ -249,9 +250,40 @@ def observe(
         return Observation(image, tracer_map, path="linear", **info)
     # a series is only accurate inside its range: outside it, evaluate the full path instead
     _, full_map = _observe_full(components, numerics, tracer_scale, n_galaxies)
-    tracer_map = ifelse(valid, tracer_map, pt.cast(full_map, tracer_map.dtype))
+    tracer_map = _guarded(valid, tracer_map, pt.cast(full_map, tracer_map.dtype), components)
     info["max_error"] = max_error
     return Observation(image, tracer_map, path="series", **info)
+
+
+def _guarded(valid, series_map, full_map, components):
+    """``series_map`` where ``valid``, else ``full_map``, evaluating (and differentiating) only
+    the branch taken.
+
+    A plain ``ifelse`` is lazy in its value but not in its gradient: the gradient of the
+    untaken branch (two FFTs) would run on every evaluation. Wrapping the choice in an
+    ``OpFromGraph`` whose gradient is itself an ``ifelse`` of the two branches' gradients keeps
+    both directions lazy. (Under JAX this becomes ``lax.cond``, lazy in both directions.)
+    """
+    inputs = []
+    for component in components:
+        for value in component.parameters().values():
+            if _is_free(value) and not any(value is seen for seen in inputs):
+                inputs.append(value)
+    value = ifelse(valid, series_map, full_map)
+
+    def gradient(inner_inputs, inner_outputs, output_grads):
+        series, full, ok = clone_replace(
+            [series_map, full_map, valid], replace=dict(zip(inputs, inner_inputs))
+        )
+        by_branch = [
+            pytensor.grad(None, inner_inputs, known_grads={branch: output_grads[0]},
+                          disconnected_inputs="ignore", return_disconnected="zero")
+            for branch in (series, full)
+        ]
+        return list(ifelse(ok, by_branch[0], by_branch[1]))
+
+    op = OpFromGraph(inputs, [value], inline=False, lop_overrides=gradient, name="series_or_full")
+    return op(*inputs)
 
 
 def _render(components, points, tracer_scale, n_galaxies):
@@ -339,11 +371,22 @@ def _observe_linear(components, expansions, numerics, tracer_scale):
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
         pt.broadcast_arrays(*(pt.as_tensor_variable(c).astype(pytensor.config.floatX) for c in coefficients))
-    )[..., None, None]  # (terms, [N,] 1, 1)
-    weighted_sum = pt.sum(coefficients * basis, axis=0)
-    fallback = pt.sum(coefficients * fallback_basis, axis=0)
+    )  # (terms,) or (terms, N)
+    weighted_sum = _combine(coefficients, basis)
+    fallback = _combine(coefficients, fallback_basis)
     image = light_sum * numerics.flux_scale
     return image, _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+
+
+def _combine(coefficients, basis):
+    """``sum_t coefficients[t] * basis[t]`` as a matrix product (terms x pixels)."""
+    if coefficients.ndim == 1:
+        flat = basis.reshape((basis.shape[0], -1))
+        return pt.dot(coefficients, flat).reshape(basis.shape[1:])
+    # (terms, N) coefficients with (terms, N, ny, nx) or (terms, ny, nx) bases
+    if basis.ndim == 3:
+        basis = basis[:, None]
+    return pt.sum(coefficients[..., None, None] * basis, axis=0)
 
 
 class LinearBasisData:

@@ -21,6 +21,7 @@ maps (no FFT per evaluation); profiles that do not implement it take the full pa
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -30,19 +31,33 @@ from pytensor.graph.basic import Constant as GraphConstant
 from pytensor.graph.basic import Variable
 from scipy import special
 
-from pymc_tracers.profiles.light import _check_number, elliptical_radius, per_galaxy
+from pymc_tracers.profiles.light import (
+    RADIUS_SOFTENING,
+    _check_number,
+    elliptical_radius,
+    per_galaxy,
+)
 
 __all__ = [
-    "TracerProfile",
-    "Constant",
-    "LinearGradient",
-    "Expression",
-    "SumTracer",
-    "LinearTerm",
-    "LinearExpansion",
-    "as_tracer_profile",
+    "GP_KERNELS",
     "LOG_SERIES_TOLERANCE",
     "MAX_LINEAR_TERMS",
+    "Azimuthal",
+    "BrokenGradient",
+    "Constant",
+    "Expression",
+    "GPResidual",
+    "LinearExpansion",
+    "LinearGradient",
+    "LinearTerm",
+    "SumTracer",
+    "TracerProfile",
+    "as_tracer_profile",
+    "azimuthal_numpy",
+    "broken_gradient_numpy",
+    "gp_kernel_numpy",
+    "gp_residual_numpy",
+    "gp_spectral_density_numpy",
 ]
 
 #: Error bound (dex) that the log-averaged series of :class:`LinearGradient` guarantees.
@@ -381,6 +396,11 @@ def _chebyshev_log_series(amplitude, gradient, bounds, radii):
         None,
     )
     if n_terms is None:
+        logging.getLogger("pymc_tracers").info(
+            "log series: gradient range [%g, %g] is too wide for the field (rho = %.1f) to reach "
+            "%.0e dex in %d terms; taking the full path", lo, hi, rho_max, LOG_SERIES_TOLERANCE,
+            MAX_LINEAR_TERMS,
+        )
         return None
     t = (pt.as_tensor_variable(gradient) - middle) / half
     chebyshev = [pt.ones_like(t), t]
@@ -454,3 +474,613 @@ def as_tracer_profile(tracer) -> TracerProfile:
     if callable(tracer):
         return Expression(tracer)
     return Constant(tracer)
+
+
+# ============================================================================ richer structure
+def _fixed_all(*values) -> bool:
+    return all(_is_fixed(v) for v in values)
+
+
+def _check_fixed_positive(value, name, unit):
+    """A fixed, finite, positive number (a stated scale that is not fitted)."""
+    if isinstance(value, Variable) and not isinstance(value, GraphConstant):
+        raise TypeError(
+            f"{name} must be a fixed number ({unit}), not a model variable: it sets the "
+            "resolution of the profile and is not fitted"
+        )
+    try:
+        number = float(_numeric(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number ({unit}); got {value!r}") from None
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0 ({unit}); got {value!r}")
+    return number
+
+
+def _deprojected_offsets(x, y, x0, y0, q, phi):
+    """Offsets along the major axis and along the minor axis stretched by 1/q (tensors)."""
+    x0, y0, q, phi = (per_galaxy(v) for v in (x0, y0, q, phi))
+    dx = pt.as_tensor_variable(x) - x0
+    dy = pt.as_tensor_variable(y) - y0
+    cos, sin = pt.cos(phi), pt.sin(phi)
+    return cos * dx + sin * dy, (-sin * dx + cos * dy) / q
+
+
+def _deprojected_offsets_numpy(x, y, x0, y0, q, phi):
+    x0, y0, q, phi = (_per_galaxy_numpy(v) for v in (x0, y0, q, phi))
+    dx, dy = np.asarray(x) - x0, np.asarray(y) - y0
+    cos, sin = np.cos(phi), np.sin(phi)
+    return cos * dx + sin * dy, (-sin * dx + cos * dy) / q
+
+
+class BrokenGradient(TracerProfile):
+    """Two linear gradients joined at a fitted break radius, softened so NUTS can move it.
+
+    ``Z(r) = central + inner * r + (outer - inner) * S(r)`` with the softened hinge::
+
+        S(r) = w * [softplus((r - r_break) / w) - softplus(-r_break / w)]
+
+    ``S`` tends to ``max(r - r_break, 0)`` as ``w -> 0``: slope ``inner`` inside the break,
+    ``outer`` outside it, with the change of slope spread over about ``+-2 w`` around
+    ``r_break`` (the slope is ``inner + (outer - inner) * sigmoid((r - r_break) / w)``). The
+    subtracted constant keeps ``Z(0) = central`` exactly.
+
+    Parameters
+    ----------
+    x0, y0 : float, array (N,) or variable
+        Centre in arcsec.
+    central : float, array (N,) or variable
+        Tracer at the centre (e.g. 12+log(O/H), dex).
+    inner, outer : float, array (N,) or variable
+        Slopes inside and outside the break (e.g. dex/arcsec of elliptical radius).
+    r_break : float, array (N,) or variable
+        Break radius in arcsec (elliptical radius along the major axis), > 0.
+    q, phi : float, array (N,) or variable
+        Axis ratio b/a and major-axis angle (radians, counter-clockwise from +x).
+    softening : float
+        Width ``w`` of the softened break in arcsec (fixed; default 0.05"). Choose it below the
+        pixel size for a sharp break that still has smooth gradients in ``r_break``.
+
+    Notes
+    -----
+    **Linear terms.** With linear averaging and fixed ``r_break``, centre and shape the map is
+    exactly linear in ``(central, inner, outer)``: factors ``1``, ``r - S`` and ``S``. With log
+    averaging the fast path needs the slopes fixed too (one term ``10**central x 10**(Z -
+    central)``). Otherwise (a fitted break radius) the full path is taken.
+    """
+
+    def __init__(self, *, x0=0.0, y0=0.0, central=0.0, inner=0.0, outer=0.0, r_break=1.0,
+                 q=1.0, phi=0.0, softening=0.05):
+        self.x0 = _check_number(x0, "x0")
+        self.y0 = _check_number(y0, "y0")
+        self.central = _check_number(central, "central")
+        self.inner = _check_number(inner, "inner")
+        self.outer = _check_number(outer, "outer")
+        self.r_break = _check_number(r_break, "r_break", positive=True)
+        self.q = _check_number(q, "q", positive=True, upper=1.0)
+        self.phi = _check_number(phi, "phi")
+        self.softening = _check_fixed_positive(softening, "softening", "arcsec")
+
+    def hinge(self, r):
+        """The softened ``max(r - r_break, 0)`` of a radius tensor (arcsec)."""
+        w = self.softening
+        r_break = per_galaxy(self.r_break)
+        return w * (pt.softplus((r - r_break) / w) - pt.softplus(-r_break / w))
+
+    def value(self, x, y):
+        r = elliptical_radius(x, y, self.x0, self.y0, self.q, self.phi)
+        hinge = self.hinge(r)
+        inner, outer = per_galaxy(self.inner), per_galaxy(self.outer)
+        return per_galaxy(self.central) + inner * r + (outer - inner) * hinge
+
+    def linear_terms(self, tracer_scale, points):
+        if not _fixed_all(self.x0, self.y0, self.q, self.phi, self.r_break):
+            return None
+        radii = [elliptical_radius_grid(x, y, self.x0, self.y0, self.q, self.phi)
+                 for x, y in points]
+        w, r_break = self.softening, _per_galaxy_numpy(self.r_break)
+        hinges = [
+            w * (np.logaddexp(0.0, (r - r_break) / w) - np.logaddexp(0.0, -r_break / w))
+            for r in radii
+        ]
+        if tracer_scale == "linear":
+            return LinearExpansion([
+                LinearTerm(self.central, _ones(points)),
+                LinearTerm(self.inner, [r - h for r, h in zip(radii, hinges)]),
+                LinearTerm(self.outer, hinges),
+            ])
+        if not _fixed_all(self.inner, self.outer):
+            return None
+        inner, outer = _per_galaxy_numpy(self.inner), _per_galaxy_numpy(self.outer)
+        factors = [10.0 ** (inner * (r - h) + outer * h) for r, h in zip(radii, hinges)]
+        return LinearExpansion([LinearTerm(10.0**self.central, factors)])
+
+    def __repr__(self):
+        return (
+            f"BrokenGradient(x0={self.x0!r}, y0={self.y0!r}, central={self.central!r}, "
+            f"inner={self.inner!r}, outer={self.outer!r}, r_break={self.r_break!r}, "
+            f"q={self.q!r}, phi={self.phi!r}, softening={self.softening!r})"
+        )
+
+
+def broken_gradient_numpy(x, y, *, x0=0.0, y0=0.0, central=0.0, inner=0.0, outer=0.0,
+                          r_break=1.0, q=1.0, phi=0.0, softening=0.05):
+    """Numpy twin of :class:`BrokenGradient` (for tests and quick looks)."""
+    along, across = _deprojected_offsets_numpy(x, y, x0, y0, q, phi)
+    r = np.hypot(along, across)
+    central, inner, outer, r_break = (
+        _per_galaxy_numpy(v) for v in (central, inner, outer, r_break)
+    )
+    w = softening
+    hinge = w * (np.logaddexp(0.0, (r - r_break) / w) - np.logaddexp(0.0, -r_break / w))
+    return central + inner * r + (outer - inner) * hinge
+
+
+#: names of the harmonic coefficients of :class:`Azimuthal`: ``Z += a cos(m t) + b sin(m t)``
+_HARMONICS = (("cos1", 1, "cos"), ("sin1", 1, "sin"), ("cos2", 2, "cos"), ("sin2", 2, "sin"))
+
+
+def _polar_components(value, phase, trig):
+    """``value * cos(phase)`` or ``value * sin(phase)``, numpy when both are fixed."""
+    if _fixed_all(value, phase):
+        return _numeric(value) * getattr(np, trig)(_numeric(phase))
+    return pt.as_tensor_variable(value) * getattr(pt, trig)(pt.as_tensor_variable(phase))
+
+
+class _Harmonics(TracerProfile):
+    """The harmonic part of :class:`Azimuthal` (no radial profile)."""
+
+    def __init__(self, owner):
+        self._owner = owner
+
+    def parameters(self) -> dict:
+        return {}
+
+    def _angular(self, along, across, r, lib):
+        """``cos(m t)``, ``sin(m t)`` from offsets, without arctan2 (finite at the centre)."""
+        cos1, sin1 = along / r, across / r
+        return {
+            "cos1": cos1,
+            "sin1": sin1,
+            "cos2": (along**2 - across**2) / r**2,
+            "sin2": 2.0 * along * across / r**2,
+        }
+
+    def _radial_factor(self, r):
+        scale = self._owner.scale_radius
+        return 1.0 if scale is None else r / scale
+
+    def value(self, x, y):
+        o = self._owner
+        along, across = _deprojected_offsets(x, y, o.x0, o.y0, o.q, o.phi)
+        r = pt.sqrt(along**2 + across**2 + RADIUS_SOFTENING**2)
+        angular = self._angular(along, across, r, pt)
+        field = 0.0
+        for name, _, _ in _HARMONICS:
+            coefficient = o.coefficients[name]
+            if _is_fixed(coefficient) and not np.any(_numeric(coefficient)):
+                continue
+            field = field + per_galaxy(coefficient) * angular[name]
+        return self._radial_factor(r) * field
+
+    def linear_terms(self, tracer_scale, points):
+        o = self._owner
+        if not _fixed_all(o.x0, o.y0, o.q, o.phi):
+            return None
+        fields = []
+        for x, y in points:
+            along, across = _deprojected_offsets_numpy(x, y, o.x0, o.y0, o.q, o.phi)
+            r = np.sqrt(along**2 + across**2 + RADIUS_SOFTENING**2)
+            angular = self._angular(along, across, r, np)
+            factor = self._radial_factor(r)
+            fields.append({k: factor * v for k, v in angular.items()})
+        active = [
+            name for name, _, _ in _HARMONICS
+            if not (_is_fixed(o.coefficients[name]) and not np.any(_numeric(o.coefficients[name])))
+        ]
+        if tracer_scale == "linear":
+            if not active:  # every harmonic is fixed at zero
+                return LinearExpansion([LinearTerm(0.0, _ones(points))])
+            return LinearExpansion(
+                [LinearTerm(o.coefficients[name], [f[name] for f in fields]) for name in active]
+            )
+        if not _fixed_all(*(o.coefficients[name] for name in active)):
+            return None
+        factors = []
+        for f in fields:
+            total = 0.0
+            for name in active:
+                total = total + _per_galaxy_numpy(o.coefficients[name]) * f[name]
+            factors.append(10.0 ** np.asarray(total))
+        return LinearExpansion([LinearTerm(1.0, factors)])
+
+
+class Azimuthal(TracerProfile):
+    """m = 1 and m = 2 azimuthal harmonics on top of a radial tracer profile.
+
+    ``Z = radial(x, y) + g(r) [A1 cos(t - phase1) + A2 cos(2 t - phase2)]``
+
+    where ``t`` is the azimuth in the disc plane (counter-clockwise from the major axis, after
+    stretching the minor axis by ``1/q``), ``r`` the elliptical radius and ``g(r) = 1``
+    (constant amplitude) or ``r / scale_radius`` (amplitude growing linearly from zero at the
+    centre, reaching ``A`` at ``scale_radius``; the field is then smooth at the centre).
+
+    m = 1 is a lopsided field (one side metal-richer, e.g. after a merger with a metal-poor
+    companion); m = 2 a bisymmetric one (a bar or two-armed spiral).
+
+    Parameters
+    ----------
+    radial : TracerProfile, number or None
+        The radial profile the harmonics ride on (e.g. a :class:`LinearGradient`); ``None``
+        for the harmonics alone (add them to another profile with ``+``).
+    x0, y0 : float, array (N,) or variable
+        Centre of the harmonics in arcsec.
+    q, phi : float, array (N,) or variable
+        Axis ratio and major-axis angle (radians) of the disc the azimuth is measured in.
+    m1, m2 : float, array (N,) or variable
+        Amplitudes ``A1``, ``A2`` (tracer units, e.g. dex), at ``scale_radius`` if given.
+    phase1, phase2 : float, array (N,) or variable
+        Phases (radians): the m = 1 term peaks at ``t = phase1``, the m = 2 term at
+        ``t = phase2 / 2`` and ``phase2 / 2 + pi``.
+    scale_radius : float, optional
+        Radius (arcsec, fixed) at which the amplitudes apply, for amplitudes proportional to
+        radius; default: constant amplitudes.
+
+    Notes
+    -----
+    ``A cos(m t - p) = (A cos p) cos(m t) + (A sin p) sin(m t)``: the map is linear in the
+    Cartesian coefficients ``A cos p`` and ``A sin p``, whatever the amplitudes and phases
+    are, as long as the centre and shape are fixed; with linear averaging the profile states
+    these linear terms. (With log averaging only fixed harmonics join the fast path.) For
+    sampling, the Cartesian form (:meth:`from_components`) avoids the ring-shaped posterior of
+    ``(A, p)`` when ``A`` is small.
+    """
+
+    def __init__(self, radial=None, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, m1=0.0, phase1=0.0,
+                 m2=0.0, phase2=0.0, scale_radius=None):
+        self._init_geometry(radial, x0, y0, q, phi, scale_radius)
+        self.m1 = _check_number(m1, "m1")
+        self.phase1 = _check_number(phase1, "phase1")
+        self.m2 = _check_number(m2, "m2")
+        self.phase2 = _check_number(phase2, "phase2")
+        self._form = "polar"
+        self.coefficients = {
+            "cos1": _polar_components(self.m1, self.phase1, "cos"),
+            "sin1": _polar_components(self.m1, self.phase1, "sin"),
+            "cos2": _polar_components(self.m2, self.phase2, "cos"),
+            "sin2": _polar_components(self.m2, self.phase2, "sin"),
+        }
+
+    def _init_geometry(self, radial, x0, y0, q, phi, scale_radius):
+        self.radial = None if radial is None else as_tracer_profile(radial)
+        self.x0 = _check_number(x0, "x0")
+        self.y0 = _check_number(y0, "y0")
+        self.q = _check_number(q, "q", positive=True, upper=1.0)
+        self.phi = _check_number(phi, "phi")
+        self.scale_radius = (
+            None if scale_radius is None
+            else _check_fixed_positive(scale_radius, "scale_radius", "arcsec")
+        )
+        self._harmonics = _Harmonics(self)
+
+    @classmethod
+    def from_components(cls, radial=None, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, cos1=0.0,
+                        sin1=0.0, cos2=0.0, sin2=0.0, scale_radius=None) -> Azimuthal:
+        """Harmonics from Cartesian coefficients: ``Z += cos1 cos t + sin1 sin t + cos2 cos 2t
+        + sin2 sin 2t`` (tracer units; amplitude ``A1 = hypot(cos1, sin1)``, phase
+        ``arctan2(sin1, cos1)``). Other arguments as for :class:`Azimuthal`."""
+        self = cls.__new__(cls)
+        self._init_geometry(radial, x0, y0, q, phi, scale_radius)
+        self._form = "cartesian"
+        self.coefficients = {
+            name: _check_number(value, name)
+            for name, value in {"cos1": cos1, "sin1": sin1, "cos2": cos2, "sin2": sin2}.items()
+        }
+        return self
+
+    def parameters(self) -> dict:
+        params = {"x0": self.x0, "y0": self.y0, "q": self.q, "phi": self.phi}
+        if self._form == "polar":
+            params.update(m1=self.m1, phase1=self.phase1, m2=self.m2, phase2=self.phase2)
+        else:
+            params.update(self.coefficients)
+        if self.radial is not None:
+            params.update({f"radial.{k}": v for k, v in self.radial.parameters().items()})
+        return params
+
+    def harmonics(self, x, y):
+        """The harmonic field alone at ``x, y`` (arcsec), without the radial profile."""
+        return self._harmonics(x, y)
+
+    def value(self, x, y):
+        field = self._harmonics(x, y)
+        return field if self.radial is None else self.radial(x, y) + field
+
+    def linear_terms(self, tracer_scale, points):
+        if self.radial is None:
+            return self._harmonics.linear_terms(tracer_scale, points)
+        return SumTracer([self.radial, self._harmonics]).linear_terms(tracer_scale, points)
+
+    def __repr__(self):
+        parts = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items()
+                          if not k.startswith("radial."))
+        return f"Azimuthal({self.radial!r}, {parts})"
+
+
+def azimuthal_numpy(x, y, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, m1=0.0, phase1=0.0, m2=0.0,
+                    phase2=0.0, scale_radius=None):
+    """Numpy twin of the harmonic part of :class:`Azimuthal` (via ``arctan2``)."""
+    along, across = _deprojected_offsets_numpy(x, y, x0, y0, q, phi)
+    theta, r = np.arctan2(across, along), np.hypot(along, across)
+    m1, phase1, m2, phase2 = (_per_galaxy_numpy(v) for v in (m1, phase1, m2, phase2))
+    field = m1 * np.cos(theta - phase1) + m2 * np.cos(2.0 * theta - phase2)
+    return field if scale_radius is None else field * r / scale_radius
+
+
+# ---------------------------------------------------------------------------- GP residuals
+#: covariance kernels of :class:`GPResidual` and their Matern orders (None: squared exponential)
+GP_KERNELS = {"expquad": None, "matern32": 1.5, "matern52": 2.5}
+
+
+def _as_pair(value, name, kind):
+    """A number or a pair as ``(x, y)``: positive integers (``kind=int``) or arcsec."""
+    what = "a positive integer" if kind is int else "a positive number (arcsec)"
+    try:
+        pair = [float(v) for v in np.broadcast_to(np.asarray(value, dtype=float), (2,))]
+    except (TypeError, ValueError):
+        pair = None
+    if pair is None or not all(np.isfinite(v) and v > 0 for v in pair) or (
+        kind is int and not all(v.is_integer() for v in pair)
+    ):
+        raise ValueError(f"{name} must be {what} or a pair of them (x, y); got {value!r}")
+    return tuple(int(v) for v in pair) if kind is int else tuple(pair)
+
+
+def _sine_basis(u, half_width, n):
+    """``sin(pi j (u + L) / (2 L)) / sqrt(L)`` for ``j = 1..n``, on a new first axis."""
+    j = np.arange(1, n + 1).reshape((n,) + (1,) * np.ndim(u))
+    return np.sin(np.pi * j * (np.asarray(u) + half_width) / (2.0 * half_width)) / np.sqrt(
+        half_width
+    )
+
+
+class GPResidual(TracerProfile):
+    """A Gaussian-process residual field on the intrinsic (pre-PSF) plane, Hilbert-space form.
+
+    The zero-mean GP with an isotropic kernel of amplitude ``sigma`` and length scale ``ell``
+    is approximated, inside the box ``|x - cx| < L_x``, ``|y - cy| < L_y``, by the
+    Hilbert-space expansion of Solin & Sarkka (2020)::
+
+        f(x, y) = sum_{a, b} sqrt(S(omega_ab)) phi_a(x) phi_b(y) beta_ab
+
+    with Laplacian eigenfunctions ``phi_a(x) = sin(pi a (x - cx + L_x) / (2 L_x)) / sqrt(L_x)``
+    (``a = 1..n_x``), frequencies ``omega_ab^2 = (pi a / 2 L_x)^2 + (pi b / 2 L_y)^2``, the
+    kernel's 2-D spectral density ``S`` and standard-normal coefficients ``beta``. This profile
+    is pure PyTensor: it takes ``beta`` as an input and creates no random variables, so every
+    evaluation (e.g. on the two point sets of pixel-scale numerics) uses the same field.
+    :func:`pymc_tracers.fields.gp_residual` creates ``beta`` in a PyMC model.
+
+    Parameters
+    ----------
+    coefficients : array or variable, shape (n_x n_y,) or (N, n_x n_y)
+        Standard-normal coefficients, index ``a * n_y + b`` (``a`` along x); a leading galaxy
+        axis gives each galaxy its own field.
+    amplitude : float, array (N,) or variable
+        Marginal standard deviation ``sigma`` of the field (tracer units, e.g. dex).
+    length_scale : float, array (N,) or variable
+        Correlation length ``ell`` in arcsec.
+    L : float or (float, float)
+        Half-widths of the box in arcsec. It must contain the rendered field (the data field
+        plus the PSF padding); ``L`` >= 1.2-1.5x the half-width of the field keeps the
+        boundary (where every basis function vanishes) away from the data.
+    n_basis : int or (int, int)
+        Basis functions along x and y. The field resolves length scales down to about
+        ``1.75 c S / n`` (squared exponential; ``3.4 c S / n`` for Matern-3/2), with ``S`` the
+        half-width of the data and ``c = L / S`` (Riutort-Mayol et al. 2023).
+    center : (float, float)
+        Centre of the box in arcsec (fixed).
+    kernel : {"matern32", "matern52", "expquad"}
+        Covariance: Matern-3/2 (default; rough fields), Matern-5/2 or squared exponential.
+
+    Notes
+    -----
+    Spectral densities in two dimensions: squared exponential
+    ``S(w) = sigma^2 2 pi ell^2 exp(-ell^2 w^2 / 2)``; Matern-nu
+    ``S(w) = sigma^2 4 pi nu (2 nu)^nu ell^(-2 nu) (2 nu / ell^2 + w^2)^-(nu + 1)``.
+
+    **Linear terms.** With linear averaging the field is linear in ``sqrt(S_ab) beta_ab``
+    whatever the amplitude and length scale are: the profile states one term per basis
+    function (coefficient ``sqrt(S_ab) beta_ab``, fixed factor ``phi_a phi_b``), so a model
+    with fixed light joins the linear fast path even with fitted hyperparameters (one
+    convolution per basis function, done once). With log averaging only a fixed field does.
+    """
+
+    def __init__(self, coefficients, *, amplitude, length_scale, L, n_basis, center=(0.0, 0.0),
+                 kernel="matern32"):
+        self.n_basis = _as_pair(n_basis, "n_basis", int)
+        self.L = _as_pair(L, "L", float)
+        if any(isinstance(v, Variable) for v in np.ravel(np.asarray(center, dtype=object))):
+            raise ValueError("center must be fixed numbers (x, y) in arcsec")
+        self.center = tuple(float(v) for v in np.broadcast_to(np.asarray(center, float), (2,)))
+        if kernel not in GP_KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose one of {sorted(GP_KERNELS)}")
+        self.kernel = kernel
+        self.amplitude = _check_number(amplitude, "amplitude", positive=True)
+        self.length_scale = _check_number(length_scale, "length_scale", positive=True)
+        self.coefficients = self._check_coefficients(coefficients)
+
+    @property
+    def n_terms(self) -> int:
+        """Number of basis functions ``n_x n_y``."""
+        return self.n_basis[0] * self.n_basis[1]
+
+    def _check_coefficients(self, coefficients):
+        m = self.n_terms
+        if isinstance(coefficients, Variable):
+            static = coefficients.type.shape
+            if coefficients.ndim not in (1, 2) or static[-1] not in (None, m):
+                raise ValueError(
+                    f"coefficients must have shape ({m},) or (N, {m}) for n_basis="
+                    f"{self.n_basis}; got a variable of shape {static}"
+                )
+            return coefficients
+        array = np.asarray(coefficients, dtype=float)
+        if array.ndim not in (1, 2) or array.shape[-1] != m:
+            raise ValueError(
+                f"coefficients must have shape ({m},) or (N, {m}) for n_basis={self.n_basis}; "
+                f"got shape {array.shape}"
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError("coefficients must be finite")
+        return array
+
+    def parameters(self) -> dict:
+        # the coefficients' last axis is the basis, not a galaxy axis: report them only when
+        # they carry a galaxy axis (N, M), whose first axis then counts the galaxies
+        params = {"amplitude": self.amplitude, "length_scale": self.length_scale}
+        if getattr(self.coefficients, "ndim", 1) == 2:
+            params["coefficients"] = self.coefficients
+        return params
+
+    def squared_frequencies(self) -> np.ndarray:
+        """``omega_ab^2`` (arcsec^-2) in coefficient order, shape ``(n_x n_y,)``."""
+        (nx, ny), (lx, ly) = self.n_basis, self.L
+        wx = (np.pi * np.arange(1, nx + 1) / (2.0 * lx)) ** 2
+        wy = (np.pi * np.arange(1, ny + 1) / (2.0 * ly)) ** 2
+        return (wx[:, None] + wy[None, :]).ravel()
+
+    def spectral_weights(self):
+        """``sqrt(S(omega_ab))``: tensor of shape ``(n_x n_y,)`` or ``(N, n_x n_y)``."""
+        omega2 = self.squared_frequencies()
+        sigma = _batched_scalar(self.amplitude)
+        ell = _batched_scalar(self.length_scale)
+        nu = GP_KERNELS[self.kernel]
+        if nu is None:
+            log_s = math.log(2 * math.pi) + 2 * pt.log(ell) - 0.5 * ell**2 * omega2
+        else:
+            log_s = (math.log(4 * math.pi * nu) + nu * math.log(2 * nu) - 2 * nu * pt.log(ell)
+                     - (nu + 1) * pt.log(2 * nu / ell**2 + omega2))
+        return sigma * pt.exp(0.5 * log_s)
+
+    def _weighted_coefficients(self):
+        return self.spectral_weights() * pt.as_tensor_variable(self.coefficients)
+
+    def basis(self, x, y) -> np.ndarray:
+        """The basis functions ``phi_a(x) phi_b(y)`` (numpy): shape ``(n_x n_y, *x.shape)``."""
+        (nx, ny), (lx, ly) = self.n_basis, self.L
+        bx = _sine_basis(np.asarray(x) - self.center[0], lx, nx)
+        by = _sine_basis(np.asarray(y) - self.center[1], ly, ny)
+        return (bx[:, None] * by[None, :]).reshape(nx * ny, *np.shape(x))
+
+    def value(self, x, y):
+        weighted = self._weighted_coefficients()  # (M,) or (N, M)
+        (nx, ny), (lx, ly) = self.n_basis, self.L
+        xs, ys = _constant_data(x), _constant_data(y)
+        if xs is not None and ys is not None and xs.ndim == 2 and xs.shape == ys.shape and \
+                np.all(xs == xs[:1]) and np.all(ys == ys[:, :1]):
+            # a regular grid: the field separates, f = Phi_y W^T Phi_x^T, O(H W n_x)
+            phi_x = _sine_basis(xs[0] - self.center[0], lx, nx).T  # (W, n_x)
+            phi_y = _sine_basis(ys[:, 0] - self.center[1], ly, ny).T  # (H, n_y)
+            matrix = weighted.reshape((*weighted.shape[:-1], nx, ny))
+            transposed = pt.swapaxes(matrix, -1, -2)  # (..., n_y, n_x)
+            return pt.matmul(pt.matmul(phi_y, transposed), phi_x.T)
+        x, y = pt.as_tensor_variable(x), pt.as_tensor_variable(y)
+        j = np.arange(1, nx + 1).reshape(nx, 1, 1)
+        k = np.arange(1, ny + 1).reshape(ny, 1, 1)
+        bx = pt.sin(np.pi * j * (x[None] - self.center[0] + lx) / (2 * lx)) / math.sqrt(lx)
+        by = pt.sin(np.pi * k * (y[None] - self.center[1] + ly) / (2 * ly)) / math.sqrt(ly)
+        basis = (bx[:, None] * by[None, :]).reshape((nx * ny, *x.shape))
+        return pt.tensordot(weighted, basis, axes=[[weighted.ndim - 1], [0]])
+
+    def linear_terms(self, tracer_scale, points):
+        fixed = _fixed_all(self.coefficients, self.amplitude, self.length_scale)
+        if tracer_scale == "log" or fixed:
+            if not fixed:
+                return None
+            fields = [_evaluate_constant(self.value(x, y)) for x, y in points]
+            transform = (lambda f: f) if tracer_scale == "linear" else (lambda f: 10.0**f)
+            return LinearExpansion([LinearTerm(1.0, [transform(f) for f in fields])])
+        weighted = self._weighted_coefficients()
+        bases = [self.basis(x, y) for x, y in points]
+        return LinearExpansion(
+            [LinearTerm(weighted[..., j], [b[j] for b in bases]) for j in range(self.n_terms)]
+        )
+
+    def __repr__(self):
+        return (
+            f"GPResidual(kernel={self.kernel!r}, amplitude={self.amplitude!r}, "
+            f"length_scale={self.length_scale!r}, n_basis={self.n_basis}, L={self.L}, "
+            f"center={self.center})"
+        )
+
+
+def _batched_scalar(value):
+    """A scalar or galaxy-axis parameter as a tensor that broadcasts against ``(N, M)``."""
+    tensor = pt.as_tensor_variable(
+        value if isinstance(value, Variable) else np.asarray(value, dtype=float)
+    )
+    return tensor[..., None] if tensor.ndim else tensor
+
+
+def _constant_data(value):
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, GraphConstant):
+        return np.asarray(value.data)
+    return None
+
+
+def _evaluate_constant(tensor) -> np.ndarray:
+    import pytensor
+
+    return np.asarray(pytensor.function([], tensor, mode="FAST_COMPILE")())
+
+
+def gp_spectral_density_numpy(omega, *, amplitude, length_scale, kernel="matern32"):
+    """2-D spectral density ``S(omega)`` of the kernels of :class:`GPResidual` (numpy)."""
+    omega = np.asarray(omega, dtype=float)
+    nu = GP_KERNELS[kernel]
+    if nu is None:
+        return amplitude**2 * 2.0 * np.pi * length_scale**2 * np.exp(
+            -0.5 * (length_scale * omega) ** 2
+        )
+    return (amplitude**2 * 4.0 * np.pi * nu * (2.0 * nu) ** nu / length_scale ** (2 * nu)
+            * (2.0 * nu / length_scale**2 + omega**2) ** (-(nu + 1.0)))
+
+
+def gp_kernel_numpy(distance, *, amplitude, length_scale, kernel="matern32"):
+    """The covariance ``k(d)`` that :class:`GPResidual` approximates (numpy)."""
+    d = np.asarray(distance, dtype=float) / length_scale
+    if kernel == "expquad":
+        return amplitude**2 * np.exp(-0.5 * d**2)
+    if kernel == "matern32":
+        return amplitude**2 * (1 + np.sqrt(3) * d) * np.exp(-np.sqrt(3) * d)
+    if kernel == "matern52":
+        return amplitude**2 * (1 + np.sqrt(5) * d + 5 * d**2 / 3) * np.exp(-np.sqrt(5) * d)
+    raise ValueError(f"unknown kernel {kernel!r}; choose one of {sorted(GP_KERNELS)}")
+
+
+def gp_residual_numpy(x, y, coefficients, *, amplitude, length_scale, L, n_basis,
+                      center=(0.0, 0.0), kernel="matern32"):
+    """Numpy twin of :class:`GPResidual`: the Hilbert-space field, term by term."""
+    nx, ny = (n_basis, n_basis) if np.ndim(n_basis) == 0 else n_basis
+    lx, ly = (L, L) if np.ndim(L) == 0 else L
+    coefficients = np.asarray(coefficients, dtype=float)
+    x = np.asarray(x, dtype=float) - center[0]
+    y = np.asarray(y, dtype=float) - center[1]
+    amplitude = np.asarray(amplitude, dtype=float)
+    length_scale = np.asarray(length_scale, dtype=float)
+    batched = coefficients.ndim == 2
+    shape = (coefficients.shape[0], *x.shape) if batched else x.shape
+    field = np.zeros(shape)
+    for a in range(1, nx + 1):
+        for b in range(1, ny + 1):
+            omega = np.hypot(np.pi * a / (2 * lx), np.pi * b / (2 * ly))
+            weight = np.sqrt(gp_spectral_density_numpy(
+                omega, amplitude=amplitude, length_scale=length_scale, kernel=kernel
+            ))
+            phi = (np.sin(np.pi * a * (x + lx) / (2 * lx)) / np.sqrt(lx)
+                   * np.sin(np.pi * b * (y + ly) / (2 * ly)) / np.sqrt(ly))
+            beta = coefficients[..., (a - 1) * ny + (b - 1)]
+            field = field + _per_galaxy_numpy(weight * beta) * phi
+    return field
