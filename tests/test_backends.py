@@ -18,8 +18,8 @@ def joint_model(method="full", fitted_psf=False):
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         comp = pmt.Component(
-            pmt.Sersic(x0, 0.0, r_eff, 1.3, 1.0, q=0.8, phi=0.3),
-            pmt.LinearGradient(x0, 0.0, central, gradient, q=0.8, phi=0.3),
+            pmt.Sersic(x0=x0, y0=0.0, r_eff=r_eff, n=1.3, amplitude=1.0, q=0.8, phi=0.3),
+            pmt.LinearGradient(x0=x0, y0=0.0, central=central, gradient=gradient, q=0.8, phi=0.3),
         )
         image, tracer = pmt.observe(comp, galaxy.grid, psf, "log", method=method)
         pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
