@@ -94,6 +94,12 @@ class Observation(tuple):
         Sample points, PSF kernels and binning used.
     n_galaxies : int or None
         Batch size, when known.
+    light_sum, weighted_sum : tensor
+        The binned, PSF-convolved sums ``bin(K * sum I)`` and ``bin(K * sum I f(Z))`` whose
+        ratio is the tracer map (for likelihoods over binned data, e.g. Voronoi bins, where the
+        model value of a bin is ``sum_bin weighted_sum / sum_bin light_sum``). On the series
+        path ``weighted_sum`` is the series, accurate inside its range.
+    tracer_scale : str
     """
 
     def __new__(cls, image, tracer_map, **info):
@@ -234,10 +240,11 @@ def observe(
                 "terms (Constant; LinearGradient with fixed centre, q and phi, and with "
                 "tracer_scale='log' a gradient_range); use method='full' for this model"
             )
-        image, tracer_map = _observe_full(components, numerics, tracer_scale, n_galaxies)
-        return Observation(image, tracer_map, path="full", **info)
+        image, tracer_map, sums = _observe_full(components, numerics, tracer_scale, n_galaxies)
+        return Observation(image, tracer_map, path="full", **info, **sums)
 
-    image, tracer_map = _observe_linear(components, expansions, numerics, tracer_scale)
+    image, tracer_map, sums = _observe_linear(components, expansions, numerics, tracer_scale)
+    info.update(sums)
     valid = None
     for expansion in expansions:
         valid = expansion.valid if valid is None else (
@@ -249,7 +256,7 @@ def observe(
     if valid is None:
         return Observation(image, tracer_map, path="linear", **info)
     # a series is only accurate inside its range: outside it, evaluate the full path instead
-    _, full_map = _observe_full(components, numerics, tracer_scale, n_galaxies)
+    _, full_map, _ = _observe_full(components, numerics, tracer_scale, n_galaxies)
     tracer_map = _guarded(valid, tracer_map, pt.cast(full_map, tracer_map.dtype), components)
     info["max_error"] = max_error
     return Observation(image, tracer_map, path="series", **info)
@@ -315,7 +322,9 @@ def _observe_full(components, numerics: Numerics, tracer_scale, n_galaxies):
     light_sum, weighted_sum = binned[0], binned[1]
     fallback = numerics.pixel_mean([averaged for _, _, averaged in rendered])
     image = light_sum * numerics.flux_scale
-    return image, _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    return image, tracer_map, dict(light_sum=light_sum, weighted_sum=weighted_sum,
+                                   tracer_scale=tracer_scale)
 
 
 def _linear_expansions(components, numerics: Numerics, tracer_scale):
@@ -375,7 +384,9 @@ def _observe_linear(components, expansions, numerics, tracer_scale):
     weighted_sum = _combine(coefficients, basis)
     fallback = _combine(coefficients, fallback_basis)
     image = light_sum * numerics.flux_scale
-    return image, _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+    return image, tracer_map, dict(light_sum=light_sum, weighted_sum=weighted_sum,
+                                   tracer_scale=tracer_scale)
 
 
 def _combine(coefficients, basis):
