@@ -17,6 +17,9 @@ Typical use::
 from pymc_tracers.forward import Component, evaluate, observe
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.profiles import (
+    Azimuthal,
+    BrokenGradient,
+    GPResidual,
     Constant,
     Exponential,
     Expression,
@@ -37,6 +40,7 @@ from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
 from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers import comparison, cosmology, population  # noqa: E402
+from pymc_tracers import fields  # noqa: E402
 from pymc_tracers import baselines, data, simulate  # noqa: E402
 
 __version__ = "0.1.0"
@@ -55,6 +59,10 @@ __all__ = [
     "Constant",
     "LinearGradient",
     "Expression",
+    "BrokenGradient",
+    "Azimuthal",
+    "GPResidual",
+    "fields",
     "Component",
     "observe",
     "evaluate",

@@ -8,17 +8,28 @@ from pymc_tracers.profiles.light import (
     elliptical_radius,
     sersic_bn,
 )
-from pymc_tracers.profiles.tracer import Constant, Expression, LinearGradient, TracerProfile
+from pymc_tracers.profiles.tracer import (
+    Azimuthal,
+    BrokenGradient,
+    Constant,
+    Expression,
+    GPResidual,
+    LinearGradient,
+    TracerProfile,
+)
 
 __all__ = [
-    "LightProfile",
-    "Sersic",
+    "Azimuthal",
+    "BrokenGradient",
+    "Constant",
     "Exponential",
+    "Expression",
+    "GPResidual",
     "Gaussian",
+    "LightProfile",
+    "LinearGradient",
+    "Sersic",
+    "TracerProfile",
     "elliptical_radius",
     "sersic_bn",
-    "TracerProfile",
-    "Constant",
-    "LinearGradient",
-    "Expression",
 ]

@@ -29,6 +29,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Constant as GraphConstant
 from pytensor.graph.basic import Variable
+from pytensor.tensor.exceptions import NotScalarConstantError
 from scipy import special
 
 from pymc_tracers.profiles.light import (
@@ -310,8 +311,9 @@ class LinearGradient(TracerProfile):
     plus round-off). Outside the range the forward model switches to the full FFT path.
     """
 
-    def __init__(self, *, x0=0.0, y0=0.0, central=0.0, gradient=0.0, q=1.0, phi=0.0,
-                 gradient_range=None):
+    def __init__(
+        self, *, x0=0.0, y0=0.0, central=0.0, gradient=0.0, q=1.0, phi=0.0, gradient_range=None
+    ):
         self.x0 = _check_number(x0, "x0")
         self.y0 = _check_number(y0, "y0")
         self.central = _check_number(central, "central")
@@ -366,10 +368,11 @@ def _uniform_prior_bounds(variable):
         return None
     lower, upper = node.op.dist_params(node)
     try:
-        lo, hi = float(pt.get_underlying_scalar_constant_value(lower)), float(
-            pt.get_underlying_scalar_constant_value(upper)
+        lo, hi = (
+            float(pt.get_underlying_scalar_constant_value(lower)),
+            float(pt.get_underlying_scalar_constant_value(upper)),
         )
-    except Exception:  # bounds that are themselves variables
+    except NotScalarConstantError:  # bounds that are themselves variables
         return None
     return (lo, hi) if lo < hi else None
 
@@ -391,14 +394,21 @@ def _chebyshev_log_series(amplitude, gradient, bounds, radii):
     middle, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     rho_max = half * _LN10 * max(float(np.max(r)) for r in radii)
     n_terms = next(
-        (n for n in range(1, MAX_LINEAR_TERMS + 1)
-         if log_series_error(rho_max, n) <= LOG_SERIES_TOLERANCE),
+        (
+            n
+            for n in range(1, MAX_LINEAR_TERMS + 1)
+            if log_series_error(rho_max, n) <= LOG_SERIES_TOLERANCE
+        ),
         None,
     )
     if n_terms is None:
         logging.getLogger("pymc_tracers").info(
             "log series: gradient range [%g, %g] is too wide for the field (rho = %.1f) to reach "
-            "%.0e dex in %d terms; taking the full path", lo, hi, rho_max, LOG_SERIES_TOLERANCE,
+            "%.0e dex in %d terms; taking the full path",
+            lo,
+            hi,
+            rho_max,
+            LOG_SERIES_TOLERANCE,
             MAX_LINEAR_TERMS,
         )
         return None
@@ -549,8 +559,19 @@ class BrokenGradient(TracerProfile):
     central)``). Otherwise (a fitted break radius) the full path is taken.
     """
 
-    def __init__(self, *, x0=0.0, y0=0.0, central=0.0, inner=0.0, outer=0.0, r_break=1.0,
-                 q=1.0, phi=0.0, softening=0.05):
+    def __init__(
+        self,
+        *,
+        x0=0.0,
+        y0=0.0,
+        central=0.0,
+        inner=0.0,
+        outer=0.0,
+        r_break=1.0,
+        q=1.0,
+        phi=0.0,
+        softening=0.05,
+    ):
         self.x0 = _check_number(x0, "x0")
         self.y0 = _check_number(y0, "y0")
         self.central = _check_number(central, "central")
@@ -576,19 +597,22 @@ class BrokenGradient(TracerProfile):
     def linear_terms(self, tracer_scale, points):
         if not _fixed_all(self.x0, self.y0, self.q, self.phi, self.r_break):
             return None
-        radii = [elliptical_radius_grid(x, y, self.x0, self.y0, self.q, self.phi)
-                 for x, y in points]
+        radii = [
+            elliptical_radius_grid(x, y, self.x0, self.y0, self.q, self.phi) for x, y in points
+        ]
         w, r_break = self.softening, _per_galaxy_numpy(self.r_break)
         hinges = [
             w * (np.logaddexp(0.0, (r - r_break) / w) - np.logaddexp(0.0, -r_break / w))
             for r in radii
         ]
         if tracer_scale == "linear":
-            return LinearExpansion([
-                LinearTerm(self.central, _ones(points)),
-                LinearTerm(self.inner, [r - h for r, h in zip(radii, hinges)]),
-                LinearTerm(self.outer, hinges),
-            ])
+            return LinearExpansion(
+                [
+                    LinearTerm(self.central, _ones(points)),
+                    LinearTerm(self.inner, [r - h for r, h in zip(radii, hinges)]),
+                    LinearTerm(self.outer, hinges),
+                ]
+            )
         if not _fixed_all(self.inner, self.outer):
             return None
         inner, outer = _per_galaxy_numpy(self.inner), _per_galaxy_numpy(self.outer)
@@ -603,8 +627,20 @@ class BrokenGradient(TracerProfile):
         )
 
 
-def broken_gradient_numpy(x, y, *, x0=0.0, y0=0.0, central=0.0, inner=0.0, outer=0.0,
-                          r_break=1.0, q=1.0, phi=0.0, softening=0.05):
+def broken_gradient_numpy(
+    x,
+    y,
+    *,
+    x0=0.0,
+    y0=0.0,
+    central=0.0,
+    inner=0.0,
+    outer=0.0,
+    r_break=1.0,
+    q=1.0,
+    phi=0.0,
+    softening=0.05,
+):
     """Numpy twin of :class:`BrokenGradient` (for tests and quick looks)."""
     along, across = _deprojected_offsets_numpy(x, y, x0, y0, q, phi)
     r = np.hypot(along, across)
@@ -675,7 +711,8 @@ class _Harmonics(TracerProfile):
             factor = self._radial_factor(r)
             fields.append({k: factor * v for k, v in angular.items()})
         active = [
-            name for name, _, _ in _HARMONICS
+            name
+            for name, _, _ in _HARMONICS
             if not (_is_fixed(o.coefficients[name]) and not np.any(_numeric(o.coefficients[name])))
         ]
         if tracer_scale == "linear":
@@ -736,8 +773,20 @@ class Azimuthal(TracerProfile):
     ``(A, p)`` when ``A`` is small.
     """
 
-    def __init__(self, radial=None, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, m1=0.0, phase1=0.0,
-                 m2=0.0, phase2=0.0, scale_radius=None):
+    def __init__(
+        self,
+        radial=None,
+        *,
+        x0=0.0,
+        y0=0.0,
+        q=1.0,
+        phi=0.0,
+        m1=0.0,
+        phase1=0.0,
+        m2=0.0,
+        phase2=0.0,
+        scale_radius=None,
+    ):
         self._init_geometry(radial, x0, y0, q, phi, scale_radius)
         self.m1 = _check_number(m1, "m1")
         self.phase1 = _check_number(phase1, "phase1")
@@ -758,14 +807,27 @@ class Azimuthal(TracerProfile):
         self.q = _check_number(q, "q", positive=True, upper=1.0)
         self.phi = _check_number(phi, "phi")
         self.scale_radius = (
-            None if scale_radius is None
+            None
+            if scale_radius is None
             else _check_fixed_positive(scale_radius, "scale_radius", "arcsec")
         )
         self._harmonics = _Harmonics(self)
 
     @classmethod
-    def from_components(cls, radial=None, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, cos1=0.0,
-                        sin1=0.0, cos2=0.0, sin2=0.0, scale_radius=None) -> Azimuthal:
+    def from_components(
+        cls,
+        radial=None,
+        *,
+        x0=0.0,
+        y0=0.0,
+        q=1.0,
+        phi=0.0,
+        cos1=0.0,
+        sin1=0.0,
+        cos2=0.0,
+        sin2=0.0,
+        scale_radius=None,
+    ) -> Azimuthal:
         """Harmonics from Cartesian coefficients: ``Z += cos1 cos t + sin1 sin t + cos2 cos 2t
         + sin2 sin 2t`` (tracer units; amplitude ``A1 = hypot(cos1, sin1)``, phase
         ``arctan2(sin1, cos1)``). Other arguments as for :class:`Azimuthal`."""
@@ -802,13 +864,26 @@ class Azimuthal(TracerProfile):
         return SumTracer([self.radial, self._harmonics]).linear_terms(tracer_scale, points)
 
     def __repr__(self):
-        parts = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items()
-                          if not k.startswith("radial."))
+        parts = ", ".join(
+            f"{k}={v!r}" for k, v in self.parameters().items() if not k.startswith("radial.")
+        )
         return f"Azimuthal({self.radial!r}, {parts})"
 
 
-def azimuthal_numpy(x, y, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, m1=0.0, phase1=0.0, m2=0.0,
-                    phase2=0.0, scale_radius=None):
+def azimuthal_numpy(
+    x,
+    y,
+    *,
+    x0=0.0,
+    y0=0.0,
+    q=1.0,
+    phi=0.0,
+    m1=0.0,
+    phase1=0.0,
+    m2=0.0,
+    phase2=0.0,
+    scale_radius=None,
+):
     """Numpy twin of the harmonic part of :class:`Azimuthal` (via ``arctan2``)."""
     along, across = _deprojected_offsets_numpy(x, y, x0, y0, q, phi)
     theta, r = np.arctan2(across, along), np.hypot(along, across)
@@ -829,8 +904,10 @@ def _as_pair(value, name, kind):
         pair = [float(v) for v in np.broadcast_to(np.asarray(value, dtype=float), (2,))]
     except (TypeError, ValueError):
         pair = None
-    if pair is None or not all(np.isfinite(v) and v > 0 for v in pair) or (
-        kind is int and not all(v.is_integer() for v in pair)
+    if (
+        pair is None
+        or not all(np.isfinite(v) and v > 0 for v in pair)
+        or (kind is int and not all(v.is_integer() for v in pair))
     ):
         raise ValueError(f"{name} must be {what} or a pair of them (x, y); got {value!r}")
     return tuple(int(v) for v in pair) if kind is int else tuple(pair)
@@ -895,8 +972,17 @@ class GPResidual(TracerProfile):
     convolution per basis function, done once). With log averaging only a fixed field does.
     """
 
-    def __init__(self, coefficients, *, amplitude, length_scale, L, n_basis, center=(0.0, 0.0),
-                 kernel="matern32"):
+    def __init__(
+        self,
+        coefficients,
+        *,
+        amplitude,
+        length_scale,
+        L,
+        n_basis,
+        center=(0.0, 0.0),
+        kernel="matern32",
+    ):
         self.n_basis = _as_pair(n_basis, "n_basis", int)
         self.L = _as_pair(L, "L", float)
         if any(isinstance(v, Variable) for v in np.ravel(np.asarray(center, dtype=object))):
@@ -958,8 +1044,12 @@ class GPResidual(TracerProfile):
         if nu is None:
             log_s = math.log(2 * math.pi) + 2 * pt.log(ell) - 0.5 * ell**2 * omega2
         else:
-            log_s = (math.log(4 * math.pi * nu) + nu * math.log(2 * nu) - 2 * nu * pt.log(ell)
-                     - (nu + 1) * pt.log(2 * nu / ell**2 + omega2))
+            log_s = (
+                math.log(4 * math.pi * nu)
+                + nu * math.log(2 * nu)
+                - 2 * nu * pt.log(ell)
+                - (nu + 1) * pt.log(2 * nu / ell**2 + omega2)
+            )
         return sigma * pt.exp(0.5 * log_s)
 
     def _weighted_coefficients(self):
@@ -976,14 +1066,22 @@ class GPResidual(TracerProfile):
         weighted = self._weighted_coefficients()  # (M,) or (N, M)
         (nx, ny), (lx, ly) = self.n_basis, self.L
         xs, ys = _constant_data(x), _constant_data(y)
-        if xs is not None and ys is not None and xs.ndim == 2 and xs.shape == ys.shape and \
-                np.all(xs == xs[:1]) and np.all(ys == ys[:, :1]):
+        if (
+            xs is not None
+            and ys is not None
+            and xs.ndim == 2
+            and xs.shape == ys.shape
+            and np.all(xs == xs[:1])
+            and np.all(ys == ys[:, :1])
+        ):
             # a regular grid: the field separates, f = Phi_y W^T Phi_x^T, O(H W n_x)
             phi_x = _sine_basis(xs[0] - self.center[0], lx, nx).T  # (W, n_x)
             phi_y = _sine_basis(ys[:, 0] - self.center[1], ly, ny).T  # (H, n_y)
-            matrix = weighted.reshape((*weighted.shape[:-1], nx, ny))
-            transposed = pt.swapaxes(matrix, -1, -2)  # (..., n_y, n_x)
-            return pt.matmul(pt.matmul(phi_y, transposed), phi_x.T)
+            matrix = weighted.reshape((*weighted.shape[:-1], nx, ny))  # (..., n_x, n_y)
+            lead = matrix.ndim - 2
+            # tensordot reshapes to one matrix product (no per-galaxy loop)
+            rows = pt.tensordot(matrix, phi_y, axes=[[lead + 1], [1]])  # (..., n_x, H)
+            return pt.tensordot(rows, phi_x, axes=[[lead], [1]])  # (..., H, W)
         x, y = pt.as_tensor_variable(x), pt.as_tensor_variable(y)
         j = np.arange(1, nx + 1).reshape(nx, 1, 1)
         k = np.arange(1, ny + 1).reshape(ny, 1, 1)
@@ -1041,11 +1139,22 @@ def gp_spectral_density_numpy(omega, *, amplitude, length_scale, kernel="matern3
     omega = np.asarray(omega, dtype=float)
     nu = GP_KERNELS[kernel]
     if nu is None:
-        return amplitude**2 * 2.0 * np.pi * length_scale**2 * np.exp(
-            -0.5 * (length_scale * omega) ** 2
+        return (
+            amplitude**2
+            * 2.0
+            * np.pi
+            * length_scale**2
+            * np.exp(-0.5 * (length_scale * omega) ** 2)
         )
-    return (amplitude**2 * 4.0 * np.pi * nu * (2.0 * nu) ** nu / length_scale ** (2 * nu)
-            * (2.0 * nu / length_scale**2 + omega**2) ** (-(nu + 1.0)))
+    return (
+        amplitude**2
+        * 4.0
+        * np.pi
+        * nu
+        * (2.0 * nu) ** nu
+        / length_scale ** (2 * nu)
+        * (2.0 * nu / length_scale**2 + omega**2) ** (-(nu + 1.0))
+    )
 
 
 def gp_kernel_numpy(distance, *, amplitude, length_scale, kernel="matern32"):
@@ -1060,8 +1169,9 @@ def gp_kernel_numpy(distance, *, amplitude, length_scale, kernel="matern32"):
     raise ValueError(f"unknown kernel {kernel!r}; choose one of {sorted(GP_KERNELS)}")
 
 
-def gp_residual_numpy(x, y, coefficients, *, amplitude, length_scale, L, n_basis,
-                      center=(0.0, 0.0), kernel="matern32"):
+def gp_residual_numpy(
+    x, y, coefficients, *, amplitude, length_scale, L, n_basis, center=(0.0, 0.0), kernel="matern32"
+):
     """Numpy twin of :class:`GPResidual`: the Hilbert-space field, term by term."""
     nx, ny = (n_basis, n_basis) if np.ndim(n_basis) == 0 else n_basis
     lx, ly = (L, L) if np.ndim(L) == 0 else L
@@ -1076,11 +1186,17 @@ def gp_residual_numpy(x, y, coefficients, *, amplitude, length_scale, L, n_basis
     for a in range(1, nx + 1):
         for b in range(1, ny + 1):
             omega = np.hypot(np.pi * a / (2 * lx), np.pi * b / (2 * ly))
-            weight = np.sqrt(gp_spectral_density_numpy(
-                omega, amplitude=amplitude, length_scale=length_scale, kernel=kernel
-            ))
-            phi = (np.sin(np.pi * a * (x + lx) / (2 * lx)) / np.sqrt(lx)
-                   * np.sin(np.pi * b * (y + ly) / (2 * ly)) / np.sqrt(ly))
+            weight = np.sqrt(
+                gp_spectral_density_numpy(
+                    omega, amplitude=amplitude, length_scale=length_scale, kernel=kernel
+                )
+            )
+            phi = (
+                np.sin(np.pi * a * (x + lx) / (2 * lx))
+                / np.sqrt(lx)
+                * np.sin(np.pi * b * (y + ly) / (2 * ly))
+                / np.sqrt(ly)
+            )
             beta = coefficients[..., (a - 1) * ny + (b - 1)]
             field = field + _per_galaxy_numpy(weight * beta) * phi
     return field
