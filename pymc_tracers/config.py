@@ -53,26 +53,51 @@ __all__ = [
 #: Light profiles available by name, with their parameters and units.
 LIGHT_PROFILES = {
     "Sersic": {
-        "x0": "arcsec", "y0": "arcsec", "r_eff": "arcsec", "n": "", "amplitude": "", "q": "",
+        "x0": "arcsec",
+        "y0": "arcsec",
+        "r_eff": "arcsec",
+        "n": "",
+        "amplitude": "",
+        "q": "",
         "phi": "rad",
     },
     "Exponential": {
-        "x0": "arcsec", "y0": "arcsec", "r_eff": "arcsec", "amplitude": "", "q": "", "phi": "rad",
+        "x0": "arcsec",
+        "y0": "arcsec",
+        "r_eff": "arcsec",
+        "amplitude": "",
+        "q": "",
+        "phi": "rad",
     },
     "Gaussian": {
-        "x0": "arcsec", "y0": "arcsec", "sigma": "arcsec", "amplitude": "", "q": "", "phi": "rad",
+        "x0": "arcsec",
+        "y0": "arcsec",
+        "sigma": "arcsec",
+        "amplitude": "",
+        "q": "",
+        "phi": "rad",
     },
 }
 #: Tracer profiles by name; ``T`` is the tracer's unit, ``T/arcsec`` a gradient.
 TRACER_PROFILES = {
     "Constant": {"value": "T"},
     "LinearGradient": {
-        "x0": "arcsec", "y0": "arcsec", "central": "T", "gradient": "T/arcsec", "q": "",
+        "x0": "arcsec",
+        "y0": "arcsec",
+        "central": "T",
+        "gradient": "T/arcsec",
+        "q": "",
         "phi": "rad",
     },
     "BrokenGradient": {
-        "x0": "arcsec", "y0": "arcsec", "central": "T", "inner": "T/arcsec",
-        "outer": "T/arcsec", "r_break": "arcsec", "q": "", "phi": "rad",
+        "x0": "arcsec",
+        "y0": "arcsec",
+        "central": "T",
+        "inner": "T/arcsec",
+        "outer": "T/arcsec",
+        "r_break": "arcsec",
+        "q": "",
+        "phi": "rad",
     },
 }
 #: Keys besides parameters: ``profile``; ``pa`` (deg east of north, instead of ``phi``) and
@@ -81,14 +106,42 @@ _EXTRA_KEYS = ("profile", "pa", "center", "gradient_range")
 
 _SECTIONS = {
     "data": (
-        "file", "tracer", "tracer_error", "image", "image_error", "mask", "bins", "tracer_name",
-        "tracer_unit", "image_unit", "check_dex", "error_type", "bad_errors", "mask_means",
-        "mask_bits", "snr_min", "snr_of", "pixel_scale", "supersampling", "center",
+        "file",
+        "tracer",
+        "tracer_error",
+        "image",
+        "image_error",
+        "mask",
+        "bins",
+        "tracer_name",
+        "tracer_unit",
+        "image_unit",
+        "check_dex",
+        "error_type",
+        "bad_errors",
+        "mask_means",
+        "mask_bits",
+        "snr_min",
+        "snr_of",
+        "pixel_scale",
+        "supersampling",
+        "center",
         "cutout_size",
     ),
     "psf": (
-        "type", "fwhm", "beta", "file", "ext", "pixel_scale", "oversampled", "wavelength",
-        "fwhm_ref", "wavelength_ref", "slope", "curvature", "beta_slope",
+        "type",
+        "fwhm",
+        "beta",
+        "file",
+        "ext",
+        "pixel_scale",
+        "oversampled",
+        "wavelength",
+        "fwhm_ref",
+        "wavelength_ref",
+        "slope",
+        "curvature",
+        "beta_slope",
     ),
     "model": ("tracer_scale", "name", "nu", "convolve_at"),
     "sampler": ("draws", "tune", "chains", "seed", "sampler", "target_accept", "map_draws"),
@@ -265,8 +318,8 @@ def _prior_from(value, where):
     dist = table.pop("distribution", table.pop("dist", None))
     if dist is None:
         raise ConfigError(
-            f"{where} = {value!r} is not a prior: give distribution = \"Normal\" and its "
-            "parameters, e.g. {distribution = \"Normal\", mu = 8.5, sigma = 1}"
+            f'{where} = {value!r} is not a prior: give distribution = "Normal" and its '
+            'parameters, e.g. {distribution = "Normal", mu = 8.5, sigma = 1}'
         )
     kwargs = dict(table.pop("kwargs", {}))
     kwargs.update(table)
@@ -321,14 +374,16 @@ def _check_component(component, index, count) -> dict:
                 )
             label = f"[{where}.{part}] {key}"
             if key == "gradient_range":
-                if not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+                if not (
+                    isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+                ):
                     raise ConfigError(f"{label} must be [low, high]; got {value!r}")
                 params[key] = ("fixed", tuple(value))
             elif key == "center":
                 if not isinstance(value, str):
                     raise ConfigError(
-                        f"{label} must be a sky position string, e.g. \"150.1 2.2\" (degrees) or "
-                        f"\"10h00m28.6s +02d12m21s\"; got {value!r}"
+                        f'{label} must be a sky position string, e.g. "150.1 2.2" (degrees) or '
+                        f'"10h00m28.6s +02d12m21s"; got {value!r}'
                     )
                 params[key] = ("fixed", value)
             elif isinstance(value, dict):
@@ -347,7 +402,7 @@ def _check_component(component, index, count) -> dict:
             else:
                 raise ConfigError(
                     f"{label} = {value!r} is neither a number nor a prior table like "
-                    "{distribution = \"Normal\", mu = 0, sigma = 1}"
+                    '{distribution = "Normal", mu = 0, sigma = 1}'
                 )
         if "pa" in params and "phi" in params:
             raise ConfigError(f"[{where}.{part}] give pa (deg east of north) or phi, not both")
@@ -392,8 +447,8 @@ def _sky(text, where):
         return SkyCoord(text)
     except Exception:  # noqa: BLE001  (astropy raises several types)
         raise ConfigError(
-            f"{where} = {text!r} is not a sky position; use \"150.1 2.2\" (degrees) or "
-            "\"10h00m28.6s +02d12m21s\""
+            f'{where} = {text!r} is not a sky position; use "150.1 2.2" (degrees) or '
+            '"10h00m28.6s +02d12m21s"'
         ) from None
 
 
@@ -771,7 +826,7 @@ EXAMPLE_TRUTH = {
     "shape": (31, 31),
 }
 
-_EXAMPLE_CONFIG = '''\
+_EXAMPLE_CONFIG = """\
 # pymc-tracers fit configuration (written by `pymc-tracers init-example`).
 # Run it with:   pymc-tracers fit {config_path}
 # Every option is described in docs/config.md. Paths are relative to this file.
@@ -827,7 +882,7 @@ sampler = "nutpie"            # or "pymc", "numpyro", "blackjax"
 
 [output]
 folder = "results"            # refused if it exists, unless `pymc-tracers fit --overwrite`
-'''
+"""
 
 
 def example_wcs(shape, pixel_scale, rotation_deg, *, center=(150.1, 2.2)):
