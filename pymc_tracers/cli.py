@@ -297,9 +297,7 @@ def _add_config_commands(sub) -> dict:
     )
     f.add_argument("config", metavar="CONFIG.toml", help="the configuration file")
     f.add_argument("--output", default=None, help="output folder (default: [output] folder)")
-    f.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output folder"
-    )
+    f.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     f.add_argument("--quiet", action="store_true", help="no progress messages or progress bar")
     e = sub.add_parser(
         "init-example",
@@ -332,7 +330,10 @@ def _run_config_command(args) -> int:
             return 0
         say = None if args.quiet else (lambda text: print(f"{prog}: {text}", flush=True))
         out = config.run_fit(
-            args.config, output=args.output, overwrite=args.overwrite, progress=say,
+            args.config,
+            output=args.output,
+            overwrite=args.overwrite,
+            progress=say,
             progressbar=not args.quiet,
         )
     except (config.ConfigError, FileExistsError, FileNotFoundError) as error:
