@@ -233,12 +233,47 @@ def _register_jax():
         try:
             full_mode = get_underlying_scalar_constant_value(node.inputs[2])
         except NotScalarConstantError:
-            raise NotImplementedError("Convolve2d needs a constant mode under JAX") from None
+            raise NotImplementedError(
+                "Convolve2d needs a constant mode under JAX; got a mode computed at run time"
+            ) from None
         mode = "full" if full_mode else "valid"
         method = jsignal.fftconvolve if op.method in ("fft", "auto") else jsignal.convolve
 
         def convolve2d(in1, in2, _runtime_full_mode):
             return method(in1, in2, mode=mode)
+
+        return convolve2d
+
+    from pytensor.graph.basic import Constant as GraphConstant
+    from pytensor.tensor.blockwise import Blockwise
+
+    generic_blockwise = jax_funcify.dispatch(Blockwise)
+
+    @jax_funcify.register(Blockwise)
+    def _jax_blockwise(op, node=None, **kwargs):
+        """Batched Convolve2d nodes whose mode is a batched constant (gradients of batched
+        convolutions): the core op only sees a placeholder, so read the constant here.
+
+        Every other Blockwise, and Convolve2d nodes the core registration can handle, go to
+        PyTensor's own implementation unchanged.
+        """
+        mode_input = node.inputs[2] if (node is not None and len(node.inputs) == 3) else None
+        if not (
+            isinstance(op.core_op, Convolve2d)
+            and isinstance(mode_input, GraphConstant)
+            and mode_input.data.ndim > 0
+            and np.unique(np.asarray(mode_input.data)).size == 1
+        ):
+            return generic_blockwise(op, node=node, **kwargs)
+        import jax.numpy as jnp
+        import jax.scipy.signal as jsignal
+
+        mode = "full" if bool(np.asarray(mode_input.data).flat[0]) else "valid"
+        method = jsignal.fftconvolve if op.core_op.method in ("fft", "auto") else jsignal.convolve
+        batched = jnp.vectorize(lambda a, b: method(a, b, mode=mode), signature="(i,j),(k,l)->(m,n)")
+
+        def convolve2d(in1, in2, _full_mode):
+            return batched(in1, in2)
 
         return convolve2d
 
