@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import numpy as np
 import pymc as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pymc_tracers as pmt  # noqa: E402
 from _timing import median_seconds  # noqa: E402
+
+import pymc_tracers as pmt  # noqa: E402
 
 
 def models():
@@ -33,14 +33,19 @@ def models():
         amplitude = pm.LogNormal("amplitude", 0.0, 1.0)
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
-        disc = pmt.Component(pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude), pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient))
+        disc = pmt.Component(
+            pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude),
+            pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient),
+        )
         image, tracer = pmt.observe(disc, galaxy.grid, galaxy.psf, "linear")
         pmt.image_likelihood("light", image, galaxy.light_image, sigma=galaxy.light_error)
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
     with pm.Model() as linear:
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
-        disc = pmt.Component(galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
+        disc = pmt.Component(
+            galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient)
+        )
         _, tracer = pmt.observe(disc, galaxy.grid, galaxy.psf, "linear")
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
     return {"joint (full FFT path)": joint, "fig3 tracer (linear path)": linear}
@@ -62,13 +67,21 @@ def main():
         for mode in modes:
             logp = model.compile_logp(mode=mode)
             dlogp = model.compile_dlogp(mode=mode)
-            rows.append(dict(model=name, mode=mode, logp_ms=1e3 * median_seconds(lambda: np.asarray(logp(point))),
-                             dlogp_ms=1e3 * median_seconds(lambda: np.asarray(dlogp(point)))))
+            rows.append(
+                dict(
+                    model=name,
+                    mode=mode,
+                    logp_ms=1e3 * median_seconds(lambda: np.asarray(logp(point))),
+                    dlogp_ms=1e3 * median_seconds(lambda: np.asarray(dlogp(point))),
+                )
+            )
     print(f"{'model':28s} {'backend':9s} {'logp ms':>9s} {'dlogp ms':>9s} {'dlogp / C':>9s}")
     for row in rows:
         c = next(r for r in rows if r["model"] == row["model"] and r["mode"] == "FAST_RUN")
         row["dlogp_over_c"] = row["dlogp_ms"] / c["dlogp_ms"]
-        print(f"{row['model']:28s} {row['mode']:9s} {row['logp_ms']:9.3f} {row['dlogp_ms']:9.3f} {row['dlogp_over_c']:9.2f}")
+        print(
+            f"{row['model']:28s} {row['mode']:9s} {row['logp_ms']:9.3f} {row['dlogp_ms']:9.3f} {row['dlogp_over_c']:9.2f}"
+        )
     print(json.dumps({"benchmark": "backends", "rows": rows}))
 
 

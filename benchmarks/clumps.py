@@ -52,7 +52,8 @@ def main():
                 z = pm.Uniform(name, lo, hi)
                 clumps.append(
                     pmt.Component(
-                        pmt.Exponential(x0=x, y0=y, r_eff=r_eff, amplitude=AMPLITUDE), pmt.Constant(z)
+                        pmt.Exponential(x0=x, y0=y, r_eff=r_eff, amplitude=AMPLITUDE),
+                        pmt.Constant(z),
                     )
                 )
             _, metallicity = pmt.observe(clumps, galaxy.grid, galaxy.psf, tracer_scale="linear")

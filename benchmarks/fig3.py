@@ -49,9 +49,14 @@ def main():
             gradient = pm.Uniform("gradient", LOWER[1], UPPER[1])
             disc = pmt.Component(
                 pmt.Exponential(
-                    x0=truth["x0"], y0=truth["y0"], r_eff=truth["r_eff"], amplitude=truth["amplitude"]
+                    x0=truth["x0"],
+                    y0=truth["y0"],
+                    r_eff=truth["r_eff"],
+                    amplitude=truth["amplitude"],
                 ),
-                pmt.LinearGradient(x0=truth["x0"], y0=truth["y0"], central=central, gradient=gradient),
+                pmt.LinearGradient(
+                    x0=truth["x0"], y0=truth["y0"], central=central, gradient=gradient
+                ),
             )
             _, metallicity = pmt.observe(disc, galaxy.grid, galaxy.psf, tracer_scale="linear")
             pmt.tracer_likelihood("metallicity", metallicity, data, sigma=sigma)

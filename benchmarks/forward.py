@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pymc as pm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pymc_tracers as pmt  # noqa: E402
 from _timing import median_seconds  # noqa: E402
+
+import pymc_tracers as pmt  # noqa: E402
 from pymc_tracers.convolution import fft_shape  # noqa: E402
 
 
@@ -83,8 +83,10 @@ def main():
             )
         )
 
-    print(f"{'FWHM':>5} {'rendered':>10} {'FFT':>10} {'logp ms':>8} {'dlogp ms':>9} "
-          f"{'FFT ms':>7} {'logp/FFT':>9} {'dlogp/2FFT':>10}")
+    print(
+        f"{'FWHM':>5} {'rendered':>10} {'FFT':>10} {'logp ms':>8} {'dlogp ms':>9} "
+        f"{'FFT ms':>7} {'logp/FFT':>9} {'dlogp/2FFT':>10}"
+    )
     for r in rows:
         print(
             f"{r['fwhm']:5.1f} {r['rendered_shape'][0]:>10d} {r['fft_shape'][0]:>10d} "

@@ -25,8 +25,9 @@ import pytensor
 import pytensor.tensor as pt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pymc_tracers as pmt  # noqa: E402
 from _timing import median_seconds  # noqa: E402
+
+import pymc_tracers as pmt  # noqa: E402
 
 
 def single_galaxy_graph(size, supersampling, fwhm):
@@ -37,7 +38,8 @@ def single_galaxy_graph(size, supersampling, fwhm):
     z_data, z_sigma = pt.dmatrix("z_data"), pt.dmatrix("z_sigma")
     x0, y0, r_eff, amplitude, central, gradient = (params[i] for i in range(6))
     disc = pmt.Component(
-        pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude), pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient)
+        pmt.Exponential(x0=x0, y0=y0, r_eff=r_eff, amplitude=amplitude),
+        pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient),
     )
     image, tracer = pmt.observe(disc, grid, pmt.GaussianPSF(fwhm), "log", method="full")
     logp = pt.sum(pm.logp(pm.Normal.dist(image, light_sigma), light_data)) + pt.sum(
@@ -61,14 +63,19 @@ def simulate_batch(grid, fwhm, n, rng):
     maps = []
     for row in truth[: min(n, 8)]:  # simulate a few and reuse them (timing does not care)
         comp = pmt.Component(
-            pmt.Exponential(x0=row[0], y0=row[1], r_eff=row[2], amplitude=row[3]), pmt.LinearGradient(x0=row[0], y0=row[1], central=row[4], gradient=row[5])
+            pmt.Exponential(x0=row[0], y0=row[1], r_eff=row[2], amplitude=row[3]),
+            pmt.LinearGradient(x0=row[0], y0=row[1], central=row[4], gradient=row[5]),
         )
         image, tracer = pmt.evaluate(pmt.observe(comp, grid, pmt.GaussianPSF(fwhm), "log"))
         light_sigma = np.full(image.shape, 0.01 * image.max())
         z_sigma = np.full(tracer.shape, 0.1)
         maps.append(
-            (image + rng.normal(size=image.shape) * light_sigma, light_sigma,
-             tracer + rng.normal(size=tracer.shape) * z_sigma, z_sigma)
+            (
+                image + rng.normal(size=image.shape) * light_sigma,
+                light_sigma,
+                tracer + rng.normal(size=tracer.shape) * z_sigma,
+                z_sigma,
+            )
         )
     stacked = [np.stack([maps[i % len(maps)][k] for i in range(n)]) for k in range(4)]
     return truth, stacked
@@ -77,7 +84,9 @@ def simulate_batch(grid, fwhm, n, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--galaxies", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=61, help="pixels per side (0.066 arcsec pixels)")
+    parser.add_argument(
+        "--size", type=int, default=61, help="pixels per side (0.066 arcsec pixels)"
+    )
     parser.add_argument("--supersampling", type=int, default=3)
     parser.add_argument("--fwhm", type=float, default=0.5)
     parser.add_argument("--chunk", type=int, default=250, help="galaxies per vmapped call (memory)")
@@ -101,7 +110,9 @@ def main():
     jax_fn = get_jaxified_graph(inputs=inputs, outputs=outputs)
     batched = jax.jit(jax.vmap(lambda *a: jax_fn(*a)))
     chunk = min(args.chunk, args.galaxies)
-    arrays = [jax.device_put(jnp.asarray(a), device) for a in (truth, light, light_sigma, z, z_sigma)]
+    arrays = [
+        jax.device_put(jnp.asarray(a), device) for a in (truth, light, light_sigma, z, z_sigma)
+    ]
 
     def run_all():
         out = None
@@ -116,7 +127,10 @@ def main():
     # check the batch against the C backend for the first galaxy
     logp_jax, grad_jax = batched(*(a[:1] for a in arrays))
     logp_c, grad_c = c_fn(*one)
-    agree = bool(np.allclose(float(logp_jax[0]), logp_c, rtol=1e-8) and np.allclose(np.asarray(grad_jax[0]), grad_c, rtol=1e-6, atol=1e-6))
+    agree = bool(
+        np.allclose(float(logp_jax[0]), logp_c, rtol=1e-8)
+        and np.allclose(np.asarray(grad_jax[0]), grad_c, rtol=1e-6, atol=1e-6)
+    )
 
     row = dict(
         benchmark="gpu",
@@ -131,9 +145,13 @@ def main():
         jit_compile_seconds=compile_seconds,
         agrees_with_c_backend=agree,
     )
-    print(f"device {row['device']}: {args.galaxies} galaxies of {args.size}x{args.size} (s={args.supersampling})")
+    print(
+        f"device {row['device']}: {args.galaxies} galaxies of {args.size}x{args.size} (s={args.supersampling})"
+    )
     print(f"  logp+grad for the batch  {t_batch:.3f} s  ({row['per_galaxy_ms']:.3f} ms per galaxy)")
-    print(f"  C backend, one galaxy    {row['c_backend_one_galaxy_ms']:.3f} ms  -> speed-up {row['speedup_vs_c_sequential']:.1f}x")
+    print(
+        f"  C backend, one galaxy    {row['c_backend_one_galaxy_ms']:.3f} ms  -> speed-up {row['speedup_vs_c_sequential']:.1f}x"
+    )
     print(f"  JAX matches the C backend: {agree}")
     print(json.dumps(row))
 

@@ -97,7 +97,9 @@ def main():
             p = {n: pm.Uniform(n, lo, hi) for n, lo, hi in zip(NAMES, LOWER, UPPER)}
             disc = pmt.Component(
                 pmt.Exponential(x0=p["x0"], y0=p["y0"], r_eff=p["r_eff"], amplitude=p["amplitude"]),
-                pmt.LinearGradient(x0=p["x0"], y0=p["y0"], central=p["central"], gradient=p["gradient"]),
+                pmt.LinearGradient(
+                    x0=p["x0"], y0=p["y0"], central=p["central"], gradient=p["gradient"]
+                ),
             )
             image, metallicity = pmt.observe(
                 disc, galaxy.grid, galaxy.psf, tracer_scale="linear", convolve_at=args.convolve_at

@@ -28,8 +28,9 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pymc_tracers as pmt  # noqa: E402
 from _timing import median_seconds  # noqa: E402
+
+import pymc_tracers as pmt  # noqa: E402
 
 
 def build(fwhm, method, gradient_range):
@@ -42,16 +43,22 @@ def build(fwhm, method, gradient_range):
             pmt.LinearGradient(central=central, gradient=gradient, gradient_range=gradient_range),
         )
         observation = pmt.observe(disc, galaxy.grid, galaxy.psf, "log", method=method)
-        pmt.tracer_likelihood("metallicity", observation.tracer_map, galaxy.tracer_map,
-                              sigma=galaxy.tracer_error)
+        pmt.tracer_likelihood(
+            "metallicity", observation.tracer_map, galaxy.tracer_map, sigma=galaxy.tracer_error
+        )
     return model, observation
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fwhm", type=float, default=1.5, help="Gaussian PSF FWHM, arcsec")
-    parser.add_argument("--range", type=float, nargs=2, default=(-0.5, 0.1),
-                        help="gradient range of the series, dex/arcsec")
+    parser.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=(-0.5, 0.1),
+        help="gradient range of the series, dex/arcsec",
+    )
     args = parser.parse_args(argv)
     gradient_range = tuple(args.range)
     full_model, full = build(args.fwhm, "full", gradient_range)
@@ -63,8 +70,12 @@ def main(argv=None):
         [c, g],
         clone_replace(
             [full.tracer_map, fast.tracer_map],
-            replace={full_model["central"]: c, full_model["gradient"]: g,
-                     fast_model["central"]: c, fast_model["gradient"]: g},
+            replace={
+                full_model["central"]: c,
+                full_model["gradient"]: g,
+                fast_model["central"]: c,
+                fast_model["gradient"]: g,
+            },
         ),
     )
     gradients = np.linspace(*gradient_range, 21)
@@ -87,11 +98,17 @@ def main(argv=None):
         series_gradient_ms=rows["series"] * 1e3,
         speedup=rows["full"] / rows["series"],
     )
-    print(f"Figure-3 grid, FWHM {args.fwhm}\", log averaging, gradient in {gradient_range} dex/arcsec")
-    print(f"  series: {out['series_terms']} Chebyshev terms, stated error <= {out['stated_error_dex']:.1e} dex,"
-          f" measured max |series - full| = {worst:.1e} dex over 21 gradients")
-    print(f"  logp gradient: full {out['full_gradient_ms']:.2f} ms, series {out['series_gradient_ms']:.3f} ms"
-          f"  ({out['speedup']:.0f}x)")
+    print(
+        f'Figure-3 grid, FWHM {args.fwhm}", log averaging, gradient in {gradient_range} dex/arcsec'
+    )
+    print(
+        f"  series: {out['series_terms']} Chebyshev terms, stated error <= {out['stated_error_dex']:.1e} dex,"
+        f" measured max |series - full| = {worst:.1e} dex over 21 gradients"
+    )
+    print(
+        f"  logp gradient: full {out['full_gradient_ms']:.2f} ms, series {out['series_gradient_ms']:.3f} ms"
+        f"  ({out['speedup']:.0f}x)"
+    )
     print(json.dumps(out))
 
 

@@ -270,7 +270,9 @@ def _register_jax():
 
         mode = "full" if bool(np.asarray(mode_input.data).flat[0]) else "valid"
         method = jsignal.fftconvolve if op.core_op.method in ("fft", "auto") else jsignal.convolve
-        batched = jnp.vectorize(lambda a, b: method(a, b, mode=mode), signature="(i,j),(k,l)->(m,n)")
+        batched = jnp.vectorize(
+            lambda a, b: method(a, b, mode=mode), signature="(i,j),(k,l)->(m,n)"
+        )
 
         def convolve2d(in1, in2, _full_mode):
             return batched(in1, in2)

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import zero_grad
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
-from pytensor.compile.builders import OpFromGraph
 from pytensor.ifelse import ifelse
 from pytensor.tensor.random.op import RandomVariable
 
@@ -232,7 +232,9 @@ def observe(
     numerics = make_numerics(grid, psf, convolve_at, n_galaxies=n_galaxies)
     info = dict(numerics=numerics, n_galaxies=n_galaxies, max_error=0.0)
 
-    expansions = None if method == "full" else _linear_expansions(components, numerics, tracer_scale)
+    expansions = (
+        None if method == "full" else _linear_expansions(components, numerics, tracer_scale)
+    )
     if expansions is None:
         if method == "linear":
             raise ValueError(
@@ -247,8 +249,10 @@ def observe(
     info.update(sums)
     valid = None
     for expansion in expansions:
-        valid = expansion.valid if valid is None else (
-            valid if expansion.valid is None else pt.and_(valid, expansion.valid)
+        valid = (
+            expansion.valid
+            if valid is None
+            else (valid if expansion.valid is None else pt.and_(valid, expansion.valid))
         )
     max_error = sum(e.max_error for e in expansions)
     for note in (n for e in expansions for n in e.notes):
@@ -283,8 +287,13 @@ def _guarded(valid, series_map, full_map, components):
             [series_map, full_map, valid], replace=dict(zip(inputs, inner_inputs))
         )
         by_branch = [
-            pytensor.grad(None, inner_inputs, known_grads={branch: output_grads[0]},
-                          disconnected_inputs="ignore", return_disconnected="zero")
+            pytensor.grad(
+                None,
+                inner_inputs,
+                known_grads={branch: output_grads[0]},
+                disconnected_inputs="ignore",
+                return_disconnected="zero",
+            )
             for branch in (series, full)
         ]
         return list(ifelse(ok, by_branch[0], by_branch[1]))
@@ -308,7 +317,8 @@ def _render(components, points, tracer_scale, n_galaxies):
         light, weighted, averaged_tracer = pt.broadcast_arrays(light, weighted, averaged_tracer)
         if n_galaxies is not None and light.ndim == 2:
             light, weighted, averaged_tracer = (
-                pt.broadcast_to(v, (n_galaxies, *v.shape)) for v in (light, weighted, averaged_tracer)
+                pt.broadcast_to(v, (n_galaxies, *v.shape))
+                for v in (light, weighted, averaged_tracer)
             )
         rendered.append((light, weighted, averaged_tracer))
     return rendered
@@ -318,13 +328,18 @@ def _observe_full(components, numerics: Numerics, tracer_scale, n_galaxies):
     """Render on the numerics' sample points, convolve, bin, divide: every evaluation."""
     rendered = _render(components, numerics.point_sets, tracer_scale, n_galaxies)
     # light and light x f(Z) go through one batched convolution (leading axis of 2)
-    binned = numerics.convolve_and_bin([pt.stack([light, weighted]) for light, weighted, _ in rendered])
+    binned = numerics.convolve_and_bin(
+        [pt.stack([light, weighted]) for light, weighted, _ in rendered]
+    )
     light_sum, weighted_sum = binned[0], binned[1]
     fallback = numerics.pixel_mean([averaged for _, _, averaged in rendered])
     image = light_sum * numerics.flux_scale
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
-    return image, tracer_map, dict(light_sum=light_sum, weighted_sum=weighted_sum,
-                                   tracer_scale=tracer_scale)
+    return (
+        image,
+        tracer_map,
+        dict(light_sum=light_sum, weighted_sum=weighted_sum, tracer_scale=tracer_scale),
+    )
 
 
 def _linear_expansions(components, numerics: Numerics, tracer_scale):
@@ -349,17 +364,26 @@ def _linear_basis(components, expansions, numerics: Numerics):
     ``light x factor`` map per term, stacked on axis 0) and ``fallback_basis`` (the pixel mean of
     each factor over the components).
     """
-    graphs = [[c.light.surface_brightness(x, y) for x, y in numerics.point_sets] for c in components]
+    graphs = [
+        [c.light.surface_brightness(x, y) for x, y in numerics.point_sets] for c in components
+    ]
     flat = pytensor.function([], [g for per_set in graphs for g in per_set], mode="FAST_COMPILE")()
     n_sets = len(numerics.point_sets)
     lights = [flat[i * n_sets : (i + 1) * n_sets] for i in range(len(components))]
 
-    light_sum = numerics.convolve_and_bin([sum(light[k] for light in lights) for k in range(n_sets)])
+    light_sum = numerics.convolve_and_bin(
+        [sum(light[k] for light in lights) for k in range(n_sets)]
+    )
     numerators, fallbacks = [], []
     for light, expansion in zip(lights, expansions):
         for term in expansion.terms:  # one term at a time keeps memory at one rendered field
-            numerators.append(numerics.convolve_and_bin([l * f for l, f in zip(light, term.factors)]))
-            factors = [np.broadcast_to(f, np.broadcast_shapes(f.shape, l.shape)) for l, f in zip(light, term.factors)]
+            numerators.append(
+                numerics.convolve_and_bin([part * f for part, f in zip(light, term.factors)])
+            )
+            factors = [
+                np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
+                for part, f in zip(light, term.factors)
+            ]
             fallbacks.append(numerics.pixel_mean(factors) / len(components))
     lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators, *fallbacks]))
     numerator_basis = np.stack([np.broadcast_to(a, lead) for a in numerators])
@@ -379,14 +403,19 @@ def _observe_linear(components, expansions, numerics, tracer_scale):
     light_sum, basis, fallback_basis = _as_model_data(arrays, recompute)
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
-        pt.broadcast_arrays(*(pt.as_tensor_variable(c).astype(pytensor.config.floatX) for c in coefficients))
+        pt.broadcast_arrays(
+            *(pt.as_tensor_variable(c).astype(pytensor.config.floatX) for c in coefficients)
+        )
     )  # (terms,) or (terms, N)
     weighted_sum = _combine(coefficients, basis)
     fallback = _combine(coefficients, fallback_basis)
     image = light_sum * numerics.flux_scale
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
-    return image, tracer_map, dict(light_sum=light_sum, weighted_sum=weighted_sum,
-                                   tracer_scale=tracer_scale)
+    return (
+        image,
+        tracer_map,
+        dict(light_sum=light_sum, weighted_sum=weighted_sum, tracer_scale=tracer_scale),
+    )
 
 
 def _combine(coefficients, basis):
@@ -426,7 +455,9 @@ def _as_model_data(arrays, recompute):
         model = pm.modelcontext(None)
     except (ImportError, TypeError):
         return tuple(pt.as_tensor_variable(a) for a in arrays)
-    index = sum(1 for name in model.named_vars if name.startswith("pmt_basis") and name.endswith("_light"))
+    index = sum(
+        1 for name in model.named_vars if name.startswith("pmt_basis") and name.endswith("_light")
+    )
     names = [f"pmt_basis{index}_{part}" for part in ("light", "numerator", "fallback")]
     tensors = tuple(
         pt.specify_shape(pm.Data(name, value), value.shape) for name, value in zip(names, arrays)
@@ -494,7 +525,8 @@ def evaluate(outputs, values=None, **named_values):
     --------
     >>> with pm.Model():
     ...     grad = pm.Normal("gradient", 0, 0.5)
-    ...     image, zmap = pmt.observe(pmt.Component(light, pmt.LinearGradient(central=8, gradient=grad)),
+    ...     disc = pmt.Component(light, pmt.LinearGradient(central=8, gradient=grad))
+    ...     image, zmap = pmt.observe(disc,
     ...                               grid, psf, tracer_scale="log")
     >>> zmap_np = pmt.evaluate(zmap, gradient=-0.2)
     """
@@ -518,7 +550,8 @@ def evaluate(outputs, values=None, **named_values):
             constant = pt.constant(np.asarray(value, dtype=target.dtype))
             if constant.ndim != target.ndim:
                 raise ValueError(
-                    f"value for {key!r} has {constant.ndim} dimensions; the variable has {target.ndim}"
+                    f"value for {key!r} has {constant.ndim} dimensions; "
+                    f"the variable has {target.ndim}"
                 )
             replacements[target] = constant
     replaced = clone_replace(outs, replace=replacements) if replacements else outs

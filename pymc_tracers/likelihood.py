@@ -89,11 +89,15 @@ def _evaluate_fixed(variable):
         return np.asarray(variable.data)
     if hasattr(variable, "get_value"):
         return np.asarray(variable.get_value())
-    if any(v.owner is None and not isinstance(v, Constant) and not hasattr(v, "get_value")
-           for v in ancestors([variable])):
+    if any(
+        v.owner is None and not isinstance(v, Constant) and not hasattr(v, "get_value")
+        for v in ancestors([variable])
+    ):
         return None
-    if any(v.owner is not None and isinstance(v.owner.op, RandomVariable)
-           for v in ancestors([variable])):
+    if any(
+        v.owner is not None and isinstance(v.owner.op, RandomVariable)
+        for v in ancestors([variable])
+    ):
         return None
     try:
         return np.asarray(variable.eval())
@@ -119,7 +123,11 @@ def _full_model_map(mu, index, shape):
     if node is not None and node.inputs and node.inputs[0].owner is not None:
         flat = node.inputs[0]
         candidate = flat.owner.inputs[0]
-        if flat.ndim == 1 and candidate.ndim == len(shape) and type(flat.owner.op).__name__ == "Reshape":
+        if (
+            flat.ndim == 1
+            and candidate.ndim == len(shape)
+            and type(flat.owner.op).__name__ == "Reshape"
+        ):
             return candidate
     return _scatter_tensor(mu, index, shape)
 
@@ -139,20 +147,29 @@ def likelihoods_of(model: pm.Model) -> list[LikelihoodRecord]:
         rv = model[name]
         index = np.asarray(model.coords[f"{name}_pixel"], dtype=int)
         params = rv.owner.op.dist_params(rv.owner)
-        nu, mu, sd = (params if len(params) == 3 else (None, *params))
+        nu, mu, sd = params if len(params) == 3 else (None, *params)
         observed = _evaluate_fixed(model.rvs_to_values[rv])
         sigma_values = _evaluate_fixed(sd)
-        sigma = (_scatter(np.broadcast_to(sigma_values, index.shape), index, shape)
-                 if sigma_values is not None else _scatter_tensor(sd, index, shape))
+        sigma = (
+            _scatter(np.broadcast_to(sigma_values, index.shape), index, shape)
+            if sigma_values is not None
+            else _scatter_tensor(sd, index, shape)
+        )
         used = np.zeros(int(np.prod(shape)), dtype=bool)
         used[index] = True
         nu_value = None if nu is None else _evaluate_fixed(nu)
-        records.append(LikelihoodRecord(
-            name=name, kind=kind, shape=shape,
-            model_map=_full_model_map(mu, index, shape),
-            data=_scatter(observed, index, shape), sigma=sigma, used=used.reshape(shape),
-            nu=nu if nu_value is None else float(nu_value),
-        ))
+        records.append(
+            LikelihoodRecord(
+                name=name,
+                kind=kind,
+                shape=shape,
+                model_map=_full_model_map(mu, index, shape),
+                data=_scatter(observed, index, shape),
+                sigma=sigma,
+                used=used.reshape(shape),
+                nu=nu if nu_value is None else float(nu_value),
+            )
+        )
     return records
 
 
@@ -196,7 +213,9 @@ class HeteroskedasticNoise:
             return pt.sqrt(self.c1 + self.c2 / pt.maximum(light_t, 1e-300))
         light = np.asarray(light, dtype=float)
         if light.shape != tuple(shape):
-            raise ValueError(f"light has shape {light.shape}; the tracer map has shape {tuple(shape)}")
+            raise ValueError(
+                f"light has shape {light.shape}; the tracer map has shape {tuple(shape)}"
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.sqrt(self.c1 + self.c2 / np.where(light > 0, light, np.nan))
 
@@ -223,14 +242,16 @@ def _as_float_array(name, what, value, shape=None):
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} for {name!r} must be numeric; got {type(value).__name__}") from None
+        raise ValueError(
+            f"{what} for {name!r} must be numeric; got {type(value).__name__}"
+        ) from None
     return array
 
 
 def _where(index_array, shape):
     """Human-readable location of the first offending pixel: galaxy (if batched), row, column."""
     position = np.unravel_index(int(index_array[0]), shape)
-    labels = ("galaxy", "row", "column")[-len(shape):]
+    labels = ("galaxy", "row", "column")[-len(shape) :]
     return ", ".join(f"{label} {p}" for label, p in zip(labels, position))
 
 
@@ -241,8 +262,10 @@ def _usable_pixels(name, data, sigma_numeric, mask, model_shape):
     """
     data = _as_float_array(name, "data", data)
     batched = len(model_shape) == 3
-    if data.ndim != len(model_shape) or data.shape[-2:] != model_shape[-2:] or (
-        batched and model_shape[0] is not None and data.shape[0] != model_shape[0]
+    if (
+        data.ndim != len(model_shape)
+        or data.shape[-2:] != model_shape[-2:]
+        or (batched and model_shape[0] is not None and data.shape[0] != model_shape[0])
     ):
         expected = "(N, ny, nx)" if batched else "(ny, nx)"
         raise ValueError(
@@ -255,7 +278,8 @@ def _usable_pixels(name, data, sigma_numeric, mask, model_shape):
     if infinite.any():
         where = np.flatnonzero(infinite)
         raise ValueError(
-            f"data for {name!r} has {where.size} infinite values (first at {_where(where, shape)}); "
+            f"data for {name!r} has {where.size} infinite values "
+            f"(first at {_where(where, shape)}); "
             "set bad pixels to NaN or mask them to leave them out"
         )
     used = np.isfinite(data)
@@ -344,7 +368,9 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
     # data and known errors live in pm.Data so a compiled model can be refitted to new maps
     observed = pm.Data(f"{name}_observed", data.ravel()[index], dims=dim)
     if sigma_numeric is not None:
-        sd = pm.Data(f"{name}_sigma", np.broadcast_to(sigma_numeric, shape).ravel()[index], dims=dim)
+        sd = pm.Data(
+            f"{name}_sigma", np.broadcast_to(sigma_numeric, shape).ravel()[index], dims=dim
+        )
     else:
         sd = pt.broadcast_to(sigma, shape).reshape((-1,))[index]
     if nu is None:
@@ -357,11 +383,15 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
 
 def _noise_from(name, sigma, noise):
     if (sigma is None) == (noise is None):
-        raise ValueError(f"give exactly one of sigma= (an error map) or noise= (a noise model) for {name!r}")
+        raise ValueError(
+            f"give exactly one of sigma= (an error map) or noise= (a noise model) for {name!r}"
+        )
     return SigmaMap(sigma) if noise is None else noise
 
 
-def tracer_likelihood(name, tracer_map, data, *, sigma=None, noise=None, mask=None, nu=None, model=None):
+def tracer_likelihood(
+    name, tracer_map, data, *, sigma=None, noise=None, mask=None, nu=None, model=None
+):
     """Compare a model tracer map with an observed one.
 
     Parameters
@@ -397,7 +427,9 @@ def tracer_likelihood(name, tracer_map, data, *, sigma=None, noise=None, mask=No
         For shapes that do not match the model map, infinite data or errors, non-positive
         errors, a non-boolean mask, ``nu <= 0``, or a galaxy with no usable pixel.
     """
-    return _observe(name, "tracer", tracer_map, data, _noise_from(name, sigma, noise), mask, nu, model)
+    return _observe(
+        name, "tracer", tracer_map, data, _noise_from(name, sigma, noise), mask, nu, model
+    )
 
 
 def image_likelihood(name, image, data, *, sigma=None, noise=None, mask=None, nu=None, model=None):

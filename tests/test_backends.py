@@ -51,13 +51,17 @@ def test_numpyro_samples_a_tracer_model():
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         # method="full" so the JAX FFT path is exercised, not only the linear basis
-        comp = pmt.Component(galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient))
+        comp = pmt.Component(
+            galaxy.components[0].light, pmt.LinearGradient(central=central, gradient=gradient)
+        )
         _, tracer = pmt.observe(comp, galaxy.grid, pmt.GaussianPSF(1.0), "linear", method="full")
         pmt.tracer_likelihood("metallicity", tracer, galaxy.tracer_map, sigma=galaxy.tracer_error)
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = pmt.fit(sampler="numpyro", draws=300, tune=300, chains=1, progressbar=False, random_seed=1)
+            result = pmt.fit(
+                sampler="numpyro", draws=300, tune=300, chains=1, progressbar=False, random_seed=1
+            )
     lo, hi = result.percentiles("gradient", (0.5, 99.5))
     assert lo < -0.2 < hi

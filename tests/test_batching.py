@@ -21,8 +21,14 @@ def _galaxy(i, central, gradient, **gradient_kwargs):
     pick = (lambda a: a) if i is None else (lambda a: a[i])
     return pmt.Component(
         pmt.Sersic(x0=pick(X0), r_eff=pick(R_EFF), n=1.5, amplitude=2.0, q=pick(Q), phi=pick(PHI)),
-        pmt.LinearGradient(x0=pick(X0), central=central, gradient=gradient, q=pick(Q),
-                           phi=pick(PHI), **gradient_kwargs),
+        pmt.LinearGradient(
+            x0=pick(X0),
+            central=central,
+            gradient=gradient,
+            q=pick(Q),
+            phi=pick(PHI),
+            **gradient_kwargs,
+        ),
     )
 
 
@@ -37,18 +43,29 @@ def _compiled(outputs, inputs):
 def test_batched_equals_looped(convolve_at, method, tracer_scale):
     central, gradient = pt.dvector("central"), pt.dvector("gradient")
     kwargs = {"gradient_range": (-0.6, 0.3)} if tracer_scale == "log" else {}
-    batch = pmt.observe(_galaxy(None, central, gradient, **kwargs), GRID, PSFS, tracer_scale,
-                        method=method, convolve_at=convolve_at)
-    assert batch.path == {"full": "full", "linear": {"linear": "linear", "log": "series"}}[method][
-        tracer_scale] if method == "linear" else batch.path == "full"
+    batch = pmt.observe(
+        _galaxy(None, central, gradient, **kwargs),
+        GRID,
+        PSFS,
+        tracer_scale,
+        method=method,
+        convolve_at=convolve_at,
+    )
+    assert (
+        batch.path
+        == {"full": "full", "linear": {"linear": "linear", "log": "series"}}[method][tracer_scale]
+        if method == "linear"
+        else batch.path == "full"
+    )
     values = (np.array([8.1, 8.4, 7.9]), np.array([-0.3, 0.1, -0.5]))
     image, tracer_map, grad = _compiled(batch, [central, gradient])(*values)
     assert image.shape == tracer_map.shape == (3, *GRID.shape)
     tolerance = 1e-10 if method == "full" or tracer_scale == "linear" else 5 * LOG_SERIES_TOLERANCE
     for i in range(3):
         c, g = pt.dscalar("c"), pt.dscalar("g")
-        single = pmt.observe(_galaxy(i, c, g), GRID, PSFS[i], tracer_scale, method="full",
-                             convolve_at=convolve_at)
+        single = pmt.observe(
+            _galaxy(i, c, g), GRID, PSFS[i], tracer_scale, method="full", convolve_at=convolve_at
+        )
         ref_image, ref_map, ref_grad = _compiled(single, [c, g])(values[0][i], values[1][i])
         np.testing.assert_allclose(image[i], ref_image, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(tracer_map[i], ref_map, rtol=0, atol=tolerance)
@@ -57,8 +74,9 @@ def test_batched_equals_looped(convolve_at, method, tracer_scale):
 
 def test_log_series_falls_back_to_the_full_path_outside_its_range():
     central, gradient = pt.dvector("central"), pt.dvector("gradient")
-    series = pmt.observe(_galaxy(None, central, gradient, gradient_range=(-0.3, 0.0)), GRID,
-                         PSFS, "log")
+    series = pmt.observe(
+        _galaxy(None, central, gradient, gradient_range=(-0.3, 0.0)), GRID, PSFS, "log"
+    )
     full = pmt.observe(_galaxy(None, central, gradient), GRID, PSFS, "log", method="full")
     f = pytensor.function([central, gradient], [series[1], full[1]])
     inside = f(np.full(3, 8.0), np.array([-0.25, -0.1, 0.0]))
@@ -89,8 +107,9 @@ def test_one_psf_for_many_galaxies_and_unbatched_light():
     """A tracer batch over one light profile and one PSF broadcasts the light."""
     central = pt.dvector("central")
     light = pmt.Exponential(r_eff=0.4)
-    batch = pmt.observe(pmt.Component(light, pmt.Constant(central)), GRID, PSFS[0], "linear",
-                        method="full")
+    batch = pmt.observe(
+        pmt.Component(light, pmt.Constant(central)), GRID, PSFS[0], "linear", method="full"
+    )
     image, tracer_map = pytensor.function([central], list(batch))(np.array([1.0, 2.0]))
     assert tracer_map.shape == (2, *GRID.shape)
     np.testing.assert_allclose(tracer_map - np.array([1.0, 2.0])[:, None, None], 0.0, atol=1e-9)
@@ -100,10 +119,12 @@ def test_one_psf_for_many_galaxies_and_unbatched_light():
 def test_empty_sky_handling_is_per_galaxy():
     """One galaxy's brightness must not change another galaxy's map."""
     amplitude = np.array([1.0, 1e9])
-    comp = pmt.Component(pmt.Gaussian(sigma=0.05, amplitude=amplitude),
-                         pmt.LinearGradient(central=1.0, gradient=2.0))
-    faint = pmt.Component(pmt.Gaussian(sigma=0.05, amplitude=1.0),
-                          pmt.LinearGradient(central=1.0, gradient=2.0))
+    comp = pmt.Component(
+        pmt.Gaussian(sigma=0.05, amplitude=amplitude), pmt.LinearGradient(central=1.0, gradient=2.0)
+    )
+    faint = pmt.Component(
+        pmt.Gaussian(sigma=0.05, amplitude=1.0), pmt.LinearGradient(central=1.0, gradient=2.0)
+    )
     batch = pmt.evaluate(pmt.observe(comp, GRID, PSFS[0], method="full")[1])
     single = pmt.evaluate(pmt.observe(faint, GRID, PSFS[0], method="full")[1])
     np.testing.assert_allclose(batch[0], single, rtol=1e-12)

@@ -79,14 +79,14 @@ def as_numpy_scene(params):
         lf = lambda x, y, p=light: ref_sersic(x, y, **p)  # noqa: E731
         if "gradient" in tracer:
             t = tracer
-            zf = lambda x, y, t=t: (
-                t["central"]
-                + t["gradient"]
-                * np.hypot(  # noqa: E731
-                    (x - t["x0"]) * np.cos(t["phi"]) + (y - t["y0"]) * np.sin(t["phi"]),
-                    (-(x - t["x0"]) * np.sin(t["phi"]) + (y - t["y0"]) * np.cos(t["phi"])) / t["q"],
+
+            def zf(x, y, t=t):
+                dx, dy = x - t["x0"], y - t["y0"]
+                c, s = np.cos(t["phi"]), np.sin(t["phi"])
+                return t["central"] + t["gradient"] * np.hypot(
+                    c * dx + s * dy, (c * dy - s * dx) / t["q"]
                 )
-            )
+
         else:
             zf = lambda x, y, v=tracer["value"]: np.full_like(x, v)  # noqa: E731
         scene.append((lf, zf))
@@ -172,7 +172,10 @@ def test_constant_tracer_gives_a_constant_map(psf, tracer_scale):
     if isinstance(psf, pmt.PixelPSF):
         psf = pmt.PixelPSF(np.ones((1, 1)), grid.subpixel_scale)
     comps = [
-        pmt.Component(pmt.Sersic(x0=0.3, y0=0.1, r_eff=0.3, n=2.0, amplitude=1.0, q=0.5, phi=1.0), pmt.Constant(8.3)),
+        pmt.Component(
+            pmt.Sersic(x0=0.3, y0=0.1, r_eff=0.3, n=2.0, amplitude=1.0, q=0.5, phi=1.0),
+            pmt.Constant(8.3),
+        ),
         pmt.Component(pmt.Gaussian(x0=-0.4, y0=0.0, sigma=0.2, amplitude=5.0), 8.3),
     ]
     _, tracer = pmt.evaluate(pmt.observe(comps, grid, psf, tracer_scale))
@@ -235,9 +238,13 @@ def test_gradients_with_respect_to_every_parameter(rng):
         comps = [
             pmt.Component(
                 pmt.Sersic(x0=x0, y0=y0, r_eff=r_eff, n=n, amplitude=amplitude, q=q, phi=phi),
-                pmt.LinearGradient(x0=x0, y0=y0, central=central, gradient=gradient, q=tq, phi=tphi),
+                pmt.LinearGradient(
+                    x0=x0, y0=y0, central=central, gradient=gradient, q=tq, phi=tphi
+                ),
             ),
-            pmt.Component(pmt.Gaussian(x0=0.2, y0=0.1, sigma=0.1, amplitude=0.5), pmt.Constant(clump_z)),
+            pmt.Component(
+                pmt.Gaussian(x0=0.2, y0=0.1, sigma=0.1, amplitude=0.5), pmt.Constant(clump_z)
+            ),
         ]
         image, tracer = pmt.observe(comps, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.4), "log")
         return pt.sum(w_image * image) + pt.sum(w_tracer * tracer)
@@ -253,7 +260,8 @@ def test_moffat_width_and_beta_gradients(rng):
 
     def model(fwhm, beta):
         comp = pmt.Component(
-            pmt.Exponential(x0=0.0, y0=0.0, r_eff=0.2, amplitude=1.0), pmt.LinearGradient(central=1.0, gradient=2.0)
+            pmt.Exponential(x0=0.0, y0=0.0, r_eff=0.2, amplitude=1.0),
+            pmt.LinearGradient(central=1.0, gradient=2.0),
         )
         image, tracer = pmt.observe(comp, grid, pmt.MoffatPSF(fwhm, beta, radius=0.4), "linear")
         return pt.sum(w * tracer) + pt.sum(w * image)
@@ -310,13 +318,17 @@ def test_bad_inputs_raise_clear_errors():
         pmt.observe(wrong_shape, grid, pmt.GaussianPSF(0.2))
 
 
-@pytest.mark.parametrize("fwhm, s, image_tol, tracer_tol", [(1.5, 3, 3e-4, 1e-4), (0.5, 3, 3e-4, 1e-4), (0.2, 2, 1e-3, 2e-4)])
+@pytest.mark.parametrize(
+    "fwhm, s, image_tol, tracer_tol",
+    [(1.5, 3, 3e-4, 1e-4), (0.5, 3, 3e-4, 1e-4), (0.2, 2, 1e-3, 2e-4)],
+)
 def test_pixel_scale_convolution_error_is_as_documented(fwhm, s, image_tol, tracer_tol):
     """convolve_at="pixel" errors (docs/forward_model.md): PSF of 3 pixels FWHM, image <= 1e-3
     and tracer <= 2e-4 dex; >= 7 pixels, <= 3e-4 and <= 1e-4 dex."""
     grid = pmt.PixelGrid((61, 61), 0.066, supersampling=s)
     comp = pmt.Component(
-        pmt.Sersic(x0=0.03, y0=0.0, r_eff=0.6, n=1.5, amplitude=1.0, q=0.7, phi=0.4), pmt.LinearGradient(x0=0.03, y0=0.0, central=8.0, gradient=-0.3, q=0.7, phi=0.4)
+        pmt.Sersic(x0=0.03, y0=0.0, r_eff=0.6, n=1.5, amplitude=1.0, q=0.7, phi=0.4),
+        pmt.LinearGradient(x0=0.03, y0=0.0, central=8.0, gradient=-0.3, q=0.7, phi=0.4),
     )
     psf = pmt.GaussianPSF(fwhm)
     exact = pmt.evaluate(pmt.observe(comp, grid, psf, "log", method="full"))
@@ -329,9 +341,16 @@ def test_pixel_scale_convolution_error_is_as_documented(fwhm, s, image_tol, trac
 
 def test_pixel_scale_convolution_without_supersampling_is_exact():
     grid = pmt.PixelGrid((21, 17), 0.1, supersampling=1)
-    comp = pmt.Component(pmt.Exponential(x0=0.1, y0=0.0, r_eff=0.3), pmt.LinearGradient(x0=0.1, y0=0.0, central=8.0, gradient=-0.3))
+    comp = pmt.Component(
+        pmt.Exponential(x0=0.1, y0=0.0, r_eff=0.3),
+        pmt.LinearGradient(x0=0.1, y0=0.0, central=8.0, gradient=-0.3),
+    )
     a = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full"))
-    b = pmt.evaluate(pmt.observe(comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full", convolve_at="pixel"))
+    b = pmt.evaluate(
+        pmt.observe(
+            comp, grid, pmt.MoffatPSF(0.3, 2.5), "linear", method="full", convolve_at="pixel"
+        )
+    )
     np.testing.assert_allclose(b[0], a[0], rtol=1e-10)
     np.testing.assert_allclose(b[1], a[1], rtol=1e-10)
     with pytest.raises(ValueError, match="convolve_at"):
@@ -343,8 +362,13 @@ def test_pixel_scale_convolution_gradients(rng):
     w = rng.normal(size=grid.shape)
 
     def model(r_eff, gradient, fwhm):
-        comp = pmt.Component(pmt.Exponential(x0=0.02, y0=0.0, r_eff=r_eff), pmt.LinearGradient(x0=0.02, y0=0.0, central=8.0, gradient=gradient))
-        image, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.5), "log", convolve_at="pixel")
+        comp = pmt.Component(
+            pmt.Exponential(x0=0.02, y0=0.0, r_eff=r_eff),
+            pmt.LinearGradient(x0=0.02, y0=0.0, central=8.0, gradient=gradient),
+        )
+        image, tracer = pmt.observe(
+            comp, grid, pmt.GaussianPSF(fwhm, max_fwhm=0.5), "log", convolve_at="pixel"
+        )
         return pt.sum(w * image) + pt.sum(w * tracer)
 
     # verify_grad raises if the analytic and finite-difference gradients differ

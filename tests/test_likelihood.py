@@ -18,7 +18,9 @@ def small():
 
 
 def _model_map(grid, psf, central):
-    comp = pmt.Component(pmt.Exponential(r_eff=0.3), pmt.LinearGradient(central=central, gradient=-0.1))
+    comp = pmt.Component(
+        pmt.Exponential(r_eff=0.3), pmt.LinearGradient(central=central, gradient=-0.1)
+    )
     return pmt.observe(comp, grid, psf, "linear")
 
 
@@ -72,7 +74,9 @@ def test_joint_fit_shares_light_parameters(small):
     grid, psf, data = small
     with pm.Model() as model:
         r_eff = pm.LogNormal("r_eff", np.log(0.3), 0.3)
-        comp = pmt.Component(pmt.Exponential(r_eff=r_eff), pmt.LinearGradient(central=8.0, gradient=-0.1))
+        comp = pmt.Component(
+            pmt.Exponential(r_eff=r_eff), pmt.LinearGradient(central=8.0, gradient=-0.1)
+        )
         image, tracer = pmt.observe(comp, grid, psf, "linear")
         pmt.image_likelihood("light", image, pmt.evaluate(image, r_eff=0.3), sigma=0.01)
         pmt.tracer_likelihood("z", tracer, data, sigma=0.1)
@@ -81,8 +85,12 @@ def test_joint_fit_shares_light_parameters(small):
     assert names == ["light", "z"]
     point = model.initial_point()
     point["r_eff_log__"] = np.log(0.35)
-    light_only = model.compile_fn(pt.grad(model.logp(vars=[model["light"]]), model.value_vars[0]))(point)
-    tracer_only = model.compile_fn(pt.grad(model.logp(vars=[model["z"]]), model.value_vars[0]))(point)
+    light_only = model.compile_fn(pt.grad(model.logp(vars=[model["light"]]), model.value_vars[0]))(
+        point
+    )
+    tracer_only = model.compile_fn(pt.grad(model.logp(vars=[model["z"]]), model.value_vars[0]))(
+        point
+    )
     assert abs(light_only) > 0 and abs(tracer_only) > 0
 
 
@@ -94,7 +102,10 @@ def test_joint_fit_shares_light_parameters(small):
         (dict(data=np.zeros((12, 10)), sigma=np.zeros((12, 10))), "non-positive"),
         (dict(data=np.zeros((12, 10)), sigma=-0.1), "non-positive"),
         (dict(data=np.zeros((12, 10)), sigma=np.ones((3, 3))), "sigma .* shape"),
-        (dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.zeros((12, 10), bool)), "no usable pixels"),
+        (
+            dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.zeros((12, 10), bool)),
+            "no usable pixels",
+        ),
         (dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.ones((12, 10))), "boolean"),
         (dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.ones((2, 2), bool)), "mask .* shape"),
         (dict(data=np.zeros((12, 10))), "exactly one of sigma"),

@@ -87,7 +87,9 @@ def test_sersic_gradients_in_every_parameter(rng):
     x, y = rng.uniform(-1.5, 1.5, (2, 30))
 
     def sb(x0, y0, r_eff, n, amplitude, q, phi):
-        return pmt.Sersic(x0=x0, y0=y0, r_eff=r_eff, n=n, amplitude=amplitude, q=q, phi=phi).surface_brightness(x, y)
+        return pmt.Sersic(
+            x0=x0, y0=y0, r_eff=r_eff, n=n, amplitude=amplitude, q=q, phi=phi
+        ).surface_brightness(x, y)
 
     # verify_grad raises if the analytic and finite-difference gradients differ
 
@@ -96,7 +98,9 @@ def test_sersic_gradients_in_every_parameter(rng):
     )
 
     def gauss(x0, y0, sigma, amplitude, q, phi):
-        return pmt.Gaussian(x0=x0, y0=y0, sigma=sigma, amplitude=amplitude, q=q, phi=phi).surface_brightness(x, y)
+        return pmt.Gaussian(
+            x0=x0, y0=y0, sigma=sigma, amplitude=amplitude, q=q, phi=phi
+        ).surface_brightness(x, y)
 
     # verify_grad raises if the analytic and finite-difference gradients differ
 

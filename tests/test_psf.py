@@ -165,8 +165,14 @@ def test_fits_round_trip_reads_the_pixel_scale(tmp_path):
 
     wcs_path = tmp_path / "psf_wcs.fits"
     wcs_header = fits.Header(
-        {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CUNIT1": "deg", "CUNIT2": "deg",
-         "CDELT1": -0.013 / 3600, "CDELT2": 0.013 / 3600}
+        {
+            "CTYPE1": "RA---TAN",
+            "CTYPE2": "DEC--TAN",
+            "CUNIT1": "deg",
+            "CUNIT2": "deg",
+            "CDELT1": -0.013 / 3600,
+            "CDELT2": 0.013 / 3600,
+        }
     )
     fits.PrimaryHDU(kernel, header=wcs_header).writeto(wcs_path)
     assert pmt.PixelPSF.from_fits(wcs_path).pixel_scale == pytest.approx(0.013)

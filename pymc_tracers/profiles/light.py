@@ -145,7 +145,9 @@ class LightProfile:
         """The profile's parameters by name (numbers, arrays or variables)."""
         if hasattr(self, "profiles"):
             return {
-                f"{i}.{k}": v for i, p in enumerate(self.profiles) for k, v in p.parameters().items()
+                f"{i}.{k}": v
+                for i, p in enumerate(self.profiles)
+                for k, v in p.parameters().items()
             }
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
