@@ -143,12 +143,17 @@ _SECTIONS = {
         "curvature",
         "beta_slope",
     ),
-    "model": ("tracer_scale", "name", "nu", "convolve_at"),
+    "model": ("tracer_scale", "name", "nu", "convolve_at", "fit_image"),
     "sampler": ("draws", "tune", "chains", "seed", "sampler", "target_accept", "map_draws"),
     "output": ("folder",),
 }
 _TOP = (*_SECTIONS, "components")
 _PSF_TYPES = ("gaussian", "moffat", "moffat_wavelength", "file")
+
+
+#: Light parameters that accept ``"auto"``: a prior centred on photutils' estimate from the
+#: light image (centroid, orientation, axis ratio; half-light radius from the growth curve).
+_AUTO = ("x0", "y0", "q", "phi", "r_eff", "sigma", "amplitude")
 
 
 class ConfigError(ValueError):
@@ -392,6 +397,13 @@ def _check_component(component, index, count) -> dict:
                 params[key] = ("prior", _prior_from(value, label))
             elif _is_number(value):
                 params[key] = ("fixed", float(value))
+            elif value == "auto":
+                if part != "light" or key not in _AUTO:
+                    raise ConfigError(
+                        f'{label} = "auto": auto priors exist for light parameters '
+                        + ", ".join(_AUTO)
+                    )
+                params[key] = ("auto", None)
             elif isinstance(value, str) and value.startswith("light."):
                 if part != "tracer" or value[6:] not in LIGHT_PROFILES[out["light"]["profile"]]:
                     raise ConfigError(
@@ -512,7 +524,11 @@ def build_model(config: FitConfig, data, psf):
 
     tracer_unit = data.units.get("tracer")
     name = config.model.get("name") or _variable_name(data.tracer_name)
-    units, fixed = {}, {}
+    units, fixed, auto = {}, {}, {}
+    wants_auto = any(
+        kind == "auto" for c in config.components for kind, _ in c["light"]["params"].values()
+    )
+    estimates = light_estimates(data) if wants_auto else None
     with pm.Model() as model:
         components = []
         for component in config.components:
@@ -531,6 +547,11 @@ def build_model(config: FitConfig, data, psf):
                         x0, y0 = _grid_position(data, value, part)
                         kwargs["x0"], kwargs["y0"] = x0, y0
                         fixed[label] = value
+                    elif kind == "auto":
+                        prior = _auto_prior(key, estimates, data.pixel_scale)
+                        auto[label] = {"estimate": estimates[key], "prior": prior.to_dict()}
+                        kwargs[key] = prior.create_variable(label)
+                        units[label] = _unit_text(table[key], tracer_unit)
                     elif kind == "prior":
                         kwargs[key] = value.create_variable(label)
                         units[label] = _unit_text(table[key], tracer_unit)
@@ -581,6 +602,10 @@ def build_model(config: FitConfig, data, psf):
                 )
             else:
                 pmt.tracer_likelihood(name, observation.tracer_map, nu=nu, **data.tracer_data())
+            if config.model.get("fit_image"):
+                if data.image is None or data.image_error is None:
+                    raise ConfigError("[model] fit_image = true needs [data] image and image_error")
+                pmt.image_likelihood(f"{name}_image", observation.image, **data.image_data())
         except ValueError as error:
             raise ConfigError(_one_line(error)) from None
     info = {
@@ -588,9 +613,75 @@ def build_model(config: FitConfig, data, psf):
         "binned": data.bin_map is not None,
         "units": units,
         "fixed": fixed,
+        "auto": auto,
         "observation": observation,
     }
     return model, info
+
+
+def light_estimates(data) -> dict:
+    """Light-profile estimates from the light image (photutils' ``data_properties``).
+
+    Returns ``x0``, ``y0`` (arcsec in the grid), ``phi`` (rad, counter-clockwise from +x),
+    ``q`` (b/a), ``r_eff`` (semi-major half-light radius from the elliptical growth curve,
+    arcsec; PSF-broadened), ``sigma`` (the Gaussian equivalent, arcsec) and ``amplitude``
+    (surface brightness at ``r_eff`` of an exponential disc of the measured flux, image units
+    per arcsec^2).
+    """
+    if data.image is None:
+        raise ConfigError('"auto" priors need a light image: add [data] image = <extension>')
+    try:
+        from photutils.morphology import data_properties
+    except ImportError:
+        raise ConfigError('"auto" priors need photutils: pip install photutils') from None
+    use = data.image_mask & (data.image > 0)
+    image = np.where(use, data.image, 0.0)
+    props = data_properties(image, mask=~use)
+    # photutils 3 renamed xcentroid -> x_centroid
+    xc = float(getattr(props, "x_centroid", None) or props.xcentroid)
+    yc = float(getattr(props, "y_centroid", None) or props.ycentroid)
+    grid, s = data.grid, data.pixel_scale
+    x0 = (xc - (grid.nx - 1) / 2) * s + grid.center[0]
+    y0 = (yc - (grid.ny - 1) / 2) * s + grid.center[1]
+    phi = math.radians(float(props.orientation.to_value("deg")))
+    q = float(np.clip(1.0 - float(props.ellipticity), 0.05, 1.0))
+    yy, xx = np.indices(image.shape)
+    dx = (xx - xc) * s
+    dy = (yy - yc) * s
+    along = dx * math.cos(phi) + dy * math.sin(phi)
+    across = -dx * math.sin(phi) + dy * math.cos(phi)
+    radius = np.hypot(along, across / q)[use]
+    order = np.argsort(radius)
+    cumulative = np.cumsum(image[use][order])
+    r_eff = float(radius[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+    r_eff = max(r_eff, 0.5 * s)
+    flux = float(cumulative[-1])
+    # exponential disc: total flux = 2 pi q r_eff^2 I_e e^b n Gamma(2n) / b^2n, n = 1, b = 1.678
+    b = 1.678347
+    amplitude = flux * b**2 / (2 * math.pi * q * r_eff**2 * math.exp(b))
+    return {
+        "x0": x0,
+        "y0": y0,
+        "phi": phi,
+        "q": q,
+        "r_eff": r_eff,
+        "sigma": r_eff / 1.1774,
+        "amplitude": amplitude,
+    }
+
+
+def _auto_prior(key, estimates, pixel_scale):
+    from pymc_extras.prior import Prior
+
+    value = estimates[key]
+    if key in ("x0", "y0"):
+        return Prior("Normal", mu=value, sigma=max(2 * pixel_scale, 0.1))
+    if key == "phi":
+        return Prior("Normal", mu=value, sigma=0.3)
+    if key == "q":
+        return Prior("TruncatedNormal", mu=value, sigma=0.15, lower=0.05, upper=1.0)
+    width = 0.7 if key == "amplitude" else 0.4
+    return Prior("LogNormal", mu=math.log(value), sigma=width)
 
 
 def classes_light():
@@ -710,6 +801,8 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
     model, info = build_model(config, data, psf)
     if not model.free_RVs:
         raise ConfigError("no parameter has a prior: give at least one prior table to fit")
+    for label, entry in info["auto"].items():
+        _say(progress, f"  auto prior {label}: estimate {entry['estimate']:.4g}, {entry['prior']}")
     _say(progress, f"  {len(model.free_RVs)} free parameters, path: {info['observation'].path}")
     s = config.sampler
     _say(
@@ -725,6 +818,7 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
         "config": config.raw,
         "units": info["units"],
         "fixed": info["fixed"],
+        "auto_priors": info["auto"],
         "tracer_name": data.tracer_name,
     }
     with warnings.catch_warnings():

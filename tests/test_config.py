@@ -354,3 +354,62 @@ def test_binned_example_through_the_command_line(tmp_path):
     assert main(["fit", str(config), "--quiet"]) == 0
     result = check_outputs(folder / "results", folder / "galaxy.fits")
     assert result.config["likelihoods"]["OH"]["n_used"] > 0
+
+
+def test_auto_priors_from_the_light_image(tmp_path):
+    """photutils' estimates land near the simulated light profile (rotated WCS), and "auto"
+    light parameters become priors centred on them (printed and stored)."""
+    config_path = cfg.write_example(tmp_path, rotation_deg=-70.0)
+    text = config_path.read_text()
+    for key in ("r_eff", "q"):
+        text = re.sub(rf"^{key} = .*$", f'{key} = "auto"', text, count=1, flags=re.M)
+    config_path.write_text(text)
+    config = cfg.load_config(config_path)
+    data = cfg.read_data(config)
+    est = cfg.light_estimates(data)
+    # truth in the grid frame: position and angle through the WCS
+    from astropy.coordinates import SkyCoord
+
+    centre = SkyCoord(*map(float, re.search(r'center = "(\S+) (\S+)"', text).groups()), unit="deg")
+    x0, y0 = data.to_grid(centre)
+    phi = data.frame.phi_from_pa(TRUTH["pa"], at=centre)
+    assert abs(est["x0"] - x0) < 0.05 and abs(est["y0"] - y0) < 0.05
+    assert abs(np.sin(est["phi"] - phi)) < 0.1  # an ellipse's angle modulo pi
+    assert abs(est["q"] - TRUTH["q"]) < 0.15  # the PSF rounds the image a little
+    assert TRUTH["r_eff"] < est["r_eff"] < 1.4 * TRUTH["r_eff"]  # PSF-broadened
+    messages = []
+    model, info = cfg.build_model(config, data, cfg.make_psf(config))
+    assert sorted(info["auto"]) == ["disc_light_q", "disc_light_r_eff"]
+    assert info["auto"]["disc_light_r_eff"]["prior"]["dist"] == "LogNormal"
+    assert {rv.name for rv in model.free_RVs} >= {"disc_light_q", "disc_light_r_eff"}
+    del messages
+
+
+def test_auto_needs_a_light_image_and_light_parameters(example, tmp_path, capsys):
+    config = _variant(example, tmp_path, replace={"central = {": 'central = "auto" #'})
+    _fails_with(config, capsys, r"auto priors exist for light parameters")
+    config = _variant(
+        example,
+        tmp_path,
+        replace={'image = "HALPHA"': "# no image", "r_eff = ": 'r_eff = "auto" #'},
+    )
+    _fails_with(config, capsys, r'"auto" priors need a light image')
+
+
+@pytest.mark.slow
+def test_auto_priors_and_image_fit_through_the_command_line(tmp_path, capsys):
+    """r_eff and q from "auto" priors, fitted jointly to the light image and the tracer map."""
+    config = cfg.write_example(tmp_path / "auto", seed=4)
+    text = config.read_text()
+    for key in ("r_eff", "q"):
+        text = re.sub(rf"^{key} = .*$", f'{key} = "auto"', text, count=1, flags=re.M)
+    text = text.replace('name = "OH"', 'name = "OH"\nfit_image = true')
+    config.write_text(text)
+    set_options(config, draws=300, tune=300)
+    assert main(["fit", str(config)]) == 0
+    assert "auto prior disc_light_r_eff: estimate" in capsys.readouterr().out
+    result = check_outputs(config.parent / "results", config.parent / "galaxy.fits")
+    for param, truth in (("disc_light_r_eff", TRUTH["r_eff"]), ("disc_light_q", TRUTH["q"])):
+        lo, hi = result.percentiles(param, (2.5, 97.5))
+        assert lo <= truth <= hi, (param, lo, hi)
+    assert "disc_light_r_eff" in result.config["auto_priors"]
