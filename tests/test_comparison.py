@@ -15,7 +15,12 @@ from pymc_tracers.comparison import ParetoKWarning, pointwise_log_likelihood
 def _sample(model, seed):
     with model:
         idata = pm.sample(
-            draws=500, tune=500, chains=2, cores=1, random_seed=seed, progressbar=False,
+            draws=500,
+            tune=500,
+            chains=2,
+            cores=1,
+            random_seed=seed,
+            progressbar=False,
             compute_convergence_checks=False,
         )
         pm.compute_log_likelihood(idata, progressbar=False)
@@ -113,8 +118,13 @@ def _population_idata(rng, shape=(4, 5, 6), n_chain=2, n_draw=60, models=2):
         idata = az.InferenceData(posterior=posterior, log_likelihood=xr.Dataset(ll))
         config = {
             "likelihoods": {
-                name: {"kind": "tracer", "shape": list(shape), "batched": True,
-                       "n_used": int(index.size), "n_total": size}
+                name: {
+                    "kind": "tracer",
+                    "shape": list(shape),
+                    "batched": True,
+                    "n_used": int(index.size),
+                    "n_total": size,
+                }
                 for name, index in used.items()
             },
         }
@@ -171,14 +181,20 @@ def test_loop_form_needs_galaxy_labels(rng):
         for kind in ("light", "metallicity"):
             name = f"{kind}_{g}"
             ll[name] = xr.DataArray(
-                rng.normal(size=(2, 30, 12)), dims=("chain", "draw", f"{name}_pixel"),
+                rng.normal(size=(2, 30, 12)),
+                dims=("chain", "draw", f"{name}_pixel"),
                 coords={f"{name}_pixel": np.arange(12) * 2},
             )
-            config["likelihoods"][name] = {"kind": "tracer", "shape": [5, 5], "n_used": 12,
-                                           "n_total": 25}
+            config["likelihoods"][name] = {
+                "kind": "tracer",
+                "shape": [5, 5],
+                "n_used": 12,
+                "n_total": 25,
+            }
     posterior = xr.Dataset({"s": (("chain", "draw"), rng.normal(size=(2, 30)))})
-    result = pmt.Result(az.InferenceData(posterior=posterior, log_likelihood=xr.Dataset(ll)),
-                        config)
+    result = pmt.Result(
+        az.InferenceData(posterior=posterior, log_likelihood=xr.Dataset(ll)), config
+    )
     with pytest.raises(ValueError, match="galaxy_of"):
         pointwise_log_likelihood(result, level="galaxy")
     galaxy_of = {f"{kind}_{g}": g for g in range(3) for kind in ("light", "metallicity")}

@@ -34,8 +34,9 @@ def test_linear_relation_prior_moments(centered):
     x = np.array([8.6, 9.3, 10.0, 10.4, 11.2])
     a, b, s, c, pivot = -0.03, -0.015, 0.04, -0.3, 10.0
     with pm.Model():
-        y = P.linear_relation("y", x, intercept=a, slope=b, scatter=s, scatter_slope=c,
-                              pivot=pivot, centered=centered)
+        y = P.linear_relation(
+            "y", x, intercept=a, slope=b, scatter=s, scatter_slope=c, pivot=pivot, centered=centered
+        )
     draws = pm.draw(y, N_DRAWS, random_seed=1)
     _check_moments(draws, a + b * (x - pivot), s * 10 ** (c * (x - pivot)))
 
@@ -58,14 +59,24 @@ def test_latent_covariates_propagate_into_the_relation():
     x_obs = np.array([9.0, 9.5, 10.0, 10.5])
     mx, sx, e, a, b, s, p = 10.0, 0.5, 0.2, 0.1, -0.2, 0.05, 10.0
     with pm.Model() as model:
-        y = P.linear_relation("y", x_obs, intercept=a, slope=b, scatter=s, pivot=p,
-                              covariate_error=e, covariate_prior=(mx, sx))
+        y = P.linear_relation(
+            "y",
+            x_obs,
+            intercept=a,
+            slope=b,
+            scatter=s,
+            pivot=p,
+            covariate_error=e,
+            covariate_prior=(mx, sx),
+        )
     measured = model["y_covariate_observed"]
     y_draws, x_draws = pm.draw([y, measured], N_DRAWS, random_seed=3)
     _check_moments(y_draws, a + b * (mx - p), np.sqrt(b**2 * sx**2 + s**2))
     _check_moments(x_draws, mx, np.hypot(sx, e))
     cov = np.mean((y_draws - y_draws.mean(0)) * (x_draws - x_draws.mean(0)), axis=0)
-    np.testing.assert_allclose(cov, b * sx**2, atol=5 * abs(b) * sx**2 * np.sqrt(2 / N_DRAWS) + 2e-3)
+    np.testing.assert_allclose(
+        cov, b * sx**2, atol=5 * abs(b) * sx**2 * np.sqrt(2 / N_DRAWS) + 2e-3
+    )
     # the measurements are observed: they enter the likelihood, the true covariates are free
     assert "y_covariate_observed" in [v.name for v in model.observed_RVs]
     assert "y_covariate" in [v.name for v in model.free_RVs]
@@ -74,8 +85,9 @@ def test_latent_covariates_propagate_into_the_relation():
 def test_quadratic_relation_mean():
     x = np.array([9.0, 10.0, 11.5])
     with pm.Model():
-        y = P.quadratic_relation("y", x, intercept=0.1, slope=-0.2, curvature=0.3, scatter=0.01,
-                                 pivot=10.0)
+        y = P.quadratic_relation(
+            "y", x, intercept=0.1, slope=-0.2, curvature=0.3, scatter=0.01, pivot=10.0
+        )
     draws = pm.draw(y, N_DRAWS, random_seed=4)
     d = x - 10.0
     _check_moments(draws, 0.1 - 0.2 * d + 0.3 * d**2, np.full(3, 0.01))
@@ -96,16 +108,23 @@ def test_broken_linear_mean_limits():
     np.testing.assert_allclose(f(xt).eval({xt: xs}), f(xs), rtol=1e-12)
     x = np.array([9.0, 10.0, 11.0])
     with pm.Model():
-        y = P.broken_linear_relation("y", x, intercept=0.05, slope_low=-0.3, slope_high=0.1,
-                                     break_point=10.0, width=0.1, scatter=0.02)
+        y = P.broken_linear_relation(
+            "y",
+            x,
+            intercept=0.05,
+            slope_low=-0.3,
+            slope_high=0.1,
+            break_point=10.0,
+            width=0.1,
+            scatter=0.02,
+        )
     _check_moments(pm.draw(y, N_DRAWS, random_seed=5), f(x), np.full(3, 0.02))
 
 
 def test_kwargs_reach_pymc_and_parametrisations_differ():
     x = np.arange(4.0)
     with pm.Model() as model:
-        P.linear_relation("y", x, intercept=0.0, slope=1.0, scatter=1.0,
-                          initval=np.full(4, 0.5))
+        P.linear_relation("y", x, intercept=0.0, slope=1.0, scatter=1.0, initval=np.full(4, 0.5))
         P.linear_relation("z", x, intercept=0.0, slope=1.0, scatter=1.0, centered=True)
     free = {v.name for v in model.free_RVs}
     assert {"y_offset", "z"} <= free and "y" not in free
@@ -124,8 +143,9 @@ def test_covariate_length_must_match_the_galaxy_coordinate():
         with pytest.raises(ValueError, match="covariate has 4 values but .* 5 galaxies"):
             P.linear_relation("y", [9.0, 9.5, 9.7, 10.0], intercept=0.0, slope=1.0, scatter=0.1)
         with pytest.raises(ValueError, match="covariate_error has shape"):
-            P.linear_relation("y", np.ones(5), intercept=0.0, slope=1.0, scatter=0.1,
-                              covariate_error=np.ones(3))
+            P.linear_relation(
+                "y", np.ones(5), intercept=0.0, slope=1.0, scatter=0.1, covariate_error=np.ones(3)
+            )
         with pytest.raises(ValueError, match="mu has shape"):
             P.hierarchical_normal("h", np.zeros(3), 1.0)
 
@@ -136,15 +156,25 @@ def test_other_bad_inputs():
             P.hierarchical_normal("h", 0.0, 1.0)
         with pytest.raises(ValueError, match="scatter must be finite and > 0"):
             P.linear_relation("y", [1.0, 2.0], intercept=0.0, slope=1.0, scatter=-0.1)
-        with pytest.raises(ValueError, match="covariate_error must be finite and > 0; got 0.0 "
-                                             "for galaxy 1"):
-            P.linear_relation("y", [1.0, 2.0], intercept=0.0, slope=1.0, scatter=0.1,
-                              covariate_error=[0.1, 0.0])
+        with pytest.raises(
+            ValueError, match="covariate_error must be finite and > 0; got 0.0 for galaxy 1"
+        ):
+            P.linear_relation(
+                "y", [1.0, 2.0], intercept=0.0, slope=1.0, scatter=0.1, covariate_error=[0.1, 0.0]
+            )
         with pytest.raises(ValueError, match="must be 1-D"):
             P.linear_relation("y", np.ones((2, 2)), intercept=0.0, slope=1.0, scatter=0.1)
         with pytest.raises(ValueError, match="width must be"):
-            P.broken_linear_relation("y", [1.0, 2.0], intercept=0.0, slope_low=1.0,
-                                     slope_high=0.0, break_point=1.5, width=0.0, scatter=0.1)
+            P.broken_linear_relation(
+                "y",
+                [1.0, 2.0],
+                intercept=0.0,
+                slope_low=1.0,
+                slope_high=0.0,
+                break_point=1.5,
+                width=0.0,
+                scatter=0.1,
+            )
 
 
 # ---------------------------------------------------------------------------- recovery
@@ -165,11 +195,19 @@ def test_relation_recovered_from_noisy_gradients():
         intercept = pm.Normal("intercept", 0.0, 0.2)
         slope = pm.Normal("slope", 0.0, 0.2)
         scatter = pm.HalfNormal("scatter", 0.2)
-        gradient = P.linear_relation("gradient", x, intercept=intercept, slope=slope,
-                                     scatter=scatter, pivot=10.0)
+        gradient = P.linear_relation(
+            "gradient", x, intercept=intercept, slope=slope, scatter=scatter, pivot=10.0
+        )
         pm.Normal("observed", gradient, error, observed=observed, dims="galaxy")
-        idata = pm.sample(1000, tune=1000, chains=2, cores=1, random_seed=12, progressbar=False,
-                          compute_convergence_checks=False)
+        idata = pm.sample(
+            1000,
+            tune=1000,
+            chains=2,
+            cores=1,
+            random_seed=12,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
     post = idata.posterior
     for name, value in truth.items():
         lo, hi = np.percentile(post[name].values, [2.5, 97.5])
@@ -193,12 +231,27 @@ def test_scatter_slope_and_latent_covariates_recovered():
         slope = pm.Normal("slope", 0.0, 0.2)
         scatter = pm.HalfNormal("scatter", 0.2)
         scatter_slope = pm.Normal("scatter_slope", 0.0, 1.0)
-        gradient = P.linear_relation("gradient", x_obs, intercept=intercept, slope=slope,
-                                     scatter=scatter, scatter_slope=scatter_slope, pivot=10.0,
-                                     covariate_error=0.15)
+        gradient = P.linear_relation(
+            "gradient",
+            x_obs,
+            intercept=intercept,
+            slope=slope,
+            scatter=scatter,
+            scatter_slope=scatter_slope,
+            pivot=10.0,
+            covariate_error=0.15,
+        )
         pm.Normal("observed", gradient, error, observed=observed, dims="galaxy")
-        idata = pm.sample(1000, tune=1000, chains=2, cores=1, random_seed=22, progressbar=False,
-                          compute_convergence_checks=False, target_accept=0.9)
+        idata = pm.sample(
+            1000,
+            tune=1000,
+            chains=2,
+            cores=1,
+            random_seed=22,
+            progressbar=False,
+            compute_convergence_checks=False,
+            target_accept=0.9,
+        )
     for name, value in truth.items():
         lo, hi = np.percentile(idata.posterior[name].values, [2.5, 97.5])
         assert lo < value < hi, (name, lo, value, hi)
@@ -212,12 +265,17 @@ def test_arcsec_per_kpc_matches_a_direct_integral():
     cosmo = FlatLambdaCDM(H0=70.0, Om0=0.3, Tcmb0=0.0)
     z = np.array([0.1, 0.5, 1.0, 2.5])
     c_km_s = 299792.458
-    d_c = [integrate.quad(lambda t: 1 / np.sqrt(0.3 * (1 + t) ** 3 + 0.7), 0, zi,
-                          epsabs=0, epsrel=1e-12)[0] for zi in z]
+    d_c = [
+        integrate.quad(
+            lambda t: 1 / np.sqrt(0.3 * (1 + t) ** 3 + 0.7), 0, zi, epsabs=0, epsrel=1e-12
+        )[0]
+        for zi in z
+    ]
     d_a_kpc = c_km_s / 70.0 * np.array(d_c) / (1 + z) * 1e3
     expected = 180 / np.pi * 3600 / d_a_kpc
-    np.testing.assert_allclose(pmt.cosmology.arcsec_per_kpc(z, cosmology=cosmo), expected,
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        pmt.cosmology.arcsec_per_kpc(z, cosmology=cosmo), expected, rtol=1e-8
+    )
     # gradients: dex/arcsec x arcsec/kpc, for numbers and tensors alike
     g = np.array([-0.1, -0.2, 0.05, 0.0])
     per_kpc = pmt.cosmology.gradient_per_kpc(g, redshift=z, cosmology=cosmo)
@@ -228,14 +286,17 @@ def test_arcsec_per_kpc_matches_a_direct_integral():
 
 
 def test_cosmology_config_round_trips_through_json():
-    from astropy.cosmology import Planck18, WMAP9, FlatLambdaCDM
+    from astropy.cosmology import WMAP9, FlatLambdaCDM, Planck18
 
     for cosmo in (Planck18, WMAP9, FlatLambdaCDM(H0=70.0, Om0=0.3, Tcmb0=2.7, name="mine")):
         config = json.loads(json.dumps(pmt.cosmology.cosmology_config(cosmo)))
         rebuilt = pmt.cosmology.cosmology_from_config(config)
         assert rebuilt.name == cosmo.name
-        np.testing.assert_allclose(rebuilt.arcsec_per_kpc_proper([0.3, 2.0]).value,
-                                   cosmo.arcsec_per_kpc_proper([0.3, 2.0]).value, rtol=1e-12)
+        np.testing.assert_allclose(
+            rebuilt.arcsec_per_kpc_proper([0.3, 2.0]).value,
+            cosmo.arcsec_per_kpc_proper([0.3, 2.0]).value,
+            rtol=1e-12,
+        )
     assert pmt.cosmology.cosmology_from_config(pmt.cosmology.cosmology_config()) is Planck18
     assert pmt.cosmology.get_cosmology(None) is Planck18
 
@@ -253,8 +314,9 @@ def test_gradients_in_dex_per_kpc_inside_a_model():
     z = np.array([0.5, 1.0, 2.0])
     with pm.Model(coords={"galaxy": range(3)}):
         g = P.hierarchical_normal("gradient", -0.1, 0.01)
-        per_kpc = pm.Deterministic("gradient_kpc", pmt.cosmology.gradient_per_kpc(g, redshift=z),
-                                   dims="galaxy")
+        per_kpc = pm.Deterministic(
+            "gradient_kpc", pmt.cosmology.gradient_per_kpc(g, redshift=z), dims="galaxy"
+        )
     a, b = pm.draw([g, per_kpc], 10, random_seed=6)
     np.testing.assert_allclose(b, a * pmt.cosmology.arcsec_per_kpc(z), rtol=1e-12)
 
@@ -274,23 +336,29 @@ def test_population_plots_from_arrays_and_idata():
         "scatter": np.abs(rng.normal(0.03, 0.005, s)),
         "gradient": true + rng.normal(0, 0.01, (s, n)),
     }
-    fig = pmt.plotting.plot_relation(post, x, params=dict(intercept="intercept", slope="slope",
-                                                         pivot=10.0),
-                                     scatter="scatter", truth=truth, y_true=true,
-                                     xlabel="log M*")
+    fig = pmt.plotting.plot_relation(
+        post,
+        x,
+        params=dict(intercept="intercept", slope="slope", pivot=10.0),
+        scatter="scatter",
+        truth=truth,
+        y_true=true,
+        xlabel="log M*",
+    )
     ax = fig.axes[0]
     # the median relation line passes through the posterior median intercept at the pivot
-    line = [l for l in ax.lines if l.get_label() == "posterior median relation"][0]
+    line = [ln for ln in ax.lines if ln.get_label() == "posterior median relation"][0]
     xs, ys = line.get_data()
     assert np.interp(10.0, xs, ys) == pytest.approx(np.median(post["intercept"]), abs=2e-3)
 
-    idata = az.from_dict(posterior={k: v[None] for k, v in post.items()},
-                         dims={"gradient": ["galaxy"]})
+    idata = az.from_dict(
+        posterior={k: v[None] for k, v in post.items()}, dims={"gradient": ["galaxy"]}
+    )
     independent = [true[i] + rng.normal(0, 0.03, 300) for i in range(n)]
     fig = pmt.plotting.plot_shrinkage(independent, idata, truth=true, covariate=x)
     assert len(fig.axes) == 2
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any(l.startswith("hierarchical fit (MSE") for l in labels)
+    assert any(label.startswith("hierarchical fit (MSE") for label in labels)
     with pytest.raises(ValueError, match="3 independent fits but 12 galaxies"):
         pmt.plotting.plot_shrinkage(independent[:3], idata)
     with pytest.raises(ValueError, match="relation must be one of"):
@@ -303,14 +371,109 @@ def test_population_plots_from_arrays_and_idata():
 def test_population_plot_with_a_warning_free_broken_relation():
     rng = np.random.default_rng(6)
     x = np.linspace(9, 11, 8)
-    post = {k: rng.normal(v, 0.01, 200) for k, v in
-            dict(intercept=0.0, slope_low=-0.1, slope_high=0.05, break_point=10.0).items()}
+    post = {
+        k: rng.normal(v, 0.01, 200)
+        for k, v in dict(intercept=0.0, slope_low=-0.1, slope_high=0.05, break_point=10.0).items()
+    }
     post["gradient"] = rng.normal(0, 0.02, (200, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = pmt.plotting.plot_relation(
-            post, x, relation="broken_linear",
-            params=dict(intercept="intercept", slope_low="slope_low", slope_high="slope_high",
-                        break_point="break_point", width=0.1),
+            post,
+            x,
+            relation="broken_linear",
+            params=dict(
+                intercept="intercept",
+                slope_low="slope_low",
+                slope_high="slope_high",
+                break_point="break_point",
+                width=0.1,
+            ),
         )
     assert fig.axes
+
+
+# ---------------------------------------------------------------------------- simulated sample
+def test_population_sample_varies_and_is_padded_consistently():
+    from pymc_tracers.simulate_population import population_sample
+
+    sample = population_sample(12, seed=4, stamp_sizes=(15, 21), supersampling=1)
+    n = sample.n_galaxies
+    assert sample.tracer_map.shape == (n, 21, 21) == sample.light_image.shape
+    # stamps, sizes, PSFs and S/N vary; some galaxies are masked
+    sizes = set(sample.stamp_shape[:, 0])
+    assert len(sizes) > 1 and sizes <= {15, 17, 19, 21}
+    assert np.ptp(sample.r_eff) > 0.05 and np.ptp(sample.fwhm) > 0.05
+    assert 0 < sample.extra["masked"].sum() < n
+    for i in range(n):
+        sy, sx = sample.stamp(i)
+        outside = np.ones(sample.grid.shape, bool)
+        outside[sy, sx] = False
+        assert np.isnan(sample.light_image[i][outside]).all()  # padding left out
+        assert np.isnan(sample.tracer_map[i][outside]).all()
+        inside = sample.light_image[i][sy, sx]
+        assert np.isfinite(inside).sum() >= inside.size - 40  # only a masked star is NaN
+        # the S/N cut: metallicity only where the noiseless light is detected at >= 3 sigma
+        used = np.isfinite(sample.tracer_map[i])
+        assert (sample.true_light_image[i][used] / sample.light_error[i][used] >= 3).all()
+        assert used.sum() > 10
+    # gradients: dex/kpc from the relation, converted with each galaxy's angular scale
+    np.testing.assert_allclose(sample.gradient * sample.arcsec_per_kpc, sample.gradient_kpc)
+    residual = sample.gradient_kpc - (
+        sample.truth["intercept"]
+        + sample.truth["slope"] * (sample.log_mass - sample.truth["pivot"])
+    )
+    assert 0.3 * sample.truth["scatter"] < residual.std() < 3 * sample.truth["scatter"]
+    # the maps are the batched forward model of the truth
+    np.testing.assert_allclose(
+        np.nanmedian(sample.tracer_map - sample.true_tracer_map), 0, atol=0.02
+    )
+    sub = sample.subset([1, 3])
+    assert sub.n_galaxies == 2 and sub.psfs[1] is sample.psfs[3]
+    np.testing.assert_array_equal(sub.tracer_map[1], sample.tracer_map[3])
+    json.dumps(sample.config())
+
+
+def _recovery(n_galaxies, seed, draws, **sample_kwargs):
+    from pymc_tracers.simulate_population import population_model, population_sample
+
+    sample = population_sample(n_galaxies, seed=seed, **sample_kwargs)
+    fits = {}
+    for pooling in ("relation", "none"):
+        model = population_model(sample, pooling=pooling)
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+            fits[pooling] = pmt.fit(
+                draws=draws,
+                tune=draws,
+                chains=2,
+                progressbar=False,
+                random_seed=seed,
+                log_likelihood=False,
+                map_draws=10,
+            )
+    joint = fits["relation"]
+    for name in ("intercept", "slope", "scatter"):
+        lo, hi = joint.percentiles(name, (2.5, 97.5))
+        assert lo < sample.truth[name] < hi, (name, lo, sample.truth[name], hi)
+    means = {
+        p: r.idata.posterior["gradient_kpc"].mean(("chain", "draw")).values for p, r in fits.items()
+    }
+    mse = {p: float(np.mean((m - sample.gradient_kpc) ** 2)) for p, m in means.items()}
+    assert mse["relation"] < mse["none"], mse  # shrinkage towards the relation helps
+    assert joint.diagnostics()["divergences"] == 0
+    return sample, fits
+
+
+SMALL = dict(stamp_sizes=(15, 19), r_eff_range=(0.15, 0.35), fwhm_range=(0.1, 0.3), supersampling=1)
+
+
+def test_population_recovery_reduced_sample():
+    """10 galaxies on small stamps: relation in 95% intervals, shrinkage lowers the MSE."""
+    _recovery(10, seed=5, draws=300, **SMALL)
+
+
+@pytest.mark.slow
+def test_population_recovery_full_sample():
+    """40 galaxies, 33-41 pixel stamps, supersampling 2 (the notebook's setup)."""
+    _recovery(40, seed=1, draws=1000)

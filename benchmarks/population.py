@@ -1,0 +1,191 @@
+"""Joint hierarchical fit of a simulated galaxy sample: time, memory, recovery, batching speedup.
+
+Run: ``python benchmarks/population.py [--n-galaxies 100] [--draws 1000] [--seed 0]
+[--light fixed|free]``
+
+Simulates a sample from a known gradient-mass relation
+(:func:`pymc_tracers.simulate_population.population_sample`: exponential discs of varying
+size on 33x33 to 41x41 pixel stamps, supersampling 2, Gaussian PSFs of varying width, S/N cuts
+and masks, log-averaged metallicity), then fits the joint hierarchical model
+(:func:`~pymc_tracers.simulate_population.population_model`, gradients in dex/kpc on a linear
+relation with log M*) with nutpie, 2 chains. ``--light free`` fits each galaxy's light profile
+(r_eff, amplitude) from its image jointly (full FFT path); ``fixed`` holds it at the truth.
+
+``batched_speedup`` is the loop form's logp+gradient time (one ``observe`` per galaxy on its
+own stamp) over the batched form's (one ``observe`` for all), same model and backend; for
+large samples both are timed on the first ``--speedup-galaxies`` galaxies.
+
+The last printed line is one JSON object: n_galaxies, seconds (build + compile + sample),
+compile_seconds, peak_rss_mb, ess_bulk_min, r_hat_max, batched_speedup, the fast path taken,
+and for slope, intercept and scatter the truth and posterior 2.5/50/97.5th percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pymc_tracers as pmt  # noqa: E402
+from pymc_tracers.simulate_population import population_model, population_sample  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def logp_and_gradient(model, backend):
+    """A compiled ``point -> (logp, dlogp)`` in the sampler's backend, and its input point."""
+    import pytensor
+
+    point = model.initial_point()
+    inputs = model.value_vars
+    logp = model.logp()
+    grads = pytensor.grad(logp, inputs)
+    if backend == "jax":
+        import jax
+        from pymc.sampling.jax import get_jaxified_graph
+
+        fn = jax.jit(get_jaxified_graph(inputs=inputs, outputs=[logp, *grads]))
+        args = [point[v.name] for v in inputs]
+
+        def call():
+            return [np.asarray(o) for o in fn(*args)]
+    else:
+        mode = None if backend == "c" else backend.upper()  # "c": PyTensor default (lazy ifelse)
+        fn = pytensor.function(inputs, [logp, *grads], mode=mode)
+        args = [point[v.name] for v in inputs]
+
+        def call():
+            return fn(*args)
+
+    return call
+
+
+def batched_speedup(sample, light, backend, n):
+    """Loop-form over batched-form logp+gradient time on the first ``n`` galaxies."""
+    sub = sample.subset(np.arange(min(n, sample.n_galaxies)))
+    times = {}
+    for form in ("batched", "loop"):
+        call = logp_and_gradient(population_model(sub, light=light, form=form), backend)
+        times[form] = median_seconds(call, repeats=10, warmup=1)
+    return times["loop"] / times["batched"], times, sub.n_galaxies
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-galaxies", type=int, default=100)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=None, help="default: --draws")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--light", choices=["fixed", "free"], default="fixed")
+    parser.add_argument("--backend", choices=["jax", "numba"], default="jax")
+    parser.add_argument(
+        "--speedup-galaxies",
+        type=int,
+        default=50,
+        help="galaxies on which the loop and batched forms are timed",
+    )
+    parser.add_argument("--no-speedup", action="store_true", help="skip the loop-form timing")
+    args = parser.parse_args(argv)
+    if args.backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+    sample = population_sample(args.n_galaxies, seed=args.seed)
+    print(
+        f"simulated {sample.n_galaxies} galaxies; stamps "
+        f"{sample.stamp_shape[:, 0].min()}-{sample.stamp_shape[:, 0].max()} px, "
+        f"{int(sample.tracer_mask.sum())} metallicity pixels",
+        flush=True,
+    )
+
+    start = time.perf_counter()
+    model = population_model(sample, light=args.light)
+    build_seconds = time.perf_counter() - start
+    observation = model.observations[0]
+    path = getattr(observation, "path", "unknown")
+    print(f"model built in {build_seconds:.1f} s; forward-model path: {path}", flush=True)
+
+    fitter = pmt.Fitter(model, backend=args.backend)
+    print(f"compiled in {fitter.compile_seconds:.1f} s", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        result = fitter.fit(
+            draws=args.draws,
+            tune=args.tune or args.draws,
+            chains=args.chains,
+            random_seed=args.seed,
+            progressbar=False,
+            log_likelihood=False,
+            map_draws=20,
+            config=sample.config(),
+        )
+    seconds = time.perf_counter() - start
+    sampling_seconds = result.config.get("sampling_seconds", float("nan"))
+    diagnostics = result.diagnostics()
+    print(f"sampled in {sampling_seconds:.1f} s; total {seconds:.1f} s; {diagnostics}", flush=True)
+
+    report = {
+        "n_galaxies": sample.n_galaxies,
+        "light": args.light,
+        "draws": args.draws,
+        "chains": args.chains,
+        "backend": args.backend,
+        "path": path,
+        "seconds": seconds,
+        "build_seconds": build_seconds,
+        "compile_seconds": fitter.compile_seconds,
+        "sampling_seconds": sampling_seconds,
+        "ess_bulk_min": diagnostics["ess_bulk_min"],
+        "r_hat_max": diagnostics["r_hat_max"],
+        "divergences": diagnostics["divergences"],
+        "n_steps_mean": float(result.idata.sample_stats["n_steps"].mean()),
+    }
+    for name in ("slope", "intercept", "scatter"):
+        p = result.percentiles(name, (2.5, 50, 97.5))
+        report[f"{name}_true"] = sample.truth[name]
+        report.update(
+            {f"{name}_p2_5": float(p[0]), f"{name}_p50": float(p[1]), f"{name}_p97_5": float(p[2])}
+        )
+        inside = p[0] < sample.truth[name] < p[2]
+        print(
+            f"{name}: truth {sample.truth[name]:+.4f}, 95% [{p[0]:+.4f}, {p[2]:+.4f}] "
+            f"({'inside' if inside else 'OUTSIDE'})"
+        )
+    g = result.idata.posterior["gradient_kpc"].mean(("chain", "draw")).values
+    report["gradient_kpc_rmse"] = float(np.sqrt(np.mean((g - sample.gradient_kpc) ** 2)))
+
+    if args.no_speedup:
+        report["batched_speedup"] = None
+    else:
+        speedup, times, n = batched_speedup(sample, args.light, args.backend, args.speedup_galaxies)
+        report.update(
+            batched_speedup=speedup,
+            speedup_n_galaxies=n,
+            loop_gradient_ms=1e3 * times["loop"],
+            batched_gradient_ms=1e3 * times["batched"],
+        )
+        print(
+            f"logp+gradient on {n} galaxies: loop {1e3 * times['loop']:.2f} ms, batched "
+            f"{1e3 * times['batched']:.2f} ms ({speedup:.1f}x)"
+        )
+    report["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
