@@ -10,12 +10,8 @@ import sys
 import time
 import warnings
 
-#: Float64 copies of the padded supersampled field alive at the peak of rendering and
-#: convolving it (measured with ``ru_maxrss`` while simulating and building the Figure-3 model:
-#: 26-31 copies for PSF FWHM 3-20", supersampling 1 and 3, linear and full paths), rounded up.
-RENDER_FIELD_COPIES = 32
-#: Float64 copies of the PSF stamp drawn on the sub-pixel grid.
-RENDER_KERNEL_COPIES = 3
+from pymc_tracers.numerics import RENDER_FIELD_COPIES, RENDER_KERNEL_COPIES
+
 #: Default refusal threshold of the demo, GB (10^9 bytes).
 DEFAULT_MAX_MEMORY_GB = 4.0
 #: Warn when the PSF stamp is this many times wider than the field.

@@ -56,15 +56,18 @@ CONVOLVE_AT = ("subpixel", "pixel")
 #: complaint (bytes); override with the environment variable ``PYMC_TRACERS_MAX_RENDER_GB``.
 MAX_RENDER_BYTES = int(float(os.environ.get("PYMC_TRACERS_MAX_RENDER_GB", "4")) * 2**30)
 
-#: Working arrays per rendered field sample in one logp + gradient evaluation: light, light x
-#: tracer and the unweighted tracer, their FFT buffers (complex, about the same bytes) and the
-#: gradient's adjoints. Calibrated on the Figure-3 grid (peak RSS / rendered pixels / 8 bytes).
-_ARRAYS_PER_SAMPLE = 12
+#: float64 copies of the rendered field in one evaluation and its gradient (light, light x
+#: tracer, unweighted tracer, FFT buffers, adjoints, compiled-graph temporaries), and of the PSF
+#: stamp (kernel, its transforms). Calibrated with tracemalloc on a 41x41 field padded for an
+#: 8" PSF (tests/test_cli.py): the estimate bounds the measured peak within a factor 2.
+RENDER_FIELD_COPIES = 44
+RENDER_KERNEL_COPIES = 8
 
 
-def estimate_render_bytes(n_samples: int, n_galaxies: int = 1) -> int:
-    """Working memory (bytes) of one evaluation that renders ``n_samples`` points per galaxy."""
-    return int(_ARRAYS_PER_SAMPLE * 8 * n_samples * max(n_galaxies, 1))
+def estimate_render_bytes(n_samples: int, n_galaxies: int = 1, kernel_pixels: int = 0) -> int:
+    """Working memory (bytes) of one evaluation rendering ``n_samples`` points per galaxy."""
+    per_galaxy = RENDER_FIELD_COPIES * n_samples + RENDER_KERNEL_COPIES * kernel_pixels
+    return int(8 * per_galaxy * max(n_galaxies, 1))
 
 
 def _is_numpy(x) -> bool:
@@ -151,7 +154,8 @@ class Numerics:
 
     def _check_size(self, n_galaxies):
         samples = sum(x.size for x, _ in self.point_sets)
-        needed = estimate_render_bytes(samples, n_galaxies or 1)
+        stamp = (2 * round(self.half_width_arcsec / self.grid.subpixel_scale) + 1) ** 2
+        needed = estimate_render_bytes(samples, n_galaxies or 1, stamp)
         if needed > MAX_RENDER_BYTES:
             shape = " + ".join(f"{x.shape[0]}x{x.shape[1]}" for x, _ in self.point_sets)
             raise ValueError(
