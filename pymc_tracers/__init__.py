@@ -14,7 +14,7 @@ Typical use::
         image, metallicity = pmt.observe(galaxy, grid, psf, tracer_scale="log")
 """
 
-from pymc_tracers.forward import Component, evaluate, observe
+from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.profiles import (
     Azimuthal,
@@ -41,7 +41,7 @@ from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers import comparison, cosmology, population  # noqa: E402
 from pymc_tracers import fields  # noqa: E402
-from pymc_tracers import baselines, data, simulate  # noqa: E402
+from pymc_tracers import baselines, data, io, simulate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "fields",
     "Component",
     "observe",
+    "Observation",
     "evaluate",
     "tracer_likelihood",
     "image_likelihood",
@@ -82,5 +83,6 @@ __all__ = [
     "population",
     "baselines",
     "data",
+    "io",
     "simulate",
 ]
