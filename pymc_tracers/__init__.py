@@ -14,34 +14,41 @@ Typical use::
         image, metallicity = pmt.observe(galaxy, grid, psf, tracer_scale="log")
 """
 
+from pymc_tracers import (  # noqa: E402  # noqa: E402
+    baselines,
+    comparison,
+    cosmology,
+    data,
+    fields,  # noqa: E402
+    io,
+    population,
+    simulate,
+)
+from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.profiles import (
-    Azimuthal,
-    BrokenGradient,
-    GPResidual,
-    Constant,
-    Exponential,
-    Expression,
-    Gaussian,
-    LightProfile,
-    LinearGradient,
-    Sersic,
-    TracerProfile,
-)
-from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
     HeteroskedasticNoise,
     SigmaMap,
     image_likelihood,
     tracer_likelihood,
 )
+from pymc_tracers.profiles import (
+    Azimuthal,
+    BrokenGradient,
+    Constant,
+    Exponential,
+    Expression,
+    Gaussian,
+    GPResidual,
+    LightProfile,
+    LinearGradient,
+    Sersic,
+    TracerProfile,
+)
+from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
 from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
 from pymc_tracers.sampling import Fitter, fit  # noqa: E402
-from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
-from pymc_tracers import comparison, cosmology, population  # noqa: E402
-from pymc_tracers import fields  # noqa: E402
-from pymc_tracers import baselines, data, io, simulate  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -9,8 +9,19 @@ from pymc_tracers.baselines import radial_percentiles
 __all__ = ["plot_maps"]
 
 
-def plot_maps(maps, *, name="tracer", grid=None, center=(0.0, 0.0), n_bins=12, cmap="viridis",
-              vmin=None, vmax=None, figsize=(13, 3.4), normalized_residual=True):
+def plot_maps(
+    maps,
+    *,
+    name="tracer",
+    grid=None,
+    center=(0.0, 0.0),
+    n_bins=12,
+    cmap="viridis",
+    vmin=None,
+    vmax=None,
+    figsize=(13, 3.4),
+    normalized_residual=True,
+):
     """Four panels: data, median model, residual (data - model) and the radial profile.
 
     Parameters
@@ -54,30 +65,60 @@ def plot_maps(maps, *, name="tracer", grid=None, center=(0.0, 0.0), n_bins=12, c
         residual = residual / sigma
         span, residual_title = 4.0, "(data - model) / sigma"
     else:
-        span, residual_title = np.nanpercentile(np.abs(residual), 99) or 1.0, "residual (data - model)"
+        span, residual_title = (
+            np.nanpercentile(np.abs(residual), 99) or 1.0,
+            "residual (data - model)",
+        )
 
     fig, axes = plt.subplots(1, 4, figsize=figsize, layout="constrained")
-    for ax, image, title in [(axes[0], shown, "data"), (axes[1], model, "model (posterior median)")]:
-        im = ax.imshow(image, origin="lower", extent=extent, vmin=lo, vmax=hi, cmap=cmap,
-                       interpolation="nearest")
+    for ax, image, title in [
+        (axes[0], shown, "data"),
+        (axes[1], model, "model (posterior median)"),
+    ]:
+        im = ax.imshow(
+            image,
+            origin="lower",
+            extent=extent,
+            vmin=lo,
+            vmax=hi,
+            cmap=cmap,
+            interpolation="nearest",
+        )
         ax.set_title(f"{name}: {title}")
         ax.set_xlabel(f"x [{unit}]")
     axes[0].set_ylabel(f"y [{unit}]")
     fig.colorbar(im, ax=axes[:2], shrink=0.8)
-    im = axes[2].imshow(residual, origin="lower", extent=extent, vmin=-span, vmax=span, cmap="RdBu_r",
-                        interpolation="nearest")
+    im = axes[2].imshow(
+        residual,
+        origin="lower",
+        extent=extent,
+        vmin=-span,
+        vmax=span,
+        cmap="RdBu_r",
+        interpolation="nearest",
+    )
     axes[2].set_title(residual_title)
     axes[2].set_xlabel(f"x [{unit}]")
     fig.colorbar(im, ax=axes[2], shrink=0.8)
 
     edges = np.linspace(0, np.nanmax(r[used]), n_bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
-    stats = np.stack([radial_percentiles(values, r, edges, used=used, min_count=3)[0]
-                      for values in (data, model)])
+    stats = np.stack(
+        [
+            radial_percentiles(values, r, edges, used=used, min_count=3)[0]
+            for values in (data, model)
+        ]
+    )
     ax = axes[3]
     ax.scatter(r[used], data[used], s=1, color="0.7", alpha=0.3, rasterized=True, label="pixels")
-    ax.errorbar(centres, stats[0, 1], yerr=[stats[0, 1] - stats[0, 0], stats[0, 2] - stats[0, 1]],
-                fmt="o", color="k", label="data median (16-84%)")
+    ax.errorbar(
+        centres,
+        stats[0, 1],
+        yerr=[stats[0, 1] - stats[0, 0], stats[0, 2] - stats[0, 1]],
+        fmt="o",
+        color="k",
+        label="data median (16-84%)",
+    )
     ax.plot(centres, stats[1, 1], color="C1", lw=2, label="model median")
     ax.set_xlabel(f"radius [{unit}]")
     ax.set_ylabel(name)
