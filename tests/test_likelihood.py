@@ -109,6 +109,10 @@ def test_joint_fit_shares_light_parameters(small):
         (dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.ones((12, 10))), "boolean"),
         (dict(data=np.zeros((12, 10)), sigma=0.1, mask=np.ones((2, 2), bool)), "mask .* shape"),
         (dict(data=np.zeros((12, 10))), "exactly one of sigma"),
+        (dict(data=np.where(np.eye(12, 10) > 0, np.inf, 0.0), sigma=0.1), "10 infinite values"),
+        (dict(data=np.zeros((12, 10)), sigma=np.inf), "sigma for 'z' is infinite in 120"),
+        (dict(data=np.zeros((12, 10)), sigma=0.1, nu=-1), "nu for 'z' must be a positive"),
+        (dict(data=np.zeros((12, 10)), sigma=0.1, nu=0.0), "degrees of freedom"),
     ],
 )
 def test_bad_inputs_name_the_argument(small, kwargs, match):
@@ -123,3 +127,31 @@ def test_bad_inputs_name_the_argument(small, kwargs, match):
 def test_bad_noise_coefficients():
     with pytest.raises(ValueError, match="c1"):
         pmt.HeteroskedasticNoise(-1.0, 0.1, np.ones((3, 3)))
+
+
+def test_batched_likelihood_checks_name_the_galaxy():
+    """(N, ny, nx) data: a wrong leading axis, and a galaxy whose mask hides every pixel."""
+    grid = pmt.PixelGrid((6, 7), 0.1)
+    comp = pmt.Component(pmt.Exponential(r_eff=0.3), pmt.Constant(np.array([1.0, 2.0, 3.0])))
+    _, tracer = pmt.observe(comp, grid, pmt.GaussianPSF(0.2))
+    mask = np.ones((3, 6, 7), bool)
+    mask[1] = False
+    with pm.Model():
+        with pytest.raises(ValueError, match="one map per galaxy"):
+            pmt.tracer_likelihood("z", tracer, np.zeros((2, 6, 7)), sigma=0.1)
+        with pytest.raises(ValueError, match="in galaxy 1: its mask"):
+            pmt.tracer_likelihood("z", tracer, np.zeros((3, 6, 7)), sigma=0.1, mask=mask)
+        with pytest.raises(ValueError, match="galaxy 2, row 0, column 0"):
+            data = np.zeros((3, 6, 7))
+            data[2, 0, 0] = -np.inf
+            pmt.tracer_likelihood("z", tracer, data, sigma=0.1)
+        mask[1, 2, 3] = True
+        rv = pmt.tracer_likelihood("z", tracer, np.ones((3, 6, 7)), sigma=0.1, mask=mask)
+        index = np.asarray(pm.modelcontext(None).coords["z_pixel"])
+        assert index.size == 2 * 42 + 1
+        galaxy = np.unravel_index(index, (3, 6, 7))[0]
+        np.testing.assert_array_equal(np.bincount(galaxy), [42, 1, 42])
+        (record,) = likelihoods_of(pm.modelcontext(None))
+        assert record.shape == (3, 6, 7) and record.batched and record.n_used == 85
+        np.testing.assert_array_equal(record.used, mask)
+        assert rv.eval().shape == (85,)
