@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
+from pymc_tracers.validation import positive_number
+
 __all__ = ["PixelGrid", "RenderGrid"]
 
 
@@ -58,12 +60,7 @@ class PixelGrid:
         if not all(float(n).is_integer() and n >= 1 for n in shape):
             raise ValueError(f"shape must hold two positive integers; got {self.shape!r}")
         object.__setattr__(self, "shape", (int(shape[0]), int(shape[1])))
-        scale = float(self.pixel_scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(
-                f"pixel_scale must be a positive, finite number of arcsec; got {self.pixel_scale!r}"
-            )
-        object.__setattr__(self, "pixel_scale", scale)
+        object.__setattr__(self, "pixel_scale", positive_number(self.pixel_scale, "pixel_scale"))
         s = self.supersampling
         if isinstance(s, bool) or not float(s).is_integer() or s < 1:
             raise ValueError(f"supersampling must be an integer >= 1; got {self.supersampling!r}")

@@ -20,6 +20,8 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from scipy import interpolate, special
 
+from pymc_tracers.validation import positive_number as _positive_number
+
 __all__ = ["PSF", "GaussianPSF", "MoffatPSF", "PixelPSF", "resample_kernel", "validate_kernel"]
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -27,16 +29,6 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 def _is_symbolic(value) -> bool:
     return isinstance(value, Variable)
-
-
-def _positive_number(value, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number in arcsec; got {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive, finite number in arcsec; got {value!r}")
-    return number
 
 
 class PSF:

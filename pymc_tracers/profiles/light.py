@@ -19,6 +19,8 @@ from pytensor.gradient import disconnected_grad
 from pytensor.graph.basic import Variable
 from scipy import special
 
+from pymc_tracers.validation import check_parameter as _check_number
+
 __all__ = [
     "LightProfile",
     "Sersic",
@@ -34,39 +36,6 @@ __all__ = [
 #: Smoothing length (arcsec) added in quadrature to radii so that gradients stay finite at a
 #: profile centre; it changes a radius r by eps^2 / (2 r), i.e. by < 5e-12 arcsec for r > 1e-5".
 RADIUS_SOFTENING = 1e-8
-
-
-def _check_number(value, name, *, positive=False, upper=None):
-    """Validate a parameter: a scalar or one galaxy axis ``(N,)``.
-
-    Fixed values are checked and returned as float64 numpy values; symbolic ones pass through
-    after a check of their number of dimensions.
-    """
-    if isinstance(value, Variable):
-        if value.ndim > 1:
-            raise ValueError(
-                f"{name} has {value.ndim} dimensions; a parameter is a scalar or has one galaxy "
-                "axis of shape (N,)"
-            )
-        return value
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array of numbers; got {value!r}") from None
-    if array.ndim > 1:
-        raise ValueError(
-            f"{name} has shape {array.shape}; a parameter is a scalar or has one galaxy axis "
-            "of shape (N,)"
-        )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if positive and not np.all(array > 0):
-        raise ValueError(f"{name} must be > 0; got {value!r}")
-    if upper is not None and not np.all(array <= upper):
-        raise ValueError(f"{name} must be <= {upper}; got {value!r}")
-    # a numpy value keeps its precision: PyTensor would turn a Python float such as 2.0 into a
-    # float32 constant
-    return array.astype(pytensor.config.floatX)
 
 
 def _as_tensor(value):
