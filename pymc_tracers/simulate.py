@@ -81,10 +81,14 @@ def _light_at(image, grid, x, y):
     return float(RegularGridInterpolator((y_axis, x_axis), image)((y, x)))
 
 
-def _observe_with_noise(components, grid, psf, tracer_scale, centre, reff_point, seed, truth, **extra):
+def _observe_with_noise(
+    components, grid, psf, tracer_scale, centre, reff_point, seed, truth, **extra
+):
     rng = np.random.default_rng(seed)
     image, tracer = evaluate(observe(components, grid, psf, tracer_scale))
-    c1, c2 = paper_noise_coefficients(_light_at(image, grid, *centre), _light_at(image, grid, *reff_point))
+    c1, c2 = paper_noise_coefficients(
+        _light_at(image, grid, *centre), _light_at(image, grid, *reff_point)
+    )
     tracer_error = np.sqrt(c1 + c2 / image)
     peak = image.max()
     light_error = (peak / 100.0) * np.sqrt(0.5 + 0.5 * image / peak)
@@ -122,7 +126,9 @@ def figure3_galaxy(fwhm=1.5, *, seed=0, supersampling=3, tracer_scale="linear", 
         Exponential(r_eff=1.0, amplitude=1.0),
         LinearGradient(central=8.0, gradient=-0.2),
     )
-    return _observe_with_noise([galaxy], grid, psf, tracer_scale, (0.0, 0.0), (1.0, 0.0), seed, truth, fwhm=fwhm)
+    return _observe_with_noise(
+        [galaxy], grid, psf, tracer_scale, (0.0, 0.0), (1.0, 0.0), seed, truth, fwhm=fwhm
+    )
 
 
 def figure4_galaxy(r_eff_pixels, *, seed=0, fwhm=0.4, supersampling=5, tracer_scale="linear"):
@@ -144,8 +150,16 @@ def figure4_galaxy(r_eff_pixels, *, seed=0, fwhm=0.4, supersampling=5, tracer_sc
         LinearGradient(central=8.0, gradient=gradient),
     )
     return _observe_with_noise(
-        [galaxy], grid, GaussianPSF(fwhm), tracer_scale, (0.0, 0.0), (r_eff, 0.0), seed, truth,
-        fwhm=fwhm, r_eff_pixels=r_eff_pixels,
+        [galaxy],
+        grid,
+        GaussianPSF(fwhm),
+        tracer_scale,
+        (0.0, 0.0),
+        (r_eff, 0.0),
+        seed,
+        truth,
+        fwhm=fwhm,
+        r_eff_pixels=r_eff_pixels,
     )
 
 
@@ -174,7 +188,9 @@ def clumpy_galaxy(psf=None, *, seed=0, supersampling=3, tracer_scale="linear", s
     ]
     truth = {f"z{i}": z for i, z in enumerate(CLUMP_METALLICITIES)}
     truth.update(positions=CLUMP_POSITIONS, r_eff=0.25)
-    return _observe_with_noise(components, grid, psf, tracer_scale, (0.0, 0.0), (0.0, -0.25), seed, truth)
+    return _observe_with_noise(
+        components, grid, psf, tracer_scale, (0.0, 0.0), (0.0, -0.25), seed, truth
+    )
 
 
 # ------------------------------------------------------------------ Figure 1 toy maps
@@ -215,7 +231,9 @@ def _toy_tracer(kind, rng):
 TOY_MAPS = ("smooth", "merger", "spiral", "fluctuations")
 
 
-def toy_map(kind, *, fwhm=0.1, seed=0, r_eff=2.0, pixel_scale=0.1, shape=(81, 81), tracer_scale="log"):
+def toy_map(
+    kind, *, fwhm=0.1, seed=0, r_eff=2.0, pixel_scale=0.1, shape=(81, 81), tracer_scale="log"
+):
     """The four Figure-1 maps: same radial profile, different 2-D structure.
 
     Parameters
@@ -233,7 +251,15 @@ def toy_map(kind, *, fwhm=0.1, seed=0, r_eff=2.0, pixel_scale=0.1, shape=(81, 81
     galaxy = Component(Exponential(r_eff=r_eff, amplitude=1.0), _toy_tracer(kind, rng))
     truth = dict(kind=kind, r_eff=r_eff, central=8.5, gradient=-0.1)
     return _observe_with_noise(
-        [galaxy], grid, GaussianPSF(fwhm), tracer_scale, (0.0, 0.0), (r_eff, 0.0), seed + 1, truth, fwhm=fwhm
+        [galaxy],
+        grid,
+        GaussianPSF(fwhm),
+        tracer_scale,
+        (0.0, 0.0),
+        (r_eff, 0.0),
+        seed + 1,
+        truth,
+        fwhm=fwhm,
     )
 
 
