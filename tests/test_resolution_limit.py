@@ -154,6 +154,16 @@ def test_sampled_posteriors_match_the_closed_form(reduced):
         assert abs(expected - result.true_gradient) < 0.1 * sd
 
 
+def test_closed_form_study_is_unbiased_with_calibrated_intervals():
+    study = rl.closed_form_study(2.0, 400, supersampling=2)
+    assert study["n"] == 400 and study["FWHM/R_e"] == pytest.approx(1.0)
+    assert abs(study["fm_bias"]) < 3 * study["fm_bias_err"]
+    # binomial errors for 400 draws: 0.023 (68%) and 0.011 (95%)
+    assert abs(study["cover68"] - 0.68) < 4 * 0.023
+    assert abs(study["cover95"] - 0.95) < 4 * 0.011
+    assert study["wls_bias"] > 5 * study["wls_bias_err"]  # WLS flattened at FWHM = R_e
+
+
 def test_coverage_of_68_percent_intervals_is_not_absurd(reduced):
     covered = np.concatenate([result.covered(68) for result in reduced.values()])
     assert covered.size == 2 * N_REALISATIONS
