@@ -393,6 +393,9 @@ def test_free_geometry_or_break_takes_the_full_path():
     gp = GPResidual(gp_coefficients(), **dict(GP, amplitude=amplitude))
     assert observe_map(gp + 8.0, "log").path == "full"
     assert observe_map(gp + 8.0, "linear").path == "linear"
+    # more basis functions than MAX_LINEAR_TERMS: one graph node per term does not pay
+    large = GPResidual(np.zeros(81), **dict(GP, amplitude=amplitude, n_basis=9))
+    assert observe_map(large + 8.0, "linear").path == "full"
 
 
 # ---------------------------------------------------------------- batches
@@ -486,3 +489,23 @@ def test_bad_inputs_raise_clear_errors():
             gp_residual("gp2", amplitude=0.1, length_scale=0.3, grid=GRID, dims="galaxy")
         with pytest.warns(UserWarning, match="shorter than"):
             gp_residual("gp3", amplitude=0.1, length_scale=0.02, grid=GRID, n_basis=4)
+
+
+def test_fixed_structure_rides_on_the_log_series_of_a_fitted_gradient():
+    """10**(gradient + harmonics + GP): the Chebyshev series times fixed factors."""
+    from pymc_tracers.profiles.tracer import LOG_SERIES_TOLERANCE
+
+    c, g = pt.dscalar("c"), pt.dscalar("g")
+
+    def profile():
+        return (
+            pmt.LinearGradient(central=c, gradient=g, gradient_range=(-0.6, 0.2))
+            + Azimuthal(None, **HARMONICS)
+            + GPResidual(gp_coefficients(), **GP)
+        )
+
+    series = observe_map(profile(), "log")
+    full = observe_map(profile(), "log", method="full")
+    assert series.path == "series"
+    got, want = run([series[1], full[1]], [c, g], [8.3, -0.35])
+    assert 0 < np.max(np.abs(got - want)) <= 5 * LOG_SERIES_TOLERANCE
