@@ -1,7 +1,7 @@
 """Joint hierarchical fit of a simulated galaxy sample: time, memory, recovery, batching speedup.
 
 Run: ``python benchmarks/population.py [--n-galaxies 100] [--draws 1000] [--seed 0]
-[--light fixed|free]``
+[--light fixed|free] [--method auto|full] [--draws 0]``
 
 Simulates a sample from a known gradient-mass relation
 (:func:`pymc_tracers.simulate_population.population_sample`: exponential discs of varying
@@ -10,6 +10,9 @@ and masks, log-averaged metallicity), then fits the joint hierarchical model
 (:func:`~pymc_tracers.simulate_population.population_model`, gradients in dex/kpc on a linear
 relation with log M*) with nutpie, 2 chains. ``--light free`` fits each galaxy's light profile
 (r_eff, amplitude) from its image jointly (full FFT path); ``fixed`` holds it at the truth.
+
+``--method full`` bypasses the log-series fast path; ``--draws 0`` only builds and compiles the
+model and times one logp + gradient (for samples too large to sample here).
 
 ``batched_speedup`` is the loop form's logp+gradient time (one ``observe`` per galaxy on its
 own stamp) over the batched form's (one ``observe`` for all), same model and backend; for
@@ -73,12 +76,13 @@ def logp_and_gradient(model, backend):
     return call
 
 
-def batched_speedup(sample, light, backend, n):
+def batched_speedup(sample, light, backend, n, method="auto"):
     """Loop-form over batched-form logp+gradient time on the first ``n`` galaxies."""
     sub = sample.subset(np.arange(min(n, sample.n_galaxies)))
     times = {}
     for form in ("batched", "loop"):
-        call = logp_and_gradient(population_model(sub, light=light, form=form), backend)
+        model = population_model(sub, light=light, form=form, method=method)
+        call = logp_and_gradient(model, backend)
         times[form] = median_seconds(call, repeats=10, warmup=1)
     return times["loop"] / times["batched"], times, sub.n_galaxies
 
@@ -86,12 +90,23 @@ def batched_speedup(sample, light, backend, n):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-galaxies", type=int, default=100)
-    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=1000,
+        help="draws per chain; 0 times the model (compile, gradient) without sampling",
+    )
     parser.add_argument("--tune", type=int, default=None, help="default: --draws")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--light", choices=["fixed", "free"], default="fixed")
     parser.add_argument("--backend", choices=["jax", "numba"], default="jax")
+    parser.add_argument(
+        "--method",
+        choices=["auto", "full"],
+        default="auto",
+        help="forward-model path passed to observe (auto: the log series)",
+    )
     parser.add_argument(
         "--speedup-galaxies",
         type=int,
@@ -114,30 +129,11 @@ def main(argv=None):
     )
 
     start = time.perf_counter()
-    model = population_model(sample, light=args.light)
+    model = population_model(sample, light=args.light, method=args.method)
     build_seconds = time.perf_counter() - start
     observation = model.observations[0]
     path = getattr(observation, "path", "unknown")
     print(f"model built in {build_seconds:.1f} s; forward-model path: {path}", flush=True)
-
-    fitter = pmt.Fitter(model, backend=args.backend)
-    print(f"compiled in {fitter.compile_seconds:.1f} s", flush=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
-        result = fitter.fit(
-            draws=args.draws,
-            tune=args.tune or args.draws,
-            chains=args.chains,
-            random_seed=args.seed,
-            progressbar=False,
-            log_likelihood=False,
-            map_draws=20,
-            config=sample.config(),
-        )
-    seconds = time.perf_counter() - start
-    sampling_seconds = result.config.get("sampling_seconds", float("nan"))
-    diagnostics = result.diagnostics()
-    print(f"sampled in {sampling_seconds:.1f} s; total {seconds:.1f} s; {diagnostics}", flush=True)
 
     report = {
         "n_galaxies": sample.n_galaxies,
@@ -146,28 +142,68 @@ def main(argv=None):
         "chains": args.chains,
         "backend": args.backend,
         "path": path,
-        "seconds": seconds,
         "build_seconds": build_seconds,
-        "compile_seconds": fitter.compile_seconds,
-        "sampling_seconds": sampling_seconds,
-        "ess_bulk_min": diagnostics["ess_bulk_min"],
-        "r_hat_max": diagnostics["r_hat_max"],
-        "divergences": diagnostics["divergences"],
-        "n_steps_mean": float(result.idata.sample_stats["n_steps"].mean()),
     }
-    for name in ("slope", "intercept", "scatter"):
-        p = result.percentiles(name, (2.5, 50, 97.5))
-        report[f"{name}_true"] = sample.truth[name]
-        report.update(
-            {f"{name}_p2_5": float(p[0]), f"{name}_p50": float(p[1]), f"{name}_p97_5": float(p[2])}
-        )
-        inside = p[0] < sample.truth[name] < p[2]
+    if args.draws == 0:
+        call = logp_and_gradient(model, args.backend)
+        call()
+        report["compile_seconds"] = time.perf_counter() - start - build_seconds
+        report["seconds"] = time.perf_counter() - start
+        report["gradient_ms"] = 1e3 * median_seconds(call, repeats=5, warmup=0)
         print(
-            f"{name}: truth {sample.truth[name]:+.4f}, 95% [{p[0]:+.4f}, {p[2]:+.4f}] "
-            f"({'inside' if inside else 'OUTSIDE'})"
+            f"compiled in {report['compile_seconds']:.1f} s; logp+gradient "
+            f"{report['gradient_ms']:.1f} ms (no sampling)",
+            flush=True,
         )
-    g = result.idata.posterior["gradient_kpc"].mean(("chain", "draw")).values
-    report["gradient_kpc_rmse"] = float(np.sqrt(np.mean((g - sample.gradient_kpc) ** 2)))
+    else:
+        fitter = pmt.Fitter(model, backend=args.backend)
+        print(f"compiled in {fitter.compile_seconds:.1f} s", flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+            result = fitter.fit(
+                draws=args.draws,
+                tune=args.tune or args.draws,
+                chains=args.chains,
+                random_seed=args.seed,
+                progressbar=False,
+                log_likelihood=False,
+                map_draws=20,
+                config=sample.config(),
+            )
+        seconds = time.perf_counter() - start
+        sampling_seconds = result.config.get("sampling_seconds", float("nan"))
+        diagnostics = result.diagnostics()
+        print(
+            f"sampled in {sampling_seconds:.1f} s; total {seconds:.1f} s; {diagnostics}", flush=True
+        )
+        report.update(
+            {
+                "seconds": seconds,
+                "compile_seconds": fitter.compile_seconds,
+                "sampling_seconds": sampling_seconds,
+                "ess_bulk_min": diagnostics["ess_bulk_min"],
+                "r_hat_max": diagnostics["r_hat_max"],
+                "divergences": diagnostics["divergences"],
+                "n_steps_mean": float(result.idata.sample_stats["n_steps"].mean()),
+            }
+        )
+        for name in ("slope", "intercept", "scatter"):
+            p = result.percentiles(name, (2.5, 50, 97.5))
+            report[f"{name}_true"] = sample.truth[name]
+            report.update(
+                {
+                    f"{name}_p2_5": float(p[0]),
+                    f"{name}_p50": float(p[1]),
+                    f"{name}_p97_5": float(p[2]),
+                }
+            )
+            inside = p[0] < sample.truth[name] < p[2]
+            print(
+                f"{name}: truth {sample.truth[name]:+.4f}, 95% [{p[0]:+.4f}, {p[2]:+.4f}] "
+                f"({'inside' if inside else 'OUTSIDE'})"
+            )
+        g = result.idata.posterior["gradient_kpc"].mean(("chain", "draw")).values
+        report["gradient_kpc_rmse"] = float(np.sqrt(np.mean((g - sample.gradient_kpc) ** 2)))
 
     if args.no_speedup:
         report["batched_speedup"] = None

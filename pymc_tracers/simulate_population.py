@@ -121,8 +121,12 @@ class PopulationSample:
             value = getattr(self, name)
             if isinstance(value, np.ndarray) and value.shape[:1] == (self.n_galaxies,):
                 per_galaxy[name] = value[index]
+        extra = {
+            k: v[index] if isinstance(v, np.ndarray) and v.shape[:1] == (self.n_galaxies,) else v
+            for k, v in self.extra.items()
+        }
         return PopulationSample(
-            **{**self.__dict__, **per_galaxy, "psfs": [self.psfs[i] for i in index]}
+            **{**self.__dict__, **per_galaxy, "psfs": [self.psfs[i] for i in index], "extra": extra}
         )
 
     def config(self) -> dict:

@@ -233,3 +233,42 @@ def test_compare_is_a_function_and_comparison_the_module():
     assert pmt.bic is module.bic and pmt.delta_bic is module.delta_bic
     with pytest.raises(ImportError):
         import pymc_tracers.compare  # noqa: F401  (the clashing module is gone)
+
+
+def test_galaxy_level_on_a_batched_likelihood_matches_scipy():
+    """Real coordinates of a batched pmt likelihood: per-galaxy sums equal scipy's logpdf."""
+    from scipy import stats
+
+    grid = pmt.PixelGrid((9, 9), pixel_scale=0.2)
+    psfs = [pmt.GaussianPSF(fwhm=f) for f in (0.3, 0.4, 0.5)]
+    r_eff = np.array([0.4, 0.5, 0.6])
+    truth = pmt.Component(
+        pmt.Exponential(r_eff=r_eff),
+        pmt.LinearGradient(central=np.full(3, 8.5), gradient=np.array([-0.2, -0.1, 0.0])),
+    )
+    _, z_true = pmt.evaluate(pmt.observe(truth, grid, psfs, "linear"))
+    rng = np.random.default_rng(3)
+    data = z_true + 0.05 * rng.normal(size=z_true.shape)
+    data[1, :2, :] = np.nan  # galaxy 1 loses two rows
+    data[2, 4, 4] = np.nan
+    with pm.Model(coords={"galaxy": range(3)}) as model:
+        gradient = pm.Normal("gradient", -0.1, 0.1, dims="galaxy")
+        central = pm.Normal("central", 8.5, 0.05, dims="galaxy")
+        disc = pmt.Component(
+            pmt.Exponential(r_eff=r_eff), pmt.LinearGradient(central=central, gradient=gradient)
+        )
+        _, z = pmt.observe(disc, grid, psfs, "linear")
+        pmt.tracer_likelihood("metallicity", z, data, sigma=0.05)
+        prior = pm.sample_prior_predictive(20, random_seed=4)
+    idata = az.InferenceData(posterior=prior.prior)
+    pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    result = pmt.Result.from_model(idata, model, map_draws=5)
+    grouped = pointwise_log_likelihood(result, level="galaxy")
+    assert grouped.sizes["galaxy"] == 3
+    for draw in (0, 7):
+        values = {v: idata.posterior[v].values[0, draw] for v in ("gradient", "central")}
+        model_map = pmt.evaluate(z, values)
+        for g in range(3):
+            used = np.isfinite(data[g])
+            expected = stats.norm.logpdf(data[g][used], model_map[g][used], 0.05).sum()
+            assert grouped.values[0, draw, g] == pytest.approx(expected, rel=1e-9)
