@@ -417,9 +417,10 @@ def tracer_likelihood(
 
     Returns
     -------
-    The observed random variable, with dims ``("<name>_pixel",)``; the coordinate is the flat
-    index of each pixel in the data array (``np.unravel_index(index, data.shape)`` gives the
-    galaxy, row and column).
+    TensorVariable
+        The observed random variable, with dims ``("<name>_pixel",)``; the coordinate is the
+        flat index of each pixel in the data array (``np.unravel_index(index, data.shape)``
+        gives the galaxy, row and column).
 
     Raises
     ------
