@@ -511,11 +511,17 @@ def _unit_text(unit, tracer_unit) -> str:
     return unit
 
 
-def build_model(config: FitConfig, data, psf):
+def build_model(config: FitConfig, data, psf, *, model=None, prefix="", overrides=None):
     """The PyMC model of the configuration; returns ``(model, info)``.
 
     ``info`` holds ``name`` (the likelihood), ``binned`` (bool), ``units`` (free parameter ->
     unit string), ``fixed`` (fixed parameters in grid units) and ``observation``.
+
+    ``model``, ``prefix`` and ``overrides`` put several galaxies into one model (the joint
+    population model of :mod:`pymc_tracers.survey`): the variables are added to ``model``
+    instead of a new one, every variable and likelihood name starts with ``prefix``, and a
+    parameter whose (unprefixed) label is in ``overrides`` takes that tensor instead of its
+    prior (e.g. ``{"disc_gradient": population_gradient[i]}``).
     """
     import pymc as pm
 
@@ -529,7 +535,9 @@ def build_model(config: FitConfig, data, psf):
         kind == "auto" for c in config.components for kind, _ in c["light"]["params"].values()
     )
     estimates = light_estimates(data) if wants_auto else None
-    with pm.Model() as model:
+    name = prefix + name
+    overrides = dict(overrides or {})
+    with pm.Model() if model is None else model as model:
         components = []
         for component in config.components:
             values = {}
@@ -550,11 +558,14 @@ def build_model(config: FitConfig, data, psf):
                     elif kind == "auto":
                         prior = _auto_prior(key, estimates, data.pixel_scale)
                         auto[label] = {"estimate": estimates[key], "prior": prior.to_dict()}
-                        kwargs[key] = prior.create_variable(label)
-                        units[label] = _unit_text(table[key], tracer_unit)
+                        kwargs[key] = prior.create_variable(prefix + label)
+                        units[prefix + label] = _unit_text(table[key], tracer_unit)
+                    elif kind == "prior" and label in overrides:
+                        kwargs[key] = overrides.pop(label)
+                        units[prefix + label] = _unit_text(table[key], tracer_unit)
                     elif kind == "prior":
-                        kwargs[key] = value.create_variable(label)
-                        units[label] = _unit_text(table[key], tracer_unit)
+                        kwargs[key] = value.create_variable(prefix + label)
+                        units[prefix + label] = _unit_text(table[key], tracer_unit)
                     elif kind == "tie":
                         if value not in values["light"]:
                             raise ConfigError(
@@ -581,6 +592,11 @@ def build_model(config: FitConfig, data, psf):
             except (ValueError, TypeError) as error:
                 raise ConfigError(f"[components]: {_one_line(error)}") from None
             components.append(pmt.Component(light, tracer))
+        if overrides:
+            raise ConfigError(
+                f"no parameter with a prior is labelled {sorted(overrides)}; the free "
+                f"parameters are {sorted(units)}"
+            )
         try:
             observation = pmt.observe(
                 components,
