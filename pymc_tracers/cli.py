@@ -1,4 +1,5 @@
-"""Command line: ``pymc-tracers demo`` fits the paper's Figure-3 galaxy end to end."""
+"""Command line: ``pymc-tracers demo`` fits the paper's Figure-3 galaxy end to end; ``fit``,
+``init-example`` and ``fit-sample`` (a catalogue of galaxies on Dask) fit real data."""
 
 from __future__ import annotations
 
@@ -278,8 +279,180 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="pymc_tracers_demo.png", help="PNG of the maps ('' for none)"
     )
     d.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.subcommands = {"demo": d, **_add_config_commands(sub)}
+    parser.subcommands = {"demo": d, **_add_config_commands(sub), **_add_survey_command(sub)}
     return parser
+
+
+#: Test hook: ``fit-sample`` stops (as if interrupted) after this many galaxies are written.
+STOP_AFTER_ENV = "PYMC_TRACERS_STOP_AFTER"
+
+
+def _add_survey_command(sub) -> dict:
+    """The ``fit-sample`` subcommand (pymc_tracers.survey does the work)."""
+    s = sub.add_parser(
+        "fit-sample",
+        help="fit a catalogue of galaxies on a Dask cluster, then their population relation",
+        description="Fit every galaxy of CATALOG (CSV/ECSV: name, config, covariates) on a Dask "
+        "cluster, writing DIR/galaxies/<name>/ as each finishes (a rerun skips finished "
+        "galaxies), then infer the relation of one parameter with a covariate "
+        "(docs/survey.md).",
+        epilog="Exit status: 0 all galaxies fitted, 1 some failed (listed in DIR/failures.ecsv; "
+        "the others are fitted), 2 a bad catalogue or option, 130 interrupted (rerun to resume).",
+    )
+    s.add_argument("catalog", metavar="CATALOG", help="the catalogue (.csv or .ecsv)")
+    s.add_argument("--output", required=True, metavar="DIR", help="output folder (resumed)")
+    s.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://host:8786; e.g. from dask-jobqueue); default: "
+        "a LocalCluster on this machine",
+    )
+    s.add_argument(
+        "--workers", type=int, default=None, help="LocalCluster worker processes (default: cores)"
+    )
+    s.add_argument(
+        "--threads-per-worker", type=int, default=1, help="threads per worker (default 1)"
+    )
+    s.add_argument(
+        "--no-processes",
+        action="store_true",
+        help="LocalCluster workers as threads of this process (quicker to start, less isolated)",
+    )
+    s.add_argument(
+        "--overwrite-failed",
+        action="store_true",
+        help="also refit galaxies whose stored result failed the convergence check (R-hat, "
+        "ESS, divergences); galaxies whose fit raised an error are always retried",
+    )
+    s.add_argument("--reports", action="store_true", help="PNG reports for every galaxy")
+    s.add_argument(
+        "--relation-param",
+        default="gradient",
+        metavar="NAME",
+        help="per-galaxy parameter of the relation: a full name (disc_gradient) or a unique "
+        "suffix (default: gradient)",
+    )
+    s.add_argument(
+        "--covariate", default="log_mass", metavar="COLUMN", help="covariate (default log_mass)"
+    )
+    s.add_argument(
+        "--per-kpc",
+        action="store_true",
+        help="convert the parameter from per-arcsec to per-kpc with the redshift column",
+    )
+    s.add_argument("--redshift-column", default="redshift", metavar="COLUMN")
+    s.add_argument(
+        "--population",
+        choices=["auto", "joint", "reweight", "none"],
+        default="auto",
+        help="relation method: joint hierarchical model, importance reweighting of the stored "
+        "posteriors, auto (joint when the sample is small enough), none (default auto)",
+    )
+    s.add_argument(
+        "--population-draws",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="draws per chain of the relation's fit (default 1000; as many tuning steps)",
+    )
+    s.add_argument("--population-chains", type=int, default=2, metavar="N")
+    s.add_argument(
+        "--max-draws",
+        type=int,
+        default=1000,
+        metavar="K",
+        help="stored draws per galaxy used by the reweighting (default 1000)",
+    )
+    s.add_argument(
+        "--max-memory",
+        type=float,
+        default=DEFAULT_MAX_MEMORY_GB,
+        metavar="GB",
+        help="auto: the joint model only when its rendering fits in this (default "
+        f"{DEFAULT_MAX_MEMORY_GB:g} GB)",
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    return {"fit-sample": s}
+
+
+def _run_survey_command(args, sub) -> int:
+    """Run ``fit-sample``: exit 0 (all fitted), 1 (some failed), 2 (bad input), 130 (stopped)."""
+    from pymc_tracers import survey
+
+    prog = "pymc-tracers fit-sample"
+    for option, value in [
+        ("--workers", args.workers),
+        ("--threads-per-worker", args.threads_per_worker),
+        ("--population-draws", args.population_draws),
+        ("--population-chains", args.population_chains),
+        ("--max-draws", args.max_draws),
+    ]:
+        if value is not None and value < 1:
+            sub.error(f"{option} must be an integer >= 1; got {value}")
+    say = None if args.quiet else (lambda text: print(f"{prog}: {text}", flush=True))
+    stop_after = os.environ.get(STOP_AFTER_ENV)
+    covariates = []
+    if args.population != "none":
+        covariates.append(args.covariate)
+        if args.per_kpc:
+            covariates.append(args.redshift_column)
+    try:
+        catalogue = survey.read_catalogue(args.catalog, covariates=covariates)
+        report = survey.fit_sample(
+            catalogue,
+            args.output,
+            scheduler=args.scheduler,
+            n_workers=args.workers,
+            threads_per_worker=args.threads_per_worker,
+            processes=not args.no_processes,
+            overwrite_unconverged=args.overwrite_failed,
+            reports=args.reports,
+            progressbar=not args.quiet,
+            say=say,
+            stop_after=int(stop_after) if stop_after else None,
+        )
+    except (survey.CatalogueError, FileNotFoundError) as error:
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        done = len(survey.finished_galaxies(args.output))
+        print(
+            f"{prog}: interrupted; {done} galaxies have results in {args.output}; run the same "
+            "command again to fit the rest",
+            file=sys.stderr,
+        )
+        return 130
+    for name, error in report.failed.items():
+        print(f"{prog}: {name} failed: {error}", file=sys.stderr)
+    if args.population != "none":
+        try:
+            survey.infer_relation(
+                args.output,
+                catalogue,
+                parameter=args.relation_param,
+                covariate=args.covariate,
+                per_kpc=args.per_kpc,
+                redshift_column=args.redshift_column,
+                method=args.population,
+                draws=args.population_draws,
+                tune=args.population_draws,
+                chains=args.population_chains,
+                max_draws=args.max_draws,
+                max_memory_gb=args.max_memory,
+                say=say,
+            )
+        except ValueError as error:
+            print(f"{prog}: population relation: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
+    if report.failed:
+        print(
+            f"{prog}: {len(report.failed)} of {len(catalogue)} galaxies failed (see "
+            f"{report.output / 'failures.ecsv'}); the others are in {report.output / 'galaxies'}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _add_config_commands(sub) -> dict:
@@ -373,6 +546,8 @@ def main(argv=None):
     sub = parser.subcommands[args.command]
     if args.command in ("fit", "init-example"):
         return _run_config_command(args)
+    if args.command == "fit-sample":
+        return _run_survey_command(args, sub)
 
     _check_demo_arguments(args, sub.error)
     grid, psf = demo_setup(fwhm=args.fwhm, supersampling=args.supersampling)

@@ -1,0 +1,434 @@
+"""pymc-tracers fit-sample: catalogue, Dask fits with resume, failures, population relation.
+
+The module fixture simulates 6 small galaxies (11x11 pixels of 0.1 arcsec) whose gradients
+follow a known gradient-mass relation in dex/kpc, writes them as FITS files + TOML configs and a
+catalogue with one extra row pointing at a missing config, then runs the real command line
+twice on a threaded LocalCluster: the first run is stopped after 3 galaxies (the test hook
+``PYMC_TRACERS_STOP_AFTER``), the second resumes, reports the missing galaxy and infers the
+relation by importance reweighting.
+"""
+
+import contextlib
+import io as stdio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from astropy.io import fits
+from astropy.table import Table
+
+from pymc_tracers import config, survey
+from pymc_tracers.cli import STOP_AFTER_ENV, main
+from pymc_tracers.cosmology import arcsec_per_kpc
+
+#: The simulated relation: gradient [dex/kpc] = intercept + slope (log M* - pivot) + scatter eps
+TRUTH = {"intercept": -0.02, "slope": -0.015, "scatter": 0.003, "pivot": 10.0}
+N_GALAXIES = 6
+
+
+def _simulate(folder, *, n=N_GALAXIES, seed=3, draws=150, tune=150):
+    """Galaxy g0 from ``config.write_example`` (11x11 pixels); the others copy its light, PSF and
+    WCS with metallicity maps from the same forward model at their own gradients."""
+    import pytensor
+
+    rng = np.random.default_rng(seed)
+    log_mass = np.linspace(9.2, 10.8, n) + rng.normal(0, 0.05, n)
+    redshift = rng.uniform(0.6, 1.4, n)
+    gradient_kpc = (
+        TRUTH["intercept"]
+        + TRUTH["slope"] * (log_mass - TRUTH["pivot"])
+        + TRUTH["scatter"] * rng.normal(size=n)
+    )
+    gradient = gradient_kpc / arcsec_per_kpc(redshift)  # dex/arcsec
+    first = config.write_example(folder / "g0", truth={"shape": (11, 11)}, seed=seed)
+    text = first.read_text()
+    for old, new in [("draws = 300", f"draws = {draws}"), ("tune = 300", f"tune = {tune}")]:
+        text = text.replace(old, new)
+    first.write_text(text.replace("chains = 2", "chains = 1"))
+    cfg = config.load_config(first)
+    model, info = config.build_model(cfg, config.read_data(cfg), config.make_psf(cfg))
+    tracer = pytensor.function(
+        [model["disc_central"], model["disc_gradient"]], info["observation"].tracer_map
+    )
+    with fits.open(folder / "g0" / "galaxy.fits") as hdus:
+        sigma = np.asarray(hdus["OH_ERR"].data, dtype=float)
+    rows = ["name,config,log_mass,redshift"]
+    for i in range(n):
+        name = f"g{i}"
+        if i:
+            shutil.copytree(folder / "g0", folder / name)
+        truth_map = tracer(8.6, gradient[i])
+        noisy = np.where(
+            np.isfinite(sigma), truth_map + sigma * rng.normal(size=sigma.shape), np.nan
+        )
+        with fits.open(folder / name / "galaxy.fits", mode="update") as hdus:
+            hdus["OH"].data = noisy
+        rows.append(f"{name},{name}/config.toml,{log_mass[i]:.5f},{redshift[i]:.5f}")
+    rows.append("lost,nowhere/config.toml,10.0,1.0")
+    (folder / "catalogue.csv").write_text("\n".join(rows) + "\n")
+    return {"log_mass": log_mass, "redshift": redshift, "gradient_kpc": gradient_kpc}
+
+
+def _cli(argv, env=None):
+    """Run ``pymc-tracers`` in this process; returns (exit code, stdout, stderr)."""
+    out, err = stdio.StringIO(), stdio.StringIO()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, out.getvalue(), err.getvalue()
+
+
+def _hidden(galaxies):
+    return sorted(p.name for p in galaxies.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("survey")
+    truth = _simulate(folder)
+    output = folder / "out"
+    cluster = ["--no-processes", "--workers", "1", "--threads-per-worker", "2", "--quiet"]
+    catalogue = str(folder / "catalogue.csv")
+    started = time.perf_counter()
+    first = _cli(
+        ["fit-sample", catalogue, "--output", str(output), "--population", "none", *cluster],
+        env={STOP_AFTER_ENV: "3"},
+    )
+    first_seconds = time.perf_counter() - started
+    after_first = {
+        name: (output / "galaxies" / name / survey.DONE_FILE).stat().st_mtime_ns
+        for name in survey.finished_galaxies(output)
+    }
+    # what a run killed while writing leaves behind: a temporary folder that must not count
+    stale = output / "galaxies" / f".g5.crashed{survey._PARTIAL}"
+    stale.mkdir()
+    (stale / "posterior.nc").write_text("half written")
+    started = time.perf_counter()
+    second = _cli(
+        [
+            "fit-sample",
+            catalogue,
+            "--output",
+            str(output),
+            "--per-kpc",
+            "--population",
+            "reweight",
+            "--population-draws",
+            "400",
+            "--population-chains",
+            "2",
+            *cluster,
+        ]
+    )
+    second_seconds = time.perf_counter() - started
+    return {
+        "folder": folder,
+        "output": output,
+        "truth": truth,
+        "first": first,
+        "second": second,
+        "after_first": after_first,
+        "seconds": (first_seconds, second_seconds),
+    }
+
+
+def test_an_interrupted_run_resumes_with_one_result_per_galaxy(sample):
+    output, galaxies = sample["output"], sample["output"] / "galaxies"
+    code, _, err = sample["first"]
+    assert code == 130, err
+    assert "interrupted" in err and "run the same command again" in err
+    # stopped after 3 written; at most the 2 fits in flight finished on top
+    assert 3 <= len(sample["after_first"]) <= 5
+    names = [f"g{i}" for i in range(N_GALAXIES)]
+    assert survey.finished_galaxies(output) == names
+    for _ in range(100):  # a fit cancelled in the first run may still be finishing in a thread
+        if not _hidden(galaxies):
+            break
+        time.sleep(0.2)
+    assert _hidden(galaxies) == []
+    assert sorted(p.name for p in galaxies.iterdir()) == names
+    for name in names:
+        marker = json.loads((galaxies / name / survey.DONE_FILE).read_text())
+        assert marker["name"] == name
+        assert {"maps.fits", "posterior.nc", "summary.ecsv", "config.toml"} <= {
+            p.name for p in (galaxies / name).iterdir()
+        }
+    # the galaxies of the first run were skipped, not refitted
+    for name, mtime in sample["after_first"].items():
+        assert (galaxies / name / survey.DONE_FILE).stat().st_mtime_ns == mtime
+    table = Table.read(output / "galaxies.ecsv")
+    assert list(table["status"]) == ["done"] * N_GALAXIES + ["failed"]
+    assert np.allclose(table["log_mass"][:N_GALAXIES], sample["truth"]["log_mass"], atol=1e-4)
+
+
+def test_a_missing_config_is_reported_and_the_others_fitted(sample):
+    code, _, err = sample["second"]
+    assert code == 1, err
+    assert "lost failed: config file" in err and "does not exist" in err
+    failures = Table.read(sample["output"] / "failures.ecsv")
+    assert list(failures["name"]) == ["lost"]
+    assert "nowhere/config.toml" in failures["error"][0]
+    assert len(survey.finished_galaxies(sample["output"])) == N_GALAXIES
+
+
+def test_compiled_models_are_shared_between_galaxies_of_one_structure(sample):
+    galaxies = sample["output"] / "galaxies"
+    how = [
+        json.loads((galaxies / f"g{i}" / survey.DONE_FILE).read_text())["compiled"]
+        for i in range(N_GALAXIES)
+    ]
+    # one compilation (two when both threads start before either has finished compiling)
+    assert how.count("compiled") <= 2 and how.count("reused") >= N_GALAXIES - 2, how
+
+
+def test_the_population_relation_covers_the_truth(sample):
+    import arviz as az
+
+    population = sample["output"] / "population"
+    idata = az.from_netcdf(population / "relation.nc")
+    attrs = json.loads(idata.attrs["pymc_tracers_relation"])
+    assert attrs["method"] == "reweight" and attrs["unit"] == "dex / kpc"
+    assert attrs["pivot"] == TRUTH["pivot"]
+    for name in ("intercept", "slope", "scatter"):
+        lo, hi = np.quantile(idata.posterior[name].values, [0.025, 0.975])
+        assert lo < TRUTH[name] < hi, (name, lo, hi)
+    table = Table.read(population / "relation_summary.ecsv")
+    assert list(table["parameter"]) == ["intercept", "slope", "scatter"]
+    assert table["unit"][0] == "dex / kpc"
+    assert (population / "relation.png").stat().st_size > 1000
+    assert attrs["importance_ess_min"] > survey.MIN_IMPORTANCE_ESS
+
+
+@pytest.mark.slow
+def test_the_joint_model_agrees_with_the_reweighting(sample):
+    """The joint hierarchical model (all maps refitted together) on the same galaxies."""
+    catalogue = survey.read_catalogue(sample["folder"] / "catalogue.csv")
+    joint = survey.infer_relation(
+        sample["output"],
+        catalogue,
+        per_kpc=True,
+        method="joint",
+        draws=400,
+        tune=400,
+        chains=2,
+        write=False,
+        say=None,
+    )
+    reweighted = survey.infer_relation(
+        sample["output"],
+        catalogue,
+        per_kpc=True,
+        method="reweight",
+        draws=400,
+        tune=400,
+        chains=2,
+        write=False,
+        say=None,
+    )
+    a, b = joint.summary(), reweighted.summary()
+    for name in ("intercept", "slope"):
+        lo, hi = np.quantile(joint.idata.posterior[name].values, [0.025, 0.975])
+        assert lo < TRUTH[name] < hi
+        width = np.hypot(a.loc[name, "sd"], b.loc[name, "sd"])
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < width, name
+
+
+# ------------------------------------------------------------------------------ reweighting
+def _gaussian_mock(n=8, k=20000, seed=1):
+    """Gaussian per-galaxy likelihoods N(hat_n | g, e_n) under a Gaussian interim prior:
+    the posterior draws, their log interim density and everything needed analytically."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, n)
+    a, b, s = 0.3, -0.5, 0.2
+    g = a + b * x + s * rng.normal(size=n)
+    e = rng.uniform(0.05, 0.15, n)
+    hat = g + e * rng.normal(size=n)
+    m0, s0 = 0.0, 3.0
+    tau2 = 1 / (1 / e**2 + 1 / s0**2)
+    mu = tau2 * (hat / e**2 + m0 / s0**2)
+    draws = mu[:, None] + np.sqrt(tau2)[:, None] * rng.normal(size=(n, k))
+    log_interim = st.norm.logpdf(draws, m0, s0)
+    return {"x": x, "e": e, "hat": hat, "m0": m0, "s0": s0, "draws": draws, "lp0": log_interim}
+
+
+def _exact_log_likelihood(mock, a, b, s):
+    """sum_n log N(hat_n | a + b x_n, sqrt(s^2 + e_n^2)) / N(hat_n | m0, sqrt(s0^2 + e_n^2))."""
+    e, hat = mock["e"], mock["hat"]
+    return np.sum(
+        st.norm.logpdf(hat, a + b * mock["x"], np.hypot(s, e))
+        - st.norm.logpdf(hat, mock["m0"], np.hypot(mock["s0"], e))
+    )
+
+
+def test_importance_likelihood_matches_the_analytic_marginal():
+    import pytensor.tensor as pt
+
+    mock = _gaussian_mock()
+    for a, b, s in [(0.3, -0.5, 0.2), (0.0, 0.0, 0.5), (0.5, -1.0, 0.1), (0.2, -0.3, 0.3)]:
+        mean = a + b * mock["x"]
+        estimate = survey.importance_log_likelihood(mock["draws"], mock["lp0"], mean, s)
+        assert estimate == pytest.approx(_exact_log_likelihood(mock, a, b, s), abs=0.05)
+        symbolic = survey.importance_log_likelihood(
+            mock["draws"], mock["lp0"], pt.as_tensor_variable(mean), pt.as_tensor_variable(s)
+        )
+        assert float(symbolic.eval()) == pytest.approx(estimate, rel=1e-8)
+    with pytest.raises(ValueError, match="both be \\(N galaxies, K draws\\)"):
+        survey.importance_log_likelihood(mock["draws"], mock["lp0"][:, :10], 0.0, 1.0)
+
+
+def test_reweighted_relation_posterior_matches_a_grid_integration():
+    """NUTS on the importance likelihood vs the exact posterior integrated on a grid."""
+    mock = _gaussian_mock(k=2000)
+    priors = {"intercept": (0.0, 1.0), "slope": (0.0, 2.0), "scatter": 0.5}
+    idata, _ = survey.reweighted_relation(
+        mock["draws"],
+        mock["lp0"],
+        mock["x"],
+        pivot=0.0,
+        interim=(0.0, 1.0),
+        priors=priors,
+        draws=1000,
+        tune=500,
+        chains=2,
+        seed=4,
+    )
+    a = np.linspace(-0.4, 1.0, 71)[:, None, None]
+    b = np.linspace(-1.8, 0.8, 71)[None, :, None]
+    s = np.linspace(1e-3, 1.2, 120)[None, None, :]
+    x, e, hat = mock["x"], mock["e"], mock["hat"]
+    var = s[..., None] ** 2 + e**2
+    resid = hat - (a[..., None] + b[..., None] * x)
+    log_post = np.sum(-0.5 * resid**2 / var - 0.5 * np.log(var), axis=-1)
+    log_post += st.norm.logpdf(a, 0, 1) + st.norm.logpdf(b, 0, 2) + st.halfnorm.logpdf(s, 0, 0.5)
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    exact = {"intercept": (w * a).sum(), "slope": (w * b).sum(), "scatter": (w * s).sum()}
+    for name, value in exact.items():
+        draws = idata.posterior[name].values
+        error = draws.std() / np.sqrt(250)  # a conservative Monte-Carlo error (ESS >= 250)
+        assert draws.mean() == pytest.approx(value, abs=4 * error + 0.01), name
+
+
+def test_interim_prior_is_read_from_the_config_and_must_be_fixed():
+    raw = {
+        "components": [
+            {
+                "name": "disc",
+                "light": {"profile": "Exponential", "r_eff": 1.0},
+                "tracer": {
+                    "profile": "LinearGradient",
+                    "gradient": {"distribution": "Normal", "mu": 0.0, "sigma": 0.2},
+                    "central": 8.5,
+                },
+            }
+        ]
+    }
+    prior = survey.interim_prior(raw, "disc_gradient")
+    values = np.array([-0.3, 0.0, 0.1])
+    assert np.allclose(survey._interim_logp(prior, values), st.norm.logpdf(values, 0.0, 0.2))
+    with pytest.raises(ValueError, match="disc_central has no prior table"):
+        survey.interim_prior(raw, "disc_central")
+    raw["components"][0]["tracer"]["gradient"]["sigma"] = {"distribution": "HalfNormal"}
+    with pytest.raises(ValueError, match="hierarchical"):
+        survey.interim_prior(raw, "disc_gradient")
+    assert survey.resolve_parameter("gradient", ["disc_central", "disc_gradient"]) == (
+        "disc_gradient"
+    )
+    with pytest.raises(ValueError, match="no fitted parameter 'slope'"):
+        survey.resolve_parameter("slope", ["disc_central", "disc_gradient"])
+
+
+# ------------------------------------------------------------------------------ catalogue
+def _catalogue(tmp_path, text, name="cat.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("galaxy,config\na,a.toml\n", "has no 'name' column"),
+        ("name,cfg\na,a.toml\n", "has no 'config' column"),
+        ("name,config\na,a.toml\nb,b.toml\na,c.toml\n", "'a' appears in rows 1 and 3"),
+        ("name,config\na,a.toml\nsub/b,b.toml\n", "row 2: name 'sub/b' cannot be a folder"),
+        ("name,config\na,a.toml\n.b,b.toml\n", "row 2: name '.b' cannot be a folder"),
+        ("name,config,log_mass\na,a.toml,10\nb,b.toml,nan\n", "row 2 \\(b\\): log_mass = nan"),
+        ("name,config\na,a.toml\nb,\n", "row 2 \\(b\\): empty config"),
+    ],
+)
+def test_bad_catalogues_name_the_row(tmp_path, text, message):
+    with pytest.raises(survey.CatalogueError, match=message):
+        survey.read_catalogue(_catalogue(tmp_path, text), covariates=("log_mass",))
+
+
+def test_catalogue_paths_and_the_command_line_errors(tmp_path):
+    path = _catalogue(tmp_path, "name,config,log_mass\na,sub/a.toml,10.5\nb,/abs/b.toml,9\n")
+    catalogue = survey.read_catalogue(path, covariates=("log_mass",))
+    assert catalogue.configs == [tmp_path / "sub" / "a.toml", Path("/abs/b.toml")]
+    assert np.allclose(catalogue.covariate("log_mass"), [10.5, 9.0])
+    with pytest.raises(survey.CatalogueError, match="unknown format '.txt'"):
+        survey.read_catalogue(_catalogue(tmp_path, "name,config\n", "cat.txt"))
+    bad = _catalogue(tmp_path, "name,config\na,a.toml\na,b.toml\n", "dup.csv")
+    code, _, err = _cli(["fit-sample", str(bad), "--output", str(tmp_path / "out")])
+    assert code == 2 and "'a' appears in rows 1 and 2" in err
+    assert not (tmp_path / "out").exists()
+    code, _, err = _cli(
+        ["fit-sample", str(path), "--output", str(tmp_path / "o3"), "--covariate", "mass"]
+    )
+    assert code == 2 and "no column 'mass'" in err
+
+
+# ------------------------------------------------------------------------------ atomic writes
+def test_the_first_finished_attempt_wins_and_leftovers_are_cleaned(tmp_path):
+    galaxies = tmp_path / "galaxies"
+    galaxies.mkdir()
+    attempts = []
+    for text in ("first", "second"):
+        folder = galaxies / f".g.{text}{survey._PARTIAL}"
+        folder.mkdir()
+        (folder / survey.DONE_FILE).write_text(text)
+        attempts.append(folder)
+    assert survey._publish(attempts[0], galaxies / "g", replace=False) == "written"
+    assert survey._publish(attempts[1], galaxies / "g", replace=False) == "duplicate"
+    assert (galaxies / "g" / survey.DONE_FILE).read_text() == "first"
+    assert sorted(p.name for p in galaxies.iterdir()) == ["g"]
+    # a replacement interrupted between its two renames: the old result is put back
+    old = galaxies / f".h.x1{survey._OLD}"
+    old.mkdir()
+    (galaxies / "g").rename(old / "h")
+    (galaxies / f".k.x2{survey._PARTIAL}").mkdir()
+    removed = survey._clean_leftovers(galaxies)
+    assert sorted(removed) == [f".h.x1{survey._OLD}", f".k.x2{survey._PARTIAL}"]
+    assert sorted(p.name for p in galaxies.iterdir()) == ["h"]
+    assert (galaxies / "h" / survey.DONE_FILE).read_text() == "first"
+
+
+def test_fingerprint_ignores_data_values_but_not_structure():
+    import pymc as pm
+
+    def model(data, sigma=1.0, prior=1.0):
+        with pm.Model() as m:
+            mu = pm.Normal("mu", 0.0, prior)
+            y = pm.Data("y_observed", data)
+            pm.Normal("y", mu=mu, sigma=sigma, observed=y)
+        return m
+
+    base = survey.model_fingerprint(model(np.zeros(5)), records=[])
+    assert survey.model_fingerprint(model(np.arange(5.0)), records=[]) == base
+    assert survey.model_fingerprint(model(np.zeros(6)), records=[]) != base
+    assert survey.model_fingerprint(model(np.zeros(5), sigma=2.0), records=[]) != base
+    assert survey.model_fingerprint(model(np.zeros(5), prior=2.0), records=[]) != base
