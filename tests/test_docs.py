@@ -155,3 +155,21 @@ def test_example_config_uses_only_documented_keys():
             assert key.group(1) in _table_keys(_section(f"[{section}]")), (
                 f"example key [{section}] {key.group(1)} is not documented"
             )
+
+
+@pytest.mark.parametrize("command", ["fit", "init-example"])
+def test_command_line_options_are_documented(command):
+    """Every option of ``pymc-tracers fit`` / ``init-example`` is a row of docs/config.md."""
+    from pymc_tracers.cli import build_parser
+
+    parser = build_parser().subcommands[command]
+    preamble = _page().split("## Outputs", 1)[0]
+    documented = set(re.findall(r"^\|\s*`(--[a-z-]+)", preamble, flags=re.MULTILINE))
+    options = {
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    missing = sorted(options - documented)
+    assert not missing, f"pymc-tracers {command} options missing from docs/config.md: {missing}"
