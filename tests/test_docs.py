@@ -173,3 +173,27 @@ def test_command_line_options_are_documented(command):
     }
     missing = sorted(options - documented)
     assert not missing, f"pymc-tracers {command} options missing from docs/config.md: {missing}"
+
+
+def test_every_api_name_the_pages_mention_exists():
+    """``pmt.X`` / ``pymc_tracers.mod.X`` in docs/*.md resolve (no renamed or removed names)."""
+    import importlib
+
+    import pymc_tracers
+
+    missing = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"\b(?:pmt|pymc_tracers)((?:\.[A-Za-z_]\w*)+)", text):
+            parts = match.group(1).strip(".").split(".")
+            obj = pymc_tracers
+            for i, part in enumerate(parts):
+                if hasattr(obj, part):
+                    obj = getattr(obj, part)
+                    continue
+                try:
+                    obj = importlib.import_module("pymc_tracers." + ".".join(parts[: i + 1]))
+                except ImportError:
+                    missing.append(f"{page.name}: {match.group(0)}")
+                    break
+    assert not missing, f"docs name things the package does not have: {missing}"
