@@ -38,10 +38,11 @@ Compiling once per model structure
     hashes the model's graph (operations, constants, shapes, used pixels, priors) leaving out
     the values of ``pm.Data`` (observed maps, error maps, linear-path basis maps), and a cached
     Fitter receives the new values of all of them. On this machine a 11x11-pixel galaxy took
-    ~7 s to compile and sample the first time and ~0.8 s per galaxy afterwards. Galaxies whose
-    graphs differ (another stamp shape or mask, other fixed light parameters on the full FFT
-    path, other priors, ``"auto"`` priors estimated from each image) each compile their own;
-    binned data (Voronoi bins) is fitted without the cache.
+    ~7 s to compile and sample the first time and ~0.8 s per galaxy afterwards. Shared: same
+    stamp shape and mask, profiles, priors and fixed values, any maps and (linear path) any
+    PSF. Not shared: other shapes or masks, other fixed light parameters under log averaging
+    (the log series takes another number of terms), other priors, ``"auto"`` priors, the FFT
+    path with another PSF; binned data (Voronoi bins) is fitted without the cache.
 
 Population relation
     ``y_n = intercept + slope (x_n - pivot) + scatter eps_n`` for the chosen parameter ``y``
@@ -71,8 +72,10 @@ Population relation
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -257,7 +260,7 @@ def read_catalogue(path, *, covariates=()) -> Catalogue:
             raise CatalogueError(f"catalogue {path.name}, row {i} ({name}): empty config")
         config = Path(config).expanduser()
         names.append(name)
-        configs.append(config if config.is_absolute() else (path.parent / config))
+        configs.append(config if config.is_absolute() else (path.parent / config).absolute())
     catalogue = Catalogue(path, table, names, configs)
     for column in covariates:
         values = catalogue.covariate(column)
@@ -276,8 +279,10 @@ def _is_masked(value) -> bool:
 
 
 # ------------------------------------------------------------------------------ fingerprint
-def _digest(array) -> str:
-    array = np.ascontiguousarray(array)
+def _digest(value) -> str:
+    array = np.ascontiguousarray(value)
+    if array.dtype.hasobject:  # slices, None...: bytes would be pointers; their repr is the value
+        return f"object:{value!r}"
     return f"{array.dtype.str}{array.shape}:{hashlib.sha1(array.tobytes()).hexdigest()}"
 
 
@@ -329,7 +334,7 @@ def model_fingerprint(model, records=None) -> str:
         if var in labels:
             return labels[var]
         if isinstance(var, Constant):
-            text = f"const:{var.type}:{_digest(np.asarray(var.data))}"
+            text = f"const:{var.type}:{_digest(var.data)}"
         elif isinstance(var, SharedVariable):
             value = var.get_value(borrow=True)
             if var.name in data_names:
@@ -561,18 +566,18 @@ def _fit_and_write(name, config_path, galaxies, reports, reuse_compiled, started
         "tracer_name": data.tracer_name,
         "survey_name": name,
     }
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_arviz():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result, how = _fit_model(model, info, cfg, data, record, reuse_compiled=reuse_compiled)
     fitted = time.perf_counter()
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=_PARTIAL, dir=galaxies))
     try:
         _shareable(temporary)
-        _write_galaxy(temporary, result, data, info, cfg, reports=reports)
-        summary = result.summary()
-        diagnostics = result.diagnostics()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_arviz():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            _write_galaxy(temporary, result, data, info, cfg, reports=reports)
+            summary = result.summary()
+            diagnostics = result.diagnostics()
             converged = bool(result.check_convergence())
         marker = {
             "name": name,
@@ -602,6 +607,19 @@ def _fit_and_write(name, config_path, galaxies, reports, reuse_compiled, started
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return {"name": name, "temporary": temporary, "compiled": how, "converged": converged}
+
+
+@contextlib.contextmanager
+def _quiet_arviz():
+    """Silence ArviZ's per-call warning that one chain is too few for R-hat (the convergence
+    check in done.json says so once)."""
+    logger = logging.getLogger("arviz")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _shareable(path, mode=0o777):
@@ -833,7 +851,6 @@ def fit_sample(
             status = out["status"]
             if status == "failed":
                 report.failed[name] = out["error"]
-                bar.write(f"{name}: failed: {out['error']}")
             elif status == "duplicate":
                 report.duplicates.append(name)
             elif status == "skipped":
