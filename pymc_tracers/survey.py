@@ -365,6 +365,9 @@ def model_fingerprint(model, records=None) -> str:
 # ------------------------------------------------------------------------------ worker side
 _CACHE: OrderedDict = OrderedDict()  # fingerprint -> (Fitter, Lock); one per worker process
 _CACHE_LOCK = threading.Lock()
+#: Writing results is serialised within a process: HDF5 (netCDF) and pyplot are not
+#: thread-safe, and two worker threads writing posterior.nc at once were seen to deadlock.
+_WRITE_LOCK = threading.Lock()
 
 
 def _cached_fitter(model, key):
@@ -573,7 +576,7 @@ def _fit_and_write(name, config_path, galaxies, reports, reuse_compiled, started
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=_PARTIAL, dir=galaxies))
     try:
         _shareable(temporary)
-        with warnings.catch_warnings(), _quiet_arviz():
+        with warnings.catch_warnings(), _quiet_arviz(), _WRITE_LOCK:
             warnings.simplefilter("ignore", ConvergenceWarning)
             _write_galaxy(temporary, result, data, info, cfg, reports=reports)
             summary = result.summary()
@@ -1073,7 +1076,7 @@ def relation_samples(output, names, parameter, *, redshift=None, max_draws=1000,
     draws, log_interim, moments = [], [], []
     for name, factor in zip(names, scale):
         folder = output / "galaxies" / name
-        with xr.open_dataset(folder / "posterior.nc", group="posterior") as posterior:
+        with _WRITE_LOCK, xr.open_dataset(folder / "posterior.nc", group="posterior") as posterior:
             if label not in posterior:
                 raise ValueError(f"{name}: no {label!r} in its posterior")
             values = np.asarray(posterior[label].values, dtype=float).ravel()
@@ -1436,7 +1439,8 @@ def infer_relation(
     )
     result = RelationResult(idata, method, names, x, y_draws, info)
     if write:
-        result.folder = _write_relation(output, result, plot=plot)
+        with _WRITE_LOCK:
+            result.folder = _write_relation(output, result, plot=plot)
     s = result.summary()
     for k in ("intercept", "slope", "scatter"):
         say(f"  {k:<9s} {s.loc[k, 'mean']:+.4f} +/- {s.loc[k, 'sd']:.4f}")

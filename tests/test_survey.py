@@ -246,6 +246,48 @@ def test_the_joint_model_agrees_with_the_reweighting(sample):
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < width, name
 
 
+@pytest.mark.slow
+def test_a_killed_run_loses_nothing_and_overwrite_failed_refits(sample):
+    """SIGKILL the whole command (no clean-up at all) after two galaxies, resume, then refit the
+    galaxies whose stored fits failed the convergence check (one chain: all of them)."""
+    import subprocess
+    import sys
+
+    output = sample["folder"] / "killed"
+    catalogue = str(sample["folder"] / "catalogue.csv")
+    cluster = ["--no-processes", "--workers", "1", "--threads-per-worker", "2", "--quiet"]
+    argv = ["fit-sample", catalogue, "--output", str(output), "--population", "none", *cluster]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pymc_tracers.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 300
+        while len(survey.finished_galaxies(output)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        process.kill()
+        process.wait()
+    before = {
+        name: (output / "galaxies" / name / survey.DONE_FILE).stat().st_mtime_ns
+        for name in survey.finished_galaxies(output)
+    }
+    assert 2 <= len(before) < N_GALAXIES
+    code, _, err = _cli(argv)
+    assert code == 1, err
+    names = [f"g{i}" for i in range(N_GALAXIES)]
+    galaxies = output / "galaxies"
+    assert sorted(p.name for p in galaxies.iterdir()) == names
+    for name, mtime in before.items():
+        assert (galaxies / name / survey.DONE_FILE).stat().st_mtime_ns == mtime
+    code, _, err = _cli([*argv, "--overwrite-failed"])
+    assert code == 1, err
+    assert sorted(p.name for p in galaxies.iterdir()) == names
+    for name, mtime in before.items():  # one chain: no R-hat, so not converged, so refitted
+        assert (galaxies / name / survey.DONE_FILE).stat().st_mtime_ns != mtime
+
+
 # ------------------------------------------------------------------------------ reweighting
 def _gaussian_mock(n=8, k=20000, seed=1):
     """Gaussian per-galaxy likelihoods N(hat_n | g, e_n) under a Gaussian interim prior:
