@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -826,7 +827,10 @@ def fit_sample(
         scheduler, n_workers, threads_per_worker, processes, dashboard_address
     )
     report.dashboard = client.dashboard_link
-    say(f"Dask dashboard: {report.dashboard}")
+    if importlib.util.find_spec("bokeh") is None and scheduler is None:
+        say(f"Dask dashboard: {report.dashboard} (needs bokeh: pip install bokeh)")
+    else:
+        say(f"Dask dashboard: {report.dashboard}")
     token = hashlib.sha1(f"{output.resolve()}{time.time()}".encode()).hexdigest()[:8]
     futures = {}
     try:
@@ -1031,7 +1035,7 @@ def _interim_moments(prior) -> tuple[float, float]:
     return float(np.mean(draws)), float(np.std(draws))
 
 
-def relation_samples(output, names, parameter, *, redshift=None, max_draws=1000, seed=0) -> dict:
+def relation_samples(output, names, parameter, *, redshift=None, max_draws=1000) -> dict:
     """Stored posterior draws of one parameter per galaxy, with their interim log prior.
 
     Parameters
@@ -1048,8 +1052,6 @@ def relation_samples(output, names, parameter, *, redshift=None, max_draws=1000,
     max_draws : int
         Draws kept per galaxy, K (evenly thinned; every galaxy gets the same K, the smallest
         available if fewer).
-    seed : int
-        Unused (thinning is deterministic); kept for a random thinning later.
 
     Returns
     -------
