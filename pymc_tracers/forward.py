@@ -14,20 +14,20 @@ convolving: one batched convolution of two images, whatever the number of compon
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import zero_grad
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
-from pytensor.ifelse import ifelse
 from pytensor.tensor.random.op import RandomVariable
 
+from pymc_tracers.lazy_choice import lazy_choice
 from pymc_tracers.numerics import Numerics, make_numerics
 from pymc_tracers.profiles.light import LightProfile
 from pymc_tracers.profiles.tracer import as_tracer_profile
@@ -41,6 +41,11 @@ TRACER_SCALES = ("linear", "log")
 #: Light below this fraction of a galaxy's brightest pixel is treated as empty sky when
 #: forming the light-weighted ratio (where FFT round-off, ~1e-16, would dominate).
 EMPTY_SKY_FRACTION = 1e-13
+#: The log series' error bound holds where a pixel's light is at least this fraction of its
+#: galaxy's brightest pixel (fainter pixels carry no measurable tracer). Below it, the FFT
+#: round-off of the series' basis maps (~1e-16 of each map's peak, which the full path shares
+#: without the series' cancellation) is no longer negligible against the bound.
+SERIES_LIGHT_FLOOR = 1e-4
 
 
 class Component:
@@ -232,10 +237,8 @@ def observe(
     numerics = make_numerics(grid, psf, convolve_at, n_galaxies=n_galaxies)
     info = dict(numerics=numerics, n_galaxies=n_galaxies, max_error=0.0)
 
-    expansions = (
-        None if method == "full" else _linear_expansions(components, numerics, tracer_scale)
-    )
-    if expansions is None:
+    linear = None if method == "full" else _linear_expansions(components, numerics, tracer_scale)
+    if linear is None:
         if method == "linear":
             raise ValueError(
                 "method='linear' needs fixed PSFs, fixed light profiles and tracers with linear "
@@ -245,7 +248,8 @@ def observe(
         image, tracer_map, sums = _observe_full(components, numerics, tracer_scale, n_galaxies)
         return Observation(image, tracer_map, path="full", **info, **sums)
 
-    image, tracer_map, sums = _observe_linear(components, expansions, numerics, tracer_scale)
+    expansions, lights = linear
+    image, tracer_map, sums, at_pixels = _observe_linear(components, linear, numerics, tracer_scale)
     info.update(sums)
     valid = None
     for expansion in expansions:
@@ -258,48 +262,69 @@ def observe(
     for note in (n for e in expansions for n in e.notes):
         logger.info("observe: %s (error <= %.1e)", note, max_error)
     if valid is None:
+        tracer_map.tag.pmt_pixels = PixelAccess(at_pixels)
         return Observation(image, tracer_map, path="linear", **info)
     # a series is only accurate inside its range: outside it, evaluate the full path instead
     _, full_map, _ = _observe_full(components, numerics, tracer_scale, n_galaxies)
-    tracer_map = _guarded(valid, tracer_map, pt.cast(full_map, tracer_map.dtype), components)
+    full_map = pt.cast(full_map, tracer_map.dtype)
+    map_shape = grid.shape if n_galaxies is None else (n_galaxies, *grid.shape)
+    guarded_map = _guarded(valid, tracer_map, full_map, components, map_shape)
+
+    def guarded_at_pixels(index, shape):
+        picked_full = pt.specify_shape(full_map, shape).reshape((-1,))[np.asarray(index)]
+        return _guarded(valid, at_pixels(index, shape), picked_full, components, (len(index),))
+
+    light_sum = numerics.convolve_and_bin(
+        [sum(light[k] for light in lights) for k in range(len(numerics.point_sets))]
+    )
+    accurate = light_sum >= SERIES_LIGHT_FLOOR * np.max(light_sum, axis=(-2, -1), keepdims=True)
+    guarded_map.tag.pmt_pixels = PixelAccess(
+        guarded_at_pixels, accurate=accurate, max_error=max_error
+    )
     info["max_error"] = max_error
-    return Observation(image, tracer_map, path="series", **info)
+    return Observation(image, guarded_map, path="series", **info)
 
 
-def _guarded(valid, series_map, full_map, components):
-    """``series_map`` where ``valid``, else ``full_map``, evaluating (and differentiating) only
-    the branch taken.
+class PixelAccess:
+    """How a likelihood reads a tracer map at the pixels it uses, without the rest.
 
-    A plain ``ifelse`` is lazy in its value but not in its gradient: the gradient of the
-    untaken branch (two FFTs) would run on every evaluation. Wrapping the choice in an
-    ``OpFromGraph`` whose gradient is itself an ``ifelse`` of the two branches' gradients keeps
-    both directions lazy. (Under JAX this becomes ``lax.cond``, lazy in both directions.)
+    Attached by :func:`observe` to the tracer maps of the linear and series paths (as
+    ``tracer_map.tag.pmt_pixels``): a likelihood over a few hundred pixels of each of many
+    galaxies then combines basis maps at those pixels only.
+
+    Attributes
+    ----------
+    at : callable
+        ``at(index, shape)``: the map (of ``shape``) at flat indices ``index``.
+    accurate : ndarray of bool or None
+        Where a series' error bound ``max_error`` holds (pixels whose light is at least
+        :data:`SERIES_LIGHT_FLOOR` of their galaxy's brightest pixel); None when exact.
+    max_error : float
+    """
+
+    def __init__(self, at, *, accurate=None, max_error=0.0):
+        self.at = at
+        self.accurate = accurate
+        self.max_error = max_error
+
+
+def _guarded(valid, series_map, full_map, components, shape):
+    """``series_map`` where ``valid``, else ``full_map``; the full path is evaluated (and
+    differentiated) only when it is taken, in every backend.
+
+    Only the full path goes inside the lazy choice
+    (:func:`pymc_tracers.lazy_choice.lazy_choice`): the series stays in the main graph, where
+    its value and gradient share their work. The series clips its argument to its range, so
+    it stays finite (with finite gradients) where it is not used.
     """
     inputs = []
     for component in components:
         for value in component.parameters().values():
             if _is_free(value) and not any(value is seen for seen in inputs):
                 inputs.append(value)
-    value = ifelse(valid, series_map, full_map)
-
-    def gradient(inner_inputs, inner_outputs, output_grads):
-        series, full, ok = clone_replace(
-            [series_map, full_map, valid], replace=dict(zip(inputs, inner_inputs))
-        )
-        by_branch = [
-            pytensor.grad(
-                None,
-                inner_inputs,
-                known_grads={branch: output_grads[0]},
-                disconnected_inputs="ignore",
-                return_disconnected="zero",
-            )
-            for branch in (series, full)
-        ]
-        return list(ifelse(ok, by_branch[0], by_branch[1]))
-
-    op = OpFromGraph(inputs, [value], inline=False, lop_overrides=gradient, name="series_or_full")
-    return op(*inputs)
+    zeros = pt.zeros(shape, dtype=full_map.dtype)
+    (full_or_zeros,) = lazy_choice(valid, [zeros], [full_map], inputs)
+    return pt.where(valid, series_map, full_or_zeros)
 
 
 def _render(components, points, tracer_scale, n_galaxies):
@@ -342,35 +367,81 @@ def _observe_full(components, numerics: Numerics, tracer_scale, n_galaxies):
     )
 
 
+def _fixed_lights(components, numerics: Numerics):
+    """Each component's surface brightness at each set of sample points, in numpy."""
+    graphs = [
+        [c.light.surface_brightness(x, y) for x, y in numerics.point_sets] for c in components
+    ]
+    flat = pytensor.function([], [g for per_set in graphs for g in per_set], mode="FAST_COMPILE")()
+    n_sets = len(numerics.point_sets)
+    return [flat[i * n_sets : (i + 1) * n_sets] for i in range(len(components))]
+
+
+def _series_error_estimator(light, total_light, numerics: Numerics):
+    """``error_of`` for :meth:`TracerProfile.linear_terms`: the light-weighted error bound.
+
+    For factors ``e`` (bound on each point's absolute error) and ``m`` (lower bound on each
+    point's value), the relative error of pixel p's light-weighted sum is at most
+    ``bin(K * (I e))_p / bin(K * (I m))_p`` (plus the empty-sky blend's share of the pixel
+    means). Returns its maximum over the pixels whose light is at least
+    :data:`SERIES_LIGHT_FLOOR` of their galaxy's brightest pixel.
+    """
+    light_sum = numerics.convolve_and_bin(total_light)
+    peak = np.max(light_sum, axis=(-2, -1), keepdims=True)
+    bright = light_sum >= SERIES_LIGHT_FLOOR * peak
+    epsilon = EMPTY_SKY_FRACTION * peak
+    # FFT round-off: a few eps of the largest value of each convolved field
+    fft_eps = 64 * np.finfo(float).eps
+
+    def convolved(factors):
+        fields = [part * f for part, f in zip(light, factors)]
+        values = numerics.convolve_and_bin(fields)
+        largest = [np.max(np.abs(f), axis=(-2, -1), keepdims=True) for f in fields]
+        noise = fft_eps * numerics.grid.supersampling**2 * functools.reduce(np.maximum, largest)
+        return values, noise
+
+    def error_of(error_factors, floor_factors):
+        error, error_noise = convolved(error_factors)
+        floor, floor_noise = convolved(floor_factors)
+        error = np.abs(error) + error_noise + epsilon * numerics.pixel_mean(error_factors)
+        floor = floor - floor_noise + epsilon * numerics.pixel_mean(floor_factors)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(floor > 0, error / floor, np.inf)
+        return float(np.max(np.where(bright, ratio, 0.0)))
+
+    return error_of
+
+
 def _linear_expansions(components, numerics: Numerics, tracer_scale):
-    """Each component's linear expansion of f(Z), or None if the linear path does not apply."""
+    """Each component's linear expansion of f(Z) and the fixed lights, or None if the linear
+    path does not apply."""
     if not numerics.is_fixed:
         return None
+    if any(_is_free(v) for c in components for v in c.light.parameters().values()):
+        return None
+    lights = _fixed_lights(components, numerics)
+    n_sets = len(numerics.point_sets)
+    total = [sum(light[k] for light in lights) for k in range(n_sets)]
     expansions = []
-    for component in components:
-        if any(_is_free(v) for v in component.light.parameters().values()):
-            return None
-        expansion = component.tracer.linear_terms(tracer_scale, numerics.point_sets)
+    for component, light in zip(components, lights):
+        error_of = _series_error_estimator(light, total, numerics)
+        expansion = component.tracer.linear_terms(
+            tracer_scale, numerics.point_sets, error_of=error_of
+        )
         if expansion is None:
             return None
         expansions.append(expansion)
-    return expansions
+    return expansions, lights
 
 
-def _linear_basis(components, expansions, numerics: Numerics):
+def _linear_basis(lights, expansions, numerics: Numerics):
     """Basis maps of the linear path, in numpy: computed once per (galaxies, grid, PSFs).
 
     Returns ``light_sum`` (binned, convolved light), ``numerator_basis`` (one binned, convolved
     ``light x factor`` map per term, stacked on axis 0) and ``fallback_basis`` (the pixel mean of
     each factor over the components).
     """
-    graphs = [
-        [c.light.surface_brightness(x, y) for x, y in numerics.point_sets] for c in components
-    ]
-    flat = pytensor.function([], [g for per_set in graphs for g in per_set], mode="FAST_COMPILE")()
     n_sets = len(numerics.point_sets)
-    lights = [flat[i * n_sets : (i + 1) * n_sets] for i in range(len(components))]
-
     light_sum = numerics.convolve_and_bin(
         [sum(light[k] for light in lights) for k in range(n_sets)]
     )
@@ -384,21 +455,22 @@ def _linear_basis(components, expansions, numerics: Numerics):
                 np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
                 for part, f in zip(light, term.factors)
             ]
-            fallbacks.append(numerics.pixel_mean(factors) / len(components))
+            fallbacks.append(numerics.pixel_mean(factors) / len(lights))
     lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators, *fallbacks]))
     numerator_basis = np.stack([np.broadcast_to(a, lead) for a in numerators])
     fallback_basis = np.stack([np.broadcast_to(a, lead) for a in fallbacks])
     return np.broadcast_to(light_sum, lead).copy(), numerator_basis, fallback_basis
 
 
-def _observe_linear(components, expansions, numerics, tracer_scale):
+def _observe_linear(components, linear, numerics, tracer_scale):
     """The linear-basis forward model: basis maps computed once, combined on each evaluation."""
-    arrays = _linear_basis(components, expansions, numerics)
+    expansions, lights = linear
+    arrays = _linear_basis(lights, expansions, numerics)
 
     def recompute(psf):
         new = make_numerics(numerics.grid, psf, numerics.name, n_galaxies=numerics.n_psfs)
-        new_expansions = _linear_expansions(components, new, tracer_scale)
-        return _linear_basis(components, new_expansions, new)
+        new_expansions, new_lights = _linear_expansions(components, new, tracer_scale)
+        return _linear_basis(new_lights, new_expansions, new)
 
     light_sum, basis, fallback_basis = _as_model_data(arrays, recompute)
     coefficients = [term.coefficient for e in expansions for term in e.terms]
@@ -411,10 +483,52 @@ def _observe_linear(components, expansions, numerics, tracer_scale):
     fallback = _combine(coefficients, fallback_basis)
     image = light_sum * numerics.flux_scale
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
+
+    def at_pixels(index, shape):
+        """The same ratio at flat indices of a map of ``shape``: O(terms x pixels used).
+
+        With per-galaxy coefficients the pixels are laid out as (galaxy, pixel) padded to
+        the galaxy with most pixels, so each coefficient multiplies a block of pixels: its
+        gradient is a sum, not a scatter of terms x pixels (slow in XLA on CPU).
+        """
+        index = np.asarray(index)
+        ny, nx = shape[-2:]
+        galaxy, pixel = np.divmod(index, ny * nx)
+        n_terms = arrays[1].shape[0]
+        numerator_rows = basis.reshape((n_terms, -1))
+        fallback_rows = fallback_basis.reshape((n_terms, -1))
+        light_flat = light_sum.reshape((-1,))
+        peaks = pt.max(pt.maximum(light_sum, 0.0), axis=(-2, -1)).reshape((-1,))
+        on_basis = galaxy * ny * nx + pixel if light_sum.ndim == 3 else pixel
+        if coefficients.ndim == 1:
+            weighted = pt.dot(coefficients, numerator_rows[:, on_basis])
+            fallback = pt.dot(coefficients, fallback_rows[:, on_basis])
+            peak = peaks[galaxy] if light_sum.ndim == 3 else peaks[0]
+            light = light_flat[on_basis]
+            return _light_weighted_ratio(weighted, light, fallback, tracer_scale, peak=peak)
+        n_galaxies = shape[0] if len(shape) == 3 else 1
+        counts = np.bincount(galaxy, minlength=n_galaxies)
+        width = max(int(counts.max()), 1)
+        rank = np.arange(index.size) - np.concatenate([[0], np.cumsum(counts)[:-1]])[galaxy]
+        block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a pixel of the map
+        block[galaxy, rank] = on_basis
+        # one (1 x terms) @ (terms x width) product per galaxy: a batched matrix product
+        numerators = numerator_rows[:, block].transpose(1, 0, 2)  # (N, terms, width)
+        fallbacks = fallback_rows[:, block].transpose(1, 0, 2)
+        per_galaxy = coefficients.T[:, None, :]  # (N, 1, terms)
+        weighted = pt.matmul(per_galaxy, numerators)[:, 0, :]
+        fallback = pt.matmul(per_galaxy, fallbacks)[:, 0, :]
+        peak = peaks[:, None] if light_sum.ndim == 3 else peaks[0]
+        ratio = _light_weighted_ratio(
+            weighted, light_flat[block], fallback, tracer_scale, peak=peak
+        )
+        return ratio.reshape((-1,))[galaxy * width + rank]
+
     return (
         image,
         tracer_map,
         dict(light_sum=light_sum, weighted_sum=weighted_sum, tracer_scale=tracer_scale),
+        at_pixels,
     )
 
 
@@ -476,17 +590,19 @@ def linear_bases_of(model) -> list[LinearBasisData]:
     return found
 
 
-def _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale):
+def _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale, *, peak=None):
     """``weighted_sum / light_sum``, blended smoothly into ``fallback`` where there is no light.
 
     ``(W + e F) / (L + e)`` with ``e = 1e-13 max(L)`` (per galaxy) equals ``W / L`` to ~1e-13
     relative wherever the light is appreciable and stays finite (with finite gradients) on
-    empty sky, where both sums are FFT round-off.
+    empty sky, where both sums are FFT round-off. ``peak`` (each value's galaxy's brightest
+    pixel) is given when the sums are pixels picked from maps rather than whole maps.
     """
     light_sum = pt.maximum(light_sum, 0.0)
     if tracer_scale == "log":
         weighted_sum = pt.maximum(weighted_sum, 0.0)
-    peak = pt.max(light_sum, axis=(-2, -1), keepdims=True)
+    if peak is None:
+        peak = pt.max(light_sum, axis=(-2, -1), keepdims=True)
     epsilon = zero_grad(EMPTY_SKY_FRACTION * peak) + np.finfo(np.float64).tiny
     ratio = (weighted_sum + epsilon * fallback) / (light_sum + epsilon)
     return ratio if tracer_scale == "linear" else pt.log10(ratio)

@@ -14,6 +14,7 @@ model (its coordinates and observed variables), so it survives ``pm.do`` and ``c
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,8 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
+
+from pymc_tracers.forward import SERIES_LIGHT_FLOOR
 
 __all__ = [
     "SigmaMap",
@@ -117,8 +120,38 @@ def _scatter_tensor(values, index, shape):
     return pt.set_subtensor(full[index], values).reshape(shape)
 
 
+def _model_at_pixels(name, model_map, shape, index):
+    """The model map at the used pixels (flat ``index`` into ``shape``).
+
+    Maps from the linear and series paths of :func:`~pymc_tracers.forward.observe` carry a
+    :class:`~pymc_tracers.forward.PixelAccess` that combines their basis maps at the used
+    pixels only; any other map is computed whole and indexed.
+    """
+    access = getattr(model_map.tag, "pmt_pixels", None)
+    if access is None:
+        return pt.specify_shape(model_map, shape).reshape((-1,))[index]
+    if access.accurate is not None:
+        accurate = np.broadcast_to(access.accurate, shape).ravel()[index]
+        if not accurate.all():
+            faint = index[~accurate]
+            warnings.warn(
+                f"{name}: {faint.size} used pixels (first at "
+                f"{_where(faint, shape)}) are fainter than the log series' light floor "
+                f"({SERIES_LIGHT_FLOOR:g} of their galaxy's brightest pixel), where its "
+                f"{access.max_error:.0e} dex error bound is not guaranteed; mask them or use "
+                "observe(..., method='full')",
+                stacklevel=4,
+            )
+    mu = access.at(index, shape)
+    mu.tag.pmt_full_map = model_map
+    return mu
+
+
 def _full_model_map(mu, index, shape):
-    """The full model map behind ``mu = map.reshape(-1)[index]``, as this module builds it."""
+    """The full model map behind ``mu`` (the model map at the used pixels)."""
+    full = getattr(mu.tag, "pmt_full_map", None)
+    if full is not None:
+        return full
     node = mu.owner
     if node is not None and node.inputs and node.inputs[0].owner is not None:
         flat = node.inputs[0]
@@ -364,7 +397,7 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
         model._coords[LIKELIHOODS_COORD] = tuple(labels)
     else:
         model.add_coord(LIKELIHOODS_COORD, labels)
-    mu = pt.specify_shape(model_map, shape).reshape((-1,))[index]
+    mu = _model_at_pixels(name, model_map, shape, index)
     # data and known errors live in pm.Data so a compiled model can be refitted to new maps
     observed = pm.Data(f"{name}_observed", data.ravel()[index], dims=dim)
     if sigma_numeric is not None:

@@ -156,7 +156,7 @@ class TracerProfile:
         """The profile's parameters by name (numbers, arrays or variables)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
-    def linear_terms(self, tracer_scale: str, points) -> LinearExpansion | None:
+    def linear_terms(self, tracer_scale: str, points, *, error_of=None) -> LinearExpansion | None:
         """``f(Z)`` at the sample points as a sum of coefficients x fixed factors.
 
         Parameters
@@ -166,6 +166,12 @@ class TracerProfile:
         points : list of (x, y)
             Sets of sample points (numpy arrays in arcsec, each of shape ``(H, W)``) on which
             the forward model renders; every term gives one factor per set.
+        error_of : callable, optional
+            Supplied by the forward model for approximate (series) expansions:
+            ``error_of(error_factors, floor_factors)`` returns the largest relative error of
+            the light-weighted, PSF-convolved ratio over the pixels where the light is
+            appreciable, given per point set a bound on each point's absolute error and a
+            lower bound on its value. Without it, a series must bound every point alone.
 
         Returns
         -------
@@ -221,7 +227,7 @@ class SumTracer(TracerProfile):
             f"{i}.{k}": v for i, p in enumerate(self.profiles) for k, v in p.parameters().items()
         }
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         parts = [p.linear_terms(tracer_scale, points) for p in self.profiles]
         if any(part is None for part in parts):
             return None
@@ -268,7 +274,7 @@ class Constant(TracerProfile):
     def value(self, x, y):
         return per_galaxy(self.constant) + pt.zeros_like(pt.as_tensor_variable(x))
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         c = self.constant
         coefficient = c if tracer_scale == "linear" else 10.0**c
         return LinearExpansion([LinearTerm(coefficient, _ones(points))])
@@ -306,9 +312,17 @@ class LinearGradient(TracerProfile):
         exp(gradient ln10 r) = exp(m ln10 r) * sum_k eps_k I_k(h ln10 r) T_k(t)
 
     with modified Bessel functions ``I_k`` and ``eps_0 = 1``, ``eps_k = 2``. The number of
-    terms is the smallest that bounds the error by :data:`LOG_SERIES_TOLERANCE` dex at the
-    largest radius of the rendered field (truncation ``2 e^rho sum_{k>K} I_k(rho)`` relative,
-    plus round-off). Outside the range the forward model switches to the full FFT path.
+    terms is the smallest that bounds the error of the tracer map by
+    :data:`LOG_SERIES_TOLERANCE` dex. Each point's absolute error is at most
+    ``exp(m ln10 r) (2 sum_{k>=K} I_k(rho) + K eps e^rho)`` (truncation plus float64
+    round-off, ``rho = h ln10 r``) and its value at least ``exp(m ln10 r) e^-rho``; the forward
+    model convolves both with the light, so the bound holds for every pixel whose light is
+    above ``pymc_tracers.forward.SERIES_LIGHT_FLOOR`` (1e-4) of its galaxy's brightest pixel
+    (a likelihood using fainter pixels warns). The FFT round-off of the basis maps, ~1e-16 of
+    each map's peak, is not in the bound; above the floor it is far smaller. (Alone,
+    without the forward model, the bound is taken at the field's largest radius, which is far
+    more pessimistic: the faint outskirts, where ``e^(2 rho)`` is largest, carry almost no
+    light.) Outside the range the forward model switches to the full FFT path.
     """
 
     def __init__(
@@ -337,7 +351,7 @@ class LinearGradient(TracerProfile):
     def _radii(self, points):
         return [elliptical_radius_grid(x, y, self.x0, self.y0, self.q, self.phi) for x, y in points]
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         if not all(_is_fixed(v) for v in (self.x0, self.y0, self.q, self.phi)):
             return None
         radii = self._radii(points)
@@ -352,7 +366,7 @@ class LinearGradient(TracerProfile):
         bounds = self.gradient_range or _uniform_prior_bounds(self.gradient)
         if bounds is None:
             return None
-        return _chebyshev_log_series(amplitude, self.gradient, bounds, radii)
+        return _chebyshev_log_series(amplitude, self.gradient, bounds, radii, error_of)
 
     def __repr__(self):
         return (
@@ -389,18 +403,62 @@ def log_series_error(rho: float, n_terms: int) -> float:
     return (tail + roundoff) / _LN10
 
 
-def _chebyshev_log_series(amplitude, gradient, bounds, radii):
+def _chebyshev_tail(n_terms: int, rho: np.ndarray) -> np.ndarray:
+    """Upper bound on ``2 sum_{k >= n} I_k(rho) e^-rho`` at each ``rho`` (>= 0).
+
+    The tail grows with ``rho``, so it is tabulated on a fine grid and each point takes the
+    value at the grid node above it: an upper bound without evaluating Bessel functions at
+    every sample point.
+    """
+    top = float(np.max(rho)) if rho.size else 0.0
+    nodes = np.linspace(0.0, top * (1 + 1e-12) + 1e-12, 2049)
+    k = np.arange(n_terms, n_terms + 200)[:, None]
+    table = 2.0 * special.ive(k, nodes[None, :]).sum(axis=0)
+    above = np.minimum(np.searchsorted(nodes, rho, side="left"), nodes.size - 1)
+    return table[above]
+
+
+def _choose_terms(bound_of) -> int | None:
+    """The smallest term count in 1..MAX_LINEAR_TERMS whose bound meets the tolerance."""
+    lo, hi = 1, MAX_LINEAR_TERMS
+    if bound_of(hi) > LOG_SERIES_TOLERANCE:
+        return None
+    while lo < hi:  # the bound falls with the number of terms
+        mid = (lo + hi) // 2
+        if bound_of(mid) <= LOG_SERIES_TOLERANCE:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _chebyshev_log_series(amplitude, gradient, bounds, radii, error_of=None):
     lo, hi = bounds
     middle, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     rho_max = half * _LN10 * max(float(np.max(r)) for r in radii)
-    n_terms = next(
-        (
-            n
-            for n in range(1, MAX_LINEAR_TERMS + 1)
-            if log_series_error(rho_max, n) <= LOG_SERIES_TOLERANCE
-        ),
-        None,
-    )
+    if error_of is None:
+        # every point bounded alone: relative to its smallest value exp(-rho_max)
+        def bound_of(n):
+            return log_series_error(rho_max, n)
+
+        scope = "every rendered point"
+    else:
+        # the error of a light-weighted sum is bounded by the light-weighted sum of the
+        # points' errors over the light-weighted sum of their smallest values, so faint
+        # outskirts (where exp(rho) is largest) count only as much as their light
+        base = [np.exp(middle * _LN10 * r) for r in radii]
+        rho = [half * _LN10 * r for r in radii]
+        floor = [b * np.exp(-p) for b, p in zip(base, rho)]
+
+        def bound_of(n):
+            error = [
+                b * np.exp(p) * (_chebyshev_tail(n, p) + n * np.finfo(float).eps)
+                for b, p in zip(base, rho)
+            ]
+            return error_of(error, floor) / _LN10
+
+        scope = "pixels with light above the series floor"
+    n_terms = _choose_terms(bound_of)
     if n_terms is None:
         logging.getLogger("pymc_tracers").info(
             "log series: gradient range [%g, %g] is too wide for the field (rho = %.1f) to reach "
@@ -413,6 +471,10 @@ def _chebyshev_log_series(amplitude, gradient, bounds, radii):
         )
         return None
     t = (pt.as_tensor_variable(gradient) - middle) / half
+    valid = pt.all(pt.le(pt.abs(t), 1.0))
+    # outside the range the forward model takes the full path; clipping keeps the unused
+    # series finite there (and its gradient zero), so it cannot poison the chosen one
+    t = pt.clip(t, -1.0, 1.0)
     chebyshev = [pt.ones_like(t), t]
     while len(chebyshev) < n_terms:
         chebyshev.append(2.0 * t * chebyshev[-1] - chebyshev[-2])
@@ -424,12 +486,14 @@ def _chebyshev_log_series(amplitude, gradient, bounds, radii):
             for r in radii
         ]
         terms.append(LinearTerm(amplitude * chebyshev[k], factors))
-    valid = pt.all(pt.le(pt.abs(t), 1.0))
     return LinearExpansion(
         terms,
-        max_error=log_series_error(rho_max, n_terms),
+        max_error=bound_of(n_terms),
         valid=valid,
-        notes=[f"log series: {n_terms} Chebyshev terms for gradient in [{lo:g}, {hi:g}]"],
+        notes=[
+            f"log series: {n_terms} Chebyshev terms for gradient in [{lo:g}, {hi:g}], "
+            f"bound over {scope}"
+        ],
     )
 
 
@@ -594,7 +658,7 @@ class BrokenGradient(TracerProfile):
         inner, outer = per_galaxy(self.inner), per_galaxy(self.outer)
         return per_galaxy(self.central) + inner * r + (outer - inner) * hinge
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         if not _fixed_all(self.x0, self.y0, self.q, self.phi, self.r_break):
             return None
         radii = [
@@ -699,7 +763,7 @@ class _Harmonics(TracerProfile):
             field = field + per_galaxy(coefficient) * angular[name]
         return self._radial_factor(r) * field
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         o = self._owner
         if not _fixed_all(o.x0, o.y0, o.q, o.phi):
             return None
@@ -858,7 +922,7 @@ class Azimuthal(TracerProfile):
         field = self._harmonics(x, y)
         return field if self.radial is None else self.radial(x, y) + field
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         if self.radial is None:
             return self._harmonics.linear_terms(tracer_scale, points)
         return SumTracer([self.radial, self._harmonics]).linear_terms(tracer_scale, points)
@@ -1094,7 +1158,7 @@ class GPResidual(TracerProfile):
         basis = (bx[:, None] * by[None, :]).reshape((nx * ny, *x.shape))
         return pt.tensordot(weighted, basis, axes=[[weighted.ndim - 1], [0]])
 
-    def linear_terms(self, tracer_scale, points):
+    def linear_terms(self, tracer_scale, points, *, error_of=None):
         fixed = _fixed_all(self.coefficients, self.amplitude, self.length_scale)
         if tracer_scale == "log" or fixed:
             if not fixed:

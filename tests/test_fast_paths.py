@@ -1,0 +1,193 @@
+"""The fast paths a likelihood takes: used pixels only, the light-weighted series bound, and a
+lazy choice of the full path outside the series' range."""
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+import pymc_tracers as pmt
+from pymc_tracers import forward
+from pymc_tracers.lazy_choice import lazy_choice
+from pymc_tracers.profiles import tracer as tracer_module
+
+GRID = pmt.PixelGrid((15, 17), pixel_scale=0.1, supersampling=2)
+R_EFF = np.array([0.3, 0.45, 0.25])
+PSFS = [pmt.GaussianPSF(0.2), pmt.MoffatPSF(0.35, 3.0), pmt.GaussianPSF(0.4)]
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    truth = pmt.Component(
+        pmt.Exponential(r_eff=R_EFF, q=0.8, phi=0.3),
+        pmt.LinearGradient(central=np.array([8.6, 8.4, 8.5]), gradient=np.array([-0.3, 0.1, -0.6])),
+    )
+    _, z = pmt.evaluate(pmt.observe(truth, GRID, PSFS, "log", method="full"))
+    data = z + 0.05 * rng.normal(size=z.shape)
+    data[0, :4] = np.nan  # different pixels used in each galaxy
+    data[2, :, 12:] = np.nan
+    data[1, 7, 8] = np.nan
+    return data
+
+
+def _model(tracer_scale, method, data, gradient_range=(-1.0, 0.5), batched=True):
+    n = 3 if batched else 1
+    with pm.Model(coords={"galaxy": range(n)}) as model:
+        central = pm.Normal("central", 8.5, 0.2, dims="galaxy")
+        gradient = pm.Normal("gradient", -0.2, 0.2, dims="galaxy")
+        light = pmt.Exponential(r_eff=R_EFF if batched else R_EFF[0], q=0.8, phi=0.3)
+        tracer = pmt.LinearGradient(
+            central=central if batched else central[0],
+            gradient=gradient if batched else gradient[0],
+            gradient_range=gradient_range,
+        )
+        psfs = PSFS if batched else PSFS[0]
+        obs = pmt.observe(pmt.Component(light, tracer), GRID, psfs, tracer_scale, method=method)
+        pmt.tracer_likelihood("z", obs[1], data if batched else data[0], sigma=0.05)
+    return model, obs
+
+
+def _logp_and_gradient(model, points):
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    return [(logp(p), dlogp(p)) for p in points]
+
+
+@pytest.mark.parametrize("tracer_scale, batched", [("linear", True), ("log", True), ("log", False)])
+def test_likelihood_at_used_pixels_equals_the_full_map(tracer_scale, batched):
+    data = _data()
+    fast, obs = _model(tracer_scale, "auto", data, batched=batched)
+    full, _ = _model(tracer_scale, "full", data, batched=batched)
+    assert obs.path == ("linear" if tracer_scale == "linear" else "series")
+    assert getattr(obs[1].tag, "pmt_pixels", None) is not None
+    n = 3 if batched else 1
+    points = [
+        {"central": np.full(n, 8.5), "gradient": np.array([-0.3, 0.1, -0.6])[:n]},
+        {"central": np.array([8.3, 8.7, 8.55])[:n], "gradient": np.array([-0.9, 0.4, 0.0])[:n]},
+    ]
+    for (lp_fast, g_fast), (lp_full, g_full) in zip(
+        _logp_and_gradient(fast, points), _logp_and_gradient(full, points)
+    ):
+        # log series: 1e-7 dex per pixel at sigma 0.05 -> |d logp| <~ pixels x 1e-7 x 20 x resid
+        assert lp_fast == pytest.approx(lp_full, rel=1e-9 if tracer_scale == "linear" else 1e-6)
+        np.testing.assert_allclose(g_fast, g_full, rtol=1e-6, atol=1e-6)
+    # the record still gives the full model map (for plots and Result.maps)
+    (record,) = pmt.likelihood.likelihoods_of(fast)
+    assert record.model_map.ndim == data.ndim - (0 if batched else 1)
+
+
+def test_outside_the_series_range_the_likelihood_takes_the_full_path():
+    data = _data()
+    fast, _ = _model("log", "auto", data, gradient_range=(-0.5, 0.0))
+    full, _ = _model("log", "full", data)
+    outside = {"central": np.full(3, 8.5), "gradient": np.array([-0.3, 0.3, -0.6])}
+    (lp_fast, g_fast), (lp_full, g_full) = (
+        _logp_and_gradient(fast, [outside])[0],
+        _logp_and_gradient(full, [outside])[0],
+    )
+    assert lp_fast == pytest.approx(lp_full, rel=1e-12)
+    np.testing.assert_allclose(g_fast, g_full, rtol=1e-10)
+
+
+def test_series_bound_is_light_weighted_and_holds():
+    """A range too wide for a pointwise bound at the field's corners: the light-weighted bound
+    takes the series, and the series meets it on every pixel above the light floor."""
+    grid = pmt.PixelGrid((41, 41), pixel_scale=0.1, supersampling=2)
+    light = pmt.Exponential(r_eff=0.3)
+    gradient = pt.dscalar("gradient")
+    component = pmt.Component(
+        light, pmt.LinearGradient(central=8.5, gradient=gradient, gradient_range=(-1.3, 0.8))
+    )
+    psf = pmt.GaussianPSF(0.45)
+    numerics = forward.make_numerics(grid, psf)
+    radius = max(float(np.hypot(x, y).max()) for x, y in numerics.point_sets)
+    rho = 1.05 * np.log(10) * radius
+    assert tracer_module.log_series_error(rho, tracer_module.MAX_LINEAR_TERMS) > 1e-7
+    series = pmt.observe(component, grid, psf, "log")
+    full = pmt.observe(component, grid, psf, "log", method="full")
+    assert series.path == "series" and 0 < series.max_error <= tracer_module.LOG_SERIES_TOLERANCE
+    f = pytensor.function([gradient], [series[1], full[1], full.light_sum])
+    for g in (-1.3, -0.7, 0.0, 0.8):
+        s, r, light_sum = f(g)
+        bright = light_sum >= forward.SERIES_LIGHT_FLOOR * light_sum.max()
+        assert np.max(np.abs(s - r)[bright]) <= series.max_error
+
+
+def test_series_bound_is_not_vacuous(monkeypatch):
+    """With a loose tolerance the series is short enough for its truncation to show: the true
+    error stays below the bound and within a factor 1000 of it."""
+    monkeypatch.setattr(tracer_module, "LOG_SERIES_TOLERANCE", 1e-3)
+    grid = pmt.PixelGrid((21, 21), pixel_scale=0.1, supersampling=2)
+    gradient = pt.dscalar("gradient")
+    component = pmt.Component(
+        pmt.Exponential(r_eff=0.4),
+        pmt.LinearGradient(central=8.5, gradient=gradient, gradient_range=(-1.0, 0.6)),
+    )
+    series = pmt.observe(component, grid, pmt.GaussianPSF(0.3), "log")
+    full = pmt.observe(component, grid, pmt.GaussianPSF(0.3), "log", method="full")
+    f = pytensor.function([gradient], [series[1], full[1]])
+    worst = max(np.max(np.abs(np.subtract(*f(g)))) for g in np.linspace(-1.0, 0.6, 33))
+    assert worst <= series.max_error <= 1e-3
+    assert worst >= 1e-3 * series.max_error
+
+
+def test_pixels_below_the_series_light_floor_warn():
+    grid = pmt.PixelGrid((41, 41), pixel_scale=0.1, supersampling=2)
+    data = np.full(grid.shape, 8.5)  # every pixel used, even the faint corners
+    with pm.Model():
+        gradient = pm.Uniform("gradient", -1.3, 0.8)
+        component = pmt.Component(
+            pmt.Exponential(r_eff=0.15), pmt.LinearGradient(central=8.5, gradient=gradient)
+        )
+        _, z = pmt.observe(component, grid, pmt.GaussianPSF(0.2), "log")
+        with pytest.warns(UserWarning, match="fainter than the log series' light floor"):
+            pmt.tracer_likelihood("z", z, data, sigma=0.1)
+
+
+class _Counting(Op):
+    """``2 x`` that counts its evaluations (to see whether a branch ran)."""
+
+    calls = 0
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        type(self).calls += 1
+        outputs[0][0] = 2.0 * inputs[0]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [2.0 * output_grads[0]]
+
+
+def test_lazy_choice_runs_and_differentiates_only_the_branch_taken():
+    x = pt.dvector("x")
+    cheap, expensive = 3.0 * x, _Counting()(x) + pt.sin(x)
+    (chosen,) = lazy_choice(pt.all(x < 1.0), [cheap], [expensive], [x])
+    cost = pt.sum(chosen**2)
+    f = pytensor.function([x], [cost, pt.grad(cost, x)])
+    _Counting.calls = 0
+    value, grad = f(np.array([0.1, 0.5]))
+    assert _Counting.calls == 0
+    np.testing.assert_allclose(grad, 18.0 * np.array([0.1, 0.5]))
+    value, grad = f(np.array([0.1, 2.0]))
+    assert _Counting.calls >= 1
+    v = np.array([0.1, 2.0])
+    np.testing.assert_allclose(value, np.sum((2 * v + np.sin(v)) ** 2))
+    np.testing.assert_allclose(grad, 2 * (2 * v + np.sin(v)) * (2 + np.cos(v)))
+
+
+def test_lazy_choice_under_jax_matches_the_default_backend():
+    pytest.importorskip("jax")
+    x = pt.dvector("x")
+    (chosen,) = lazy_choice(pt.all(x < 1.0), [3.0 * x], [pt.exp(x) * x], [x])
+    cost = pt.sum(chosen**2)
+    outputs = [cost, pt.grad(cost, x)]
+    default = pytensor.function([x], outputs)
+    jax_fn = pytensor.function([x], outputs, mode="JAX")
+    for v in (np.array([0.1, 0.5]), np.array([0.1, 2.0])):
+        for a, b in zip(default(v), jax_fn(v)):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
