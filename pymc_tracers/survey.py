@@ -367,8 +367,23 @@ def model_fingerprint(model, records=None) -> str:
 _CACHE: OrderedDict = OrderedDict()  # fingerprint -> (Fitter, Lock); one per worker process
 _CACHE_LOCK = threading.Lock()
 #: Writing results is serialised within a process: HDF5 (netCDF) and pyplot are not
-#: thread-safe, and two worker threads writing posterior.nc at once were seen to deadlock.
+#: thread-safe.
 _WRITE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _local_file_locks():
+    """Serialise file writes in this process, with xarray's plain threading lock.
+
+    Inside a Dask worker xarray guards netCDF writes with a ``distributed.Lock``, held by the
+    scheduler: one round trip per file, and a write hangs forever once the scheduler is gone
+    (seen when an interrupted run closed its cluster while a cancelled fit was still writing).
+    With the synchronous scheduler set for the write, xarray takes a local threading lock.
+    """
+    import dask
+
+    with _WRITE_LOCK, dask.config.set(scheduler="synchronous"):
+        yield
 
 
 def _cached_fitter(model, key):
@@ -577,7 +592,7 @@ def _fit_and_write(name, config_path, galaxies, reports, reuse_compiled, started
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=_PARTIAL, dir=galaxies))
     try:
         _shareable(temporary)
-        with warnings.catch_warnings(), _quiet_arviz(), _WRITE_LOCK:
+        with warnings.catch_warnings(), _quiet_arviz(), _local_file_locks():
             warnings.simplefilter("ignore", ConvergenceWarning)
             _write_galaxy(temporary, result, data, info, cfg, reports=reports)
             summary = result.summary()
@@ -1078,7 +1093,10 @@ def relation_samples(output, names, parameter, *, redshift=None, max_draws=1000)
     draws, log_interim, moments = [], [], []
     for name, factor in zip(names, scale):
         folder = output / "galaxies" / name
-        with _WRITE_LOCK, xr.open_dataset(folder / "posterior.nc", group="posterior") as posterior:
+        with (
+            _local_file_locks(),
+            xr.open_dataset(folder / "posterior.nc", group="posterior") as posterior,
+        ):
             if label not in posterior:
                 raise ValueError(f"{name}: no {label!r} in its posterior")
             values = np.asarray(posterior[label].values, dtype=float).ravel()
@@ -1441,7 +1459,7 @@ def infer_relation(
     )
     result = RelationResult(idata, method, names, x, y_draws, info)
     if write:
-        with _WRITE_LOCK:
+        with _local_file_locks():
             result.folder = _write_relation(output, result, plot=plot)
     s = result.summary()
     for k in ("intercept", "slope", "scatter"):

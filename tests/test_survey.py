@@ -288,6 +288,45 @@ def test_a_killed_run_loses_nothing_and_overwrite_failed_refits(sample):
         assert (galaxies / name / survey.DONE_FILE).stat().st_mtime_ns != mtime
 
 
+@pytest.mark.slow
+def test_a_killed_worker_process_loses_nothing(sample):
+    """Two worker processes; one is SIGKILLed while the survey runs. Its galaxy goes back to
+    the scheduler and is fitted again; every galaxy ends with exactly one result."""
+    import signal
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    output = sample["folder"] / "worker_killed"
+    catalogue = survey.read_catalogue(sample["folder"] / "catalogue.csv")
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+
+            def kill_one():
+                deadline = time.time() + 400
+                while len(survey.finished_galaxies(output)) < 1 and time.time() < deadline:
+                    time.sleep(0.2)
+                os.kill(pids[0], signal.SIGKILL)  # a worker process this test started
+                killed.append(len(survey.finished_galaxies(output)))
+
+            killer = threading.Thread(target=kill_one)
+            killer.start()
+            report = survey.fit_sample(
+                catalogue, output, scheduler=client, progressbar=False, say=None
+            )
+            killer.join()
+    assert killed and killed[0] < N_GALAXIES
+    assert list(report.failed) == ["lost"]
+    names = [f"g{i}" for i in range(N_GALAXIES)]
+    assert survey.finished_galaxies(output) == names
+    visible = sorted(p.name for p in (output / "galaxies").iterdir() if p.name[0] != ".")
+    assert visible == names
+    survey._clean_leftovers(output / "galaxies")  # what the next run does first
+    assert sorted(p.name for p in (output / "galaxies").iterdir()) == names
+
+
 # ------------------------------------------------------------------------------ reweighting
 def _gaussian_mock(n=8, k=20000, seed=1):
     """Gaussian per-galaxy likelihoods N(hat_n | g, e_n) under a Gaussian interim prior:
