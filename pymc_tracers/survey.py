@@ -807,8 +807,9 @@ def fit_sample(
     Raises
     ------
     SampleInterrupted
-        When stopped by ``stop_after`` or Ctrl-C (a ``KeyboardInterrupt``); what finished is
-        kept, and a rerun resumes.
+        When stopped by ``stop_after`` (a ``KeyboardInterrupt`` subclass; Ctrl-C raises the
+        plain ``KeyboardInterrupt``). Either way the remaining tasks are cancelled, the
+        tables are written, what finished is kept, and a rerun resumes.
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
