@@ -97,6 +97,7 @@ __all__ = [
     "MIN_IMPORTANCE_ESS",
     "Catalogue",
     "CatalogueError",
+    "choose_method",
     "RelationResult",
     "SampleInterrupted",
     "SampleReport",
@@ -1297,6 +1298,14 @@ def joint_model(configs, names, label, x, *, pivot, interim, scale=None, priors=
     return model, widths
 
 
+def choose_method(n_galaxies, *, memory_bytes, max_memory_gb=4.0) -> str:
+    """``"joint"`` for at most :data:`JOINT_MAX_GALAXIES` galaxies whose summed rendering
+    memory (bytes, ``cli.estimate_render_bytes`` per galaxy, stored in ``done.json``) is at
+    most ``max_memory_gb`` GB (10^9 bytes); else ``"reweight"``."""
+    small = n_galaxies <= JOINT_MAX_GALAXIES and memory_bytes <= max_memory_gb * 1e9
+    return "joint" if small else "reweight"
+
+
 def infer_relation(
     output,
     catalogue,
@@ -1386,11 +1395,7 @@ def infer_relation(
     label, unit = stored["label"], stored["unit"]
     if method == "auto":
         memory = sum(markers[n].get("render_bytes", 0) for n in names)
-        method = (
-            "joint"
-            if len(names) <= JOINT_MAX_GALAXIES and memory <= max_memory_gb * 1e9
-            else "reweight"
-        )
+        method = choose_method(len(names), memory_bytes=memory, max_memory_gb=max_memory_gb)
     say(
         f"population: {label} ({unit}) against {covariate} over {len(names)} galaxies, "
         f"method {method}"

@@ -548,3 +548,10 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
     cfg = config.load_config(path)
     other = config.build_model(cfg, config.read_data(cfg), config.make_psf(cfg))[0]
     assert survey.model_fingerprint(other) != survey.model_fingerprint(second)
+
+
+def test_auto_takes_the_joint_model_for_small_samples_only():
+    n = survey.JOINT_MAX_GALAXIES
+    assert survey.choose_method(n, memory_bytes=3.9e9, max_memory_gb=4.0) == "joint"
+    assert survey.choose_method(n + 1, memory_bytes=1e6, max_memory_gb=4.0) == "reweight"
+    assert survey.choose_method(6, memory_bytes=4.1e9, max_memory_gb=4.0) == "reweight"
