@@ -487,9 +487,12 @@ def _observe_linear(components, linear, numerics, tracer_scale):
     def at_pixels(index, shape):
         """The same ratio at flat indices of a map of ``shape``: O(terms x pixels used).
 
-        With per-galaxy coefficients the pixels are laid out as (galaxy, pixel) padded to
-        the galaxy with most pixels, so each coefficient multiplies a block of pixels: its
-        gradient is a sum, not a scatter of terms x pixels (slow in XLA on CPU).
+        The light, the empty-sky blend and the division are folded into one basis per term,
+        ``(numerator_t + e fallback_t) / (light + e)`` (data: precomputed once the data are
+        frozen), so an evaluation is one product of coefficients and basis. With per-galaxy
+        coefficients the pixels are laid out as (galaxy, pixel), padded to the galaxy with
+        most pixels: one small matrix product per galaxy, whose gradient is a sum rather
+        than a scatter of terms x pixels (slow in XLA on CPU).
         """
         index = np.asarray(index)
         ny, nx = shape[-2:]
@@ -497,32 +500,34 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         n_terms = arrays[1].shape[0]
         numerator_rows = basis.reshape((n_terms, -1))
         fallback_rows = fallback_basis.reshape((n_terms, -1))
-        light_flat = light_sum.reshape((-1,))
-        peaks = pt.max(pt.maximum(light_sum, 0.0), axis=(-2, -1)).reshape((-1,))
-        on_basis = galaxy * ny * nx + pixel if light_sum.ndim == 3 else pixel
+        light = pt.maximum(light_sum, 0.0)
+        epsilon = EMPTY_SKY_FRACTION * pt.max(light, axis=(-2, -1)).reshape((-1,))
+        epsilon = epsilon + np.finfo(np.float64).tiny
+        light = light.reshape((-1,))
+        batched_light = light_sum.ndim == 3
+        on_basis = galaxy * ny * nx + pixel if batched_light else pixel
+
+        def ratio_basis(pixels, galaxies):
+            e = epsilon[galaxies] if batched_light else epsilon[0]
+            return (numerator_rows[:, pixels] + e * fallback_rows[:, pixels]) / (light[pixels] + e)
+
         if coefficients.ndim == 1:
-            weighted = pt.dot(coefficients, numerator_rows[:, on_basis])
-            fallback = pt.dot(coefficients, fallback_rows[:, on_basis])
-            peak = peaks[galaxy] if light_sum.ndim == 3 else peaks[0]
-            light = light_flat[on_basis]
-            return _light_weighted_ratio(weighted, light, fallback, tracer_scale, peak=peak)
-        n_galaxies = shape[0] if len(shape) == 3 else 1
-        counts = np.bincount(galaxy, minlength=n_galaxies)
-        width = max(int(counts.max()), 1)
-        rank = np.arange(index.size) - np.concatenate([[0], np.cumsum(counts)[:-1]])[galaxy]
-        block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a pixel of the map
-        block[galaxy, rank] = on_basis
-        # one (1 x terms) @ (terms x width) product per galaxy: a batched matrix product
-        numerators = numerator_rows[:, block].transpose(1, 0, 2)  # (N, terms, width)
-        fallbacks = fallback_rows[:, block].transpose(1, 0, 2)
-        per_galaxy = coefficients.T[:, None, :]  # (N, 1, terms)
-        weighted = pt.matmul(per_galaxy, numerators)[:, 0, :]
-        fallback = pt.matmul(per_galaxy, fallbacks)[:, 0, :]
-        peak = peaks[:, None] if light_sum.ndim == 3 else peaks[0]
-        ratio = _light_weighted_ratio(
-            weighted, light_flat[block], fallback, tracer_scale, peak=peak
-        )
-        return ratio.reshape((-1,))[galaxy * width + rank]
+            ratio = pt.dot(coefficients, ratio_basis(on_basis, galaxy))
+        else:
+            n_galaxies = shape[0] if len(shape) == 3 else 1
+            counts = np.bincount(galaxy, minlength=n_galaxies)
+            width = max(int(counts.max()), 1)
+            rank = np.arange(index.size) - np.concatenate([[0], np.cumsum(counts)[:-1]])[galaxy]
+            block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a map pixel
+            block[galaxy, rank] = on_basis
+            owner = np.repeat(np.arange(n_galaxies)[:, None], width, axis=1)
+            # (N, 1, terms) @ (N, terms, width): one small matrix product per galaxy
+            blocks = ratio_basis(block, owner).transpose(1, 0, 2)
+            ratio = pt.matmul(coefficients.T[:, None, :], blocks)[:, 0, :]
+            ratio = ratio.reshape((-1,))[galaxy * width + rank]
+        if tracer_scale == "linear":
+            return ratio
+        return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
 
     return (
         image,
