@@ -261,8 +261,18 @@ class Fitter:
         Defaults to the model on the context stack.
     backend : {"numba", "jax"}
         nutpie's compilation backend. numba (default) compiles once and then swaps data for
-        free (measured: ~9 s compile, then ~1.6 s per 2 x 1000-draw refit of the Figure-3
-        model); nutpie's JAX backend re-traces on new data (~8 s per refit).
+        free; nutpie's JAX backend re-traces on new data (timings in ``docs/performance.md``).
+    swappable_data : bool
+        Keep the data (maps, errors, basis maps) swappable (default). ``False`` bakes them
+        into the compiled model as constants, which lets the compiler precompute everything
+        that depends on data alone (e.g. the linear path's per-pixel basis): fastest for
+        one large fit, such as a population, but :meth:`fit` then takes no new data or PSF.
+    jitter : bool
+        Start the chains at randomly jittered points (nutpie's default, ``True``) or all at
+        the prior's central point (``False``). Populations with a log-series fast path start
+        better unjittered: a jitter of order 1 in the hyperparameters can move gradients
+        outside the series' range, onto the slow full path, until the chains find the
+        posterior.
 
     Examples
     --------
@@ -272,7 +282,7 @@ class Fitter:
     ...                         psf=galaxy.psf)
     """
 
-    def __init__(self, model=None, *, backend="numba"):
+    def __init__(self, model=None, *, backend="numba", swappable_data=True, jitter=True):
         import nutpie
 
         if backend not in ("numba", "jax"):
@@ -280,12 +290,15 @@ class Fitter:
         self.model = pm.modelcontext(model)
         self.records = {r.name: r for r in likelihoods_of(self.model)}
         self.backend = _nutpie_backend(backend)
+        self.swappable_data = bool(swappable_data)
         start = time.perf_counter()
         self.compiled = nutpie.compile_pymc_model(
             self.model,
             backend=self.backend,
             gradient_backend="jax" if self.backend == "jax" else "pytensor",
-            freeze_model=False,  # keep pm.Data swappable (nutpie freezes it for JAX by default)
+            # nutpie freezes pm.Data for JAX by default; swapping needs it kept as data
+            freeze_model=not self.swappable_data,
+            jitter_rvs=None if jitter else set(),
         )
         self.compile_seconds = time.perf_counter() - start
         self._map_function = None
@@ -377,6 +390,11 @@ class Fitter:
         updates = self._data_updates(data)
         if psf is not None:
             updates.update(self._psf_updates(psf))
+        if updates and not self.swappable_data:
+            raise ValueError(
+                "this Fitter was built with swappable_data=False (data compiled in as "
+                "constants); build it with swappable_data=True to fit new data or PSFs"
+            )
         if updates:
             with self.model:
                 pm.set_data(updates)

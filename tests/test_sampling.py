@@ -373,3 +373,19 @@ def test_fitter_compiles_once_and_refits_new_data_and_psfs():
         fitter.fit({"metallicity": np.zeros((5, 5))})
     with pytest.raises(ValueError, match="no likelihood"):
         fitter.fit({"velocity": other.tracer_map})
+
+
+def test_fitter_with_data_compiled_in_samples_the_conjugate_posterior_and_refuses_new_data():
+    """swappable_data=False, jitter=False: same posterior as the conjugate answer; new data
+    raise instead of being silently ignored."""
+    rng = np.random.default_rng(5)
+    sigma = np.full((5, 5), 0.2)
+    data = 8.3 + sigma * rng.normal(size=sigma.shape)
+    model, mean, sd = constant_model(data, sigma)
+    fitter = pmt.Fitter(model, backend="jax", swappable_data=False, jitter=False)
+    result = fitter.fit(draws=400, tune=300, chains=2, progressbar=False, random_seed=2)
+    draws = result.idata.posterior["c"].values.ravel()
+    assert abs(draws.mean() - mean) < 4 * sd / np.sqrt(200)
+    assert draws.std() == pytest.approx(sd, rel=0.15)
+    with pytest.raises(ValueError, match="swappable_data=False"):
+        fitter.fit({"z": (data + 0.1, sigma)}, draws=10, tune=10)
