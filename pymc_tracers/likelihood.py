@@ -143,15 +143,21 @@ def _model_at_pixels(name, model_map, shape, index):
                 stacklevel=4,
             )
     mu = access.at(index, shape)
-    mu.tag.pmt_full_map = model_map
+    # the full map, for plots and Result.maps, while this graph is the model's own
+    mu.tag.pmt_full_map = (model_map, [v for v in ancestors([model_map]) if v.name])
     return mu
 
 
 def _full_model_map(mu, index, shape):
     """The full model map behind ``mu`` (the model map at the used pixels)."""
-    full = getattr(mu.tag, "pmt_full_map", None)
-    if full is not None:
-        return full
+    tagged = getattr(mu.tag, "pmt_full_map", None)
+    if tagged is not None:
+        full, named = tagged
+        # pm.do / clone_model copy the tag onto a new graph: the tagged map then belongs to
+        # the original model (its named variables are not this graph's) and is not used
+        own = {id(v) for v in ancestors([mu]) if v.name}
+        if all(id(v) in own for v in named):
+            return full
     node = mu.owner
     if node is not None and node.inputs and node.inputs[0].owner is not None:
         flat = node.inputs[0]
