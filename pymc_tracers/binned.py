@@ -186,7 +186,8 @@ def binned_tracer_likelihood(
 
     Returns
     -------
-    The observed random variable, dims ``("<name>_bin",)``.
+    TensorVariable
+        The observed random variable, dims ``("<name>_bin",)``.
 
     Raises
     ------

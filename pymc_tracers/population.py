@@ -197,7 +197,8 @@ def hierarchical_normal(name, mu, tau, *, dims="galaxy", centered=False, **kwarg
 
     Returns
     -------
-    The per-galaxy variable, shape ``(n_galaxies,)``, dims ``(dims,)``.
+    TensorVariable
+        The per-galaxy variable, shape ``(n_galaxies,)``, dims ``(dims,)``.
     """
     model = pm.modelcontext(None)
     dim = _dim_name(dims)
@@ -291,7 +292,8 @@ _RELATION_PARAMETERS = """
 
     Returns
     -------
-    The per-galaxy variable ``name``, shape ``(n_galaxies,)``, dims ``(dims,)``.
+    TensorVariable
+        The per-galaxy variable ``name``, shape ``(n_galaxies,)``, dims ``(dims,)``.
 
     Raises
     ------
