@@ -429,19 +429,19 @@ def _fit_model(model, info, cfg, data, record, *, reuse_compiled):
     from pymc_tracers.likelihood import likelihoods_of
 
     s = cfg.sampler
+    # the same sampling settings whether the model is compiled here or reused
+    settings = dict(
+        draws=s["draws"],
+        tune=s["tune"],
+        chains=s["chains"],
+        random_seed=s["seed"],
+        progressbar=False,
+        map_draws=s.get("map_draws", 100),
+        grid=data.grid,
+        log_likelihood=False,
+    )
     if info["binned"] or not reuse_compiled:
-        result = pmt.fit(
-            model,
-            draws=s["draws"],
-            tune=s["tune"],
-            chains=s["chains"],
-            random_seed=s["seed"],
-            progressbar=False,
-            map_draws=s.get("map_draws", 100),
-            grid=data.grid,
-            config=record,
-            log_likelihood=False,
-        )
+        result = pmt.fit(model, config=record, **settings)
         if info["binned"]:
             result = pmt.Result.from_model(
                 result.idata,
@@ -461,18 +461,7 @@ def _fit_model(model, info, cfg, data, record, *, reuse_compiled):
     with lock:
         if reused:
             _swap_model_data(fitter, model, records)
-        result = fitter.fit(
-            new_data,
-            draws=s["draws"],
-            tune=s["tune"],
-            chains=s["chains"],
-            random_seed=s["seed"],
-            progressbar=False,
-            map_draws=s.get("map_draws", 100),
-            grid=data.grid,
-            config=dict(record, fingerprint=key),
-            log_likelihood=False,
-        )
+        result = fitter.fit(new_data, config=dict(record, fingerprint=key), **settings)
     return result, "reused" if reused else "compiled"
 
 
