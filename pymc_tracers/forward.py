@@ -211,8 +211,9 @@ def observe(
         light profile are fixed and each tracer states linear terms
         (:meth:`~pymc_tracers.TracerProfile.linear_terms`): constants, and gradients with a
         fixed geometry (exact with linear averaging; with log averaging a Chebyshev series in
-        the gradient, accurate to 1e-7 dex inside ``gradient_range``, with the full path taken
-        outside it). An evaluation then costs O(pixels x terms) instead of two FFTs. ``"auto"``
+        the gradient, accurate to 1e-7 dex inside ``gradient_range``, piecewise over wide
+        ranges, with the full path taken outside it unless the gradient's ``outside_range``
+        is ``"reject"``). An evaluation then costs O(pixels x terms) instead of two FFTs. ``"auto"``
         (default) takes it whenever it applies.
     convolve_at : {"subpixel", "pixel"}
         ``"subpixel"`` (default, exact) convolves on the supersampled grid. ``"pixel"``
@@ -264,15 +265,23 @@ def observe(
     if valid is None:
         tracer_map.tag.pmt_pixels = PixelAccess(at_pixels)
         return Observation(image, tracer_map, path="linear", **info)
-    # a series is only accurate inside its range: outside it, evaluate the full path instead
-    _, full_map, _ = _observe_full(components, numerics, tracer_scale, n_galaxies)
-    full_map = pt.cast(full_map, tracer_map.dtype)
-    map_shape = grid.shape if n_galaxies is None else (n_galaxies, *grid.shape)
-    guarded_map = _guarded(valid, tracer_map, full_map, components, map_shape)
+    if all(e.outside == "reject" for e in expansions if e.valid is not None):
+        # the range is a hard bound: outside it the map is inf and a likelihood -inf
+        guarded_map = pt.where(valid, tracer_map, np.inf)
 
-    def guarded_at_pixels(index, shape):
-        picked_full = pt.specify_shape(full_map, shape).reshape((-1,))[np.asarray(index)]
-        return _guarded(valid, at_pixels(index, shape), picked_full, components, (len(index),))
+        def guarded_at_pixels(index, shape):
+            return pt.where(valid, at_pixels(index, shape), np.inf)
+
+    else:
+        # a series is only accurate inside its range: outside it, evaluate the full path
+        _, full_map, _ = _observe_full(components, numerics, tracer_scale, n_galaxies)
+        full_map = pt.cast(full_map, tracer_map.dtype)
+        map_shape = grid.shape if n_galaxies is None else (n_galaxies, *grid.shape)
+        guarded_map = _guarded(valid, tracer_map, full_map, components, map_shape)
+
+        def guarded_at_pixels(index, shape):
+            picked_full = pt.specify_shape(full_map, shape).reshape((-1,))[np.asarray(index)]
+            return _guarded(valid, at_pixels(index, shape), picked_full, components, (len(index),))
 
     light_sum = numerics.convolve_and_bin(
         [sum(light[k] for light in lights) for k in range(len(numerics.point_sets))]
@@ -282,6 +291,7 @@ def observe(
         guarded_at_pixels, accurate=accurate, max_error=max_error
     )
     info["max_error"] = max_error
+    info["series_pieces"] = max(e.n_pieces for e in expansions)
     return Observation(image, guarded_map, path="series", **info)
 
 
@@ -400,11 +410,20 @@ def _series_error_estimator(light, total_light, numerics: Numerics):
         noise = fft_eps * numerics.grid.supersampling**2 * functools.reduce(np.maximum, largest)
         return values, noise
 
-    def error_of(error_factors, floor_factors):
+    floors = {}
+
+    def error_of(error_factors, floor_factors, *, floor_key=None):
         error, error_noise = convolved(error_factors)
-        floor, floor_noise = convolved(floor_factors)
         error = np.abs(error) + error_noise + epsilon * numerics.pixel_mean(error_factors)
-        floor = floor - floor_noise + epsilon * numerics.pixel_mean(floor_factors)
+        if floor_key is not None and floor_key in floors:
+            floor = floors[floor_key]
+        else:
+            floor, floor_noise = convolved(floor_factors)
+            floor = floor - floor_noise + epsilon * numerics.pixel_mean(floor_factors)
+            if floor_key is not None:
+                if len(floors) >= 16:  # a few maps per galaxy batch: bound the memory
+                    floors.pop(next(iter(floors)))
+                floors[floor_key] = floor
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(floor > 0, error / floor, np.inf)
         return float(np.max(np.where(bright, ratio, 0.0)))
@@ -438,8 +457,9 @@ def _linear_basis(lights, expansions, numerics: Numerics):
     """Basis maps of the linear path, in numpy: computed once per (galaxies, grid, PSFs).
 
     Returns ``light_sum`` (binned, convolved light), ``numerator_basis`` (one binned, convolved
-    ``light x factor`` map per term, stacked on axis 0) and ``fallback_basis`` (the pixel mean of
-    each factor over the components).
+    ``light x factor`` map per row, stacked on axis 0) and ``fallback_basis`` (the pixel mean of
+    each row's factor over the components). The rows are the terms of each expansion in turn,
+    piece by piece for piecewise expansions (:func:`_basis_rows`).
     """
     n_sets = len(numerics.point_sets)
     light_sum = numerics.convolve_and_bin(
@@ -447,19 +467,58 @@ def _linear_basis(lights, expansions, numerics: Numerics):
     )
     numerators, fallbacks = [], []
     for light, expansion in zip(lights, expansions):
-        for term in expansion.terms:  # one term at a time keeps memory at one rendered field
-            numerators.append(
-                numerics.convolve_and_bin([part * f for part, f in zip(light, term.factors)])
-            )
-            factors = [
-                np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
-                for part, f in zip(light, term.factors)
-            ]
-            fallbacks.append(numerics.pixel_mean(factors) / len(lights))
-    lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators, *fallbacks]))
+        for piece in range(expansion.n_pieces):
+            # one term at a time keeps memory at one rendered field
+            for term in expansion.terms:
+                factors = (
+                    term.factors if expansion.n_pieces == 1 else [f[piece] for f in term.factors]
+                )
+                numerators.append(
+                    numerics.convolve_and_bin([part * f for part, f in zip(light, factors)])
+                )
+                factors = [
+                    np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
+                    for part, f in zip(light, factors)
+                ]
+                fallbacks.append(numerics.pixel_mean(factors) / len(lights))
+    lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators]))
     numerator_basis = np.stack([np.broadcast_to(a, lead) for a in numerators])
-    fallback_basis = np.stack([np.broadcast_to(a, lead) for a in fallbacks])
+    # the fallback rarely depends on the galaxy: kept at its own shape, not the light's
+    fallback_lead = np.broadcast_shapes(*(a.shape for a in fallbacks))
+    fallback_basis = np.stack([np.broadcast_to(a, fallback_lead) for a in fallbacks])
     return np.broadcast_to(light_sum, lead).copy(), numerator_basis, fallback_basis
+
+
+def _basis_rows(expansions):
+    """The basis row of each term (in the layout of :func:`_linear_basis`), or None when
+    every row is a term (no piecewise expansion).
+
+    Returns an integer tensor ``(terms,)`` or ``(terms, N)``: a piecewise expansion's terms
+    point into the rows of each galaxy's piece.
+    """
+    if all(e.n_pieces == 1 for e in expansions):
+        return None
+    rows, offset = [], 0
+    for expansion in expansions:
+        n_terms = len(expansion)
+        for k in range(n_terms):
+            if expansion.n_pieces == 1:
+                rows.append(pt.constant(offset + k, dtype="int64"))
+            else:
+                rows.append(offset + expansion.piece * n_terms + k)
+        offset += n_terms * expansion.n_pieces
+    return pt.stack(pt.broadcast_arrays(*rows))
+
+
+def _select_rows(basis, rows, coefficients):
+    """The rows of ``basis`` that each galaxy's terms use: ``(terms, [N,] ny, nx)``."""
+    if rows is None:
+        return basis
+    if coefficients.ndim == 2 and rows.ndim == 1:
+        rows = pt.broadcast_to(rows[:, None], coefficients.shape)
+    if rows.ndim == 2 and basis.ndim == 4:  # per-galaxy rows of per-galaxy maps
+        return basis[rows, pt.arange(basis.shape[1])[None, :]]
+    return basis[rows]
 
 
 def _observe_linear(components, linear, numerics, tracer_scale):
@@ -479,51 +538,70 @@ def _observe_linear(components, linear, numerics, tracer_scale):
             *(pt.as_tensor_variable(c).astype(pytensor.config.floatX) for c in coefficients)
         )
     )  # (terms,) or (terms, N)
-    weighted_sum = _combine(coefficients, basis)
-    fallback = _combine(coefficients, fallback_basis)
+    rows = _basis_rows(expansions)
+    if rows is not None and coefficients.ndim == 1 and rows.ndim == 2:
+        coefficients = pt.broadcast_to(
+            coefficients[:, None], (coefficients.shape[0], rows.shape[1])
+        )
+    weighted_sum = _combine(coefficients, _select_rows(basis, rows, coefficients))
+    fallback = _combine(coefficients, _select_rows(fallback_basis, rows, coefficients))
     image = light_sum * numerics.flux_scale
     tracer_map = _light_weighted_ratio(weighted_sum, light_sum, fallback, tracer_scale)
 
     def at_pixels(index, shape):
         """The same ratio at flat indices of a map of ``shape``: O(terms x pixels used).
 
-        The light, the empty-sky blend and the division are folded into one basis per term,
-        ``(numerator_t + e fallback_t) / (light + e)`` (data: precomputed once the data are
-        frozen), so an evaluation is one product of coefficients and basis. With per-galaxy
-        coefficients the pixels are laid out as (galaxy, pixel), padded to the galaxy with
-        most pixels: one small matrix product per galaxy, whose gradient is a sum rather
+        The light, the empty-sky blend and the division are folded into one basis per row,
+        ``(numerator_t + e fallback_t) / (light + e)`` at the used pixels (precomputed once the
+        data are frozen), so an evaluation is one product of coefficients and basis. With
+        per-galaxy coefficients the pixels are laid out as (galaxy, pixel), padded to the
+        galaxy with most pixels, and each galaxy's terms combine its own rows (its piece of
+        a piecewise series): a gather and a sum over terms, whose gradient is a sum rather
         than a scatter of terms x pixels (slow in XLA on CPU).
         """
         index = np.asarray(index)
         ny, nx = shape[-2:]
         galaxy, pixel = np.divmod(index, ny * nx)
-        n_terms = arrays[1].shape[0]
-        numerator_rows = basis.reshape((n_terms, -1))
-        fallback_rows = fallback_basis.reshape((n_terms, -1))
+        n_rows = arrays[1].shape[0]
         light = pt.maximum(light_sum, 0.0)
         epsilon = EMPTY_SKY_FRACTION * pt.max(light, axis=(-2, -1)).reshape((-1,))
         epsilon = epsilon + np.finfo(np.float64).tiny
-        light = light.reshape((-1,))
         batched_light = light_sum.ndim == 3
         on_basis = galaxy * ny * nx + pixel if batched_light else pixel
-
-        def ratio_basis(pixels, galaxies):
-            e = epsilon[galaxies] if batched_light else epsilon[0]
-            return (numerator_rows[:, pixels] + e * fallback_rows[:, pixels]) / (light[pixels] + e)
+        on_fallback = galaxy * ny * nx + pixel if fallback_basis.ndim == 4 else pixel
+        e = epsilon[galaxy] if batched_light else epsilon[0]
+        # every row at every used pixel: (rows, pixels used)
+        ratio_rows = (
+            basis.reshape((n_rows, -1))[:, on_basis]
+            + e * fallback_basis.reshape((n_rows, -1))[:, on_fallback]
+        ) / (light.reshape((-1,))[on_basis] + e)
 
         if coefficients.ndim == 1:
-            ratio = pt.dot(coefficients, ratio_basis(on_basis, galaxy))
+            picked = ratio_rows if rows is None else ratio_rows[rows]
+            ratio = pt.dot(coefficients, picked)
         else:
             n_galaxies = shape[0] if len(shape) == 3 else 1
             counts = np.bincount(galaxy, minlength=n_galaxies)
             width = max(int(counts.max()), 1)
             rank = np.arange(index.size) - np.concatenate([[0], np.cumsum(counts)[:-1]])[galaxy]
-            block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a map pixel
-            block[galaxy, rank] = on_basis
-            owner = np.repeat(np.arange(n_galaxies)[:, None], width, axis=1)
+            block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a used pixel
+            block[galaxy, rank] = np.arange(index.size)
+            # (galaxy, rows, pixel) blocks: contiguous per galaxy, constant once data are frozen
+            blocks = ratio_rows[:, block].transpose(1, 0, 2)
+            chosen, offset = [], 0
+            for expansion in expansions:
+                n_terms, n_pieces = len(expansion), expansion.n_pieces
+                rows_of = blocks[:, offset : offset + n_terms * n_pieces]
+                offset += n_terms * n_pieces
+                if n_pieces == 1:
+                    chosen.append(rows_of)
+                    continue
+                by_piece = rows_of.reshape((n_galaxies, n_pieces, n_terms, width))
+                piece = pt.broadcast_to(expansion.piece, (n_galaxies,))
+                chosen.append(by_piece[pt.arange(n_galaxies), piece])  # each galaxy's piece
+            chosen = chosen[0] if len(chosen) == 1 else pt.concatenate(chosen, axis=1)
             # (N, 1, terms) @ (N, terms, width): one small matrix product per galaxy
-            blocks = ratio_basis(block, owner).transpose(1, 0, 2)
-            ratio = pt.matmul(coefficients.T[:, None, :], blocks)[:, 0, :]
+            ratio = pt.matmul(coefficients.T[:, None, :], chosen)[:, 0, :]
             ratio = ratio.reshape((-1,))[galaxy * width + rank]
         if tracer_scale == "linear":
             return ratio

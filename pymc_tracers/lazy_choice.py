@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pytensor
 from pytensor.compile.builders import OpFromGraph
+from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Constant
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.replace import clone_replace
@@ -39,8 +40,13 @@ class LazyChoice(OpFromGraph):
         ``(condition, if_true, if_false)`` over the op's inputs.
     """
 
-    def __init__(self, inputs, condition, if_true, if_false, **kwargs):
+    def __init__(self, inputs, condition, if_true, if_false, *, differentiable=None, **kwargs):
         self._given_inputs = list(inputs)
+        # inputs that stand for constants of the outer graph get no gradient (computing zeros
+        # the size of, e.g., the PSF transforms on every call is what the op exists to avoid)
+        self._differentiable = (
+            [True] * len(inputs) if differentiable is None else list(differentiable)
+        )
         self._branch_outputs = (condition, list(if_true), list(if_false))
         outputs = ifelse(condition, list(if_true), list(if_false))
         outputs = outputs if isinstance(outputs, list) else [outputs]
@@ -50,10 +56,18 @@ class LazyChoice(OpFromGraph):
             for out in self._branch_outputs
         )
 
+    def connection_pattern(self, node):
+        pattern = super().connection_pattern(node)
+        return [
+            row if differentiable else [False] * len(row)
+            for row, differentiable in zip(pattern, self._differentiable)
+        ]
+
     def _gradient(self, inner_inputs, inner_outputs, output_grads):
         condition, if_true, if_false = self._branch_outputs
         replace = dict(zip(self._given_inputs, inner_inputs))
         condition = clone_replace(condition, replace=replace)
+        wrt = [x for x, d in zip(inner_inputs, self._differentiable) if d]
         by_branch = []
         for branch in (if_true, if_false):
             branch = clone_replace(branch, replace=replace)
@@ -61,20 +75,32 @@ class LazyChoice(OpFromGraph):
             by_branch.append(
                 pytensor.grad(
                     None,
-                    inner_inputs,
+                    wrt,
                     known_grads=known,
                     disconnected_inputs="ignore",
                     return_disconnected="zero",
                 )
             )
-        return lazy_choice(condition, by_branch[0], by_branch[1], [*inner_inputs, *output_grads])
+        chosen = iter(
+            lazy_choice(condition, by_branch[0], by_branch[1], [*inner_inputs, *output_grads])
+        )
+        return [next(chosen) if d else DisconnectedType()() for d in self._differentiable]
+
+
+#: Float constants larger than this (elements) become inputs of the op rather than part of
+#: its branches: XLA on CPU pays for a conditional's constants on every call, taken or not.
+_INLINE_CONSTANT_SIZE = 64
 
 
 def _leaves(outputs, given):
-    """Inputs of the op: ``given`` plus every other non-constant leaf (e.g. shared data)."""
+    """Inputs of the op: ``given`` plus every other leaf (e.g. shared data), large float
+    constants included."""
     leaves = list(given)
     for var in graph_inputs(outputs, blockers=given):
-        if not isinstance(var, Constant) and not any(var is v for v in leaves):
+        inline = isinstance(var, Constant) and (
+            var.data.size <= _INLINE_CONSTANT_SIZE or not var.dtype.startswith("float")
+        )
+        if not inline and not any(var is v for v in leaves):
             leaves.append(var)
     return leaves
 
@@ -104,7 +130,10 @@ def lazy_choice(condition, if_true, if_false, inputs):
         clone_replace(if_true, replace=replace),
         clone_replace(if_false, replace=replace),
     )
-    op = LazyChoice(inner, condition, if_true, if_false, name="lazy_choice")
+    differentiable = [not isinstance(v, Constant) for v in leaves]
+    op = LazyChoice(
+        inner, condition, if_true, if_false, differentiable=differentiable, name="lazy_choice"
+    )
     outputs = op(*leaves)
     return outputs if isinstance(outputs, list) else [outputs]
 
@@ -139,12 +168,12 @@ def _register_jax():
                     jax.core.eval_jaxpr(branches[k].jaxpr, operands[k], *operands[2])
                 )
 
-            outputs = jax.lax.cond(
-                condition(*inputs)[0],
-                run(0),
-                run(1),
-                (branches[0].consts, branches[1].consts, inputs),
+            # the barrier keeps XLA from sinking constant operands (large constants are op
+            # inputs, see _leaves) back into the branches
+            operands = jax.lax.optimization_barrier(
+                (branches[0].consts, branches[1].consts, inputs)
             )
+            outputs = jax.lax.cond(condition(*inputs)[0], run(0), run(1), operands)
             return outputs[0] if single else outputs
 
         return choice

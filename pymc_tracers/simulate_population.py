@@ -294,11 +294,16 @@ def population_sample(
     )
 
 
-def _gradient_range(sample, margin=0.5):
-    """A range (dex/arcsec) wide enough for the posterior of every galaxy's gradient."""
-    g = sample.gradient
-    spread = max(float(np.ptp(g)), 0.2)
-    return float(g.min() - margin * spread - 0.3), float(g.max() + margin * spread + 0.3)
+#: A physically plausible range of metallicity gradients (dex/kpc): wider than those measured
+#: at z ~ 0-2 (about -0.2 to +0.15 dex/kpc), fixed before looking at any sample.
+PLAUSIBLE_GRADIENTS_KPC = (-0.35, 0.12)
+
+
+def _gradient_range(sample):
+    """:data:`PLAUSIBLE_GRADIENTS_KPC` in dex/arcsec for every galaxy of the sample."""
+    lo, hi = PLAUSIBLE_GRADIENTS_KPC
+    kpc_per_arcsec = 1.0 / np.asarray(sample.arcsec_per_kpc)
+    return float(np.min(lo * kpc_per_arcsec)), float(np.max(hi * kpc_per_arcsec))
 
 
 def population_model(
@@ -308,6 +313,7 @@ def population_model(
     light="fixed",
     form="batched",
     gradient_range=None,
+    outside_range="full",
     method="auto",
     priors=None,
     centered=False,
@@ -330,7 +336,11 @@ def population_model(
         One ``observe`` for the whole sample on the common stamp, or one per galaxy on its
         own stamp (likelihoods ``metallicity_<i>`` and ``light_<i>``).
     gradient_range : (float, float), optional
-        dex/arcsec range of the log series (default: the sample's true range, widened).
+        dex/arcsec range of the log series (default: :data:`PLAUSIBLE_GRADIENTS_KPC`
+        converted with each galaxy's scale, the union over galaxies).
+    outside_range : {"full", "reject"}
+        Passed to :class:`~pymc_tracers.LinearGradient`: outside ``gradient_range`` take the
+        full path, or treat the range as a hard bound.
     method : {"auto", "full", "linear"}
         Passed to ``observe``.
     centered : bool
@@ -391,7 +401,12 @@ def population_model(
         if form == "batched":
             disc = Component(
                 Exponential(r_eff=r_eff, amplitude=amplitude),
-                LinearGradient(central=central, gradient=gradient, gradient_range=gradient_range),
+                LinearGradient(
+                    central=central,
+                    gradient=gradient,
+                    gradient_range=gradient_range,
+                    outside_range=outside_range,
+                ),
             )
             obs = observe(disc, sample.grid, sample.psfs, tracer_scale="log", method=method)
             model.observations.append(obs)
@@ -405,7 +420,10 @@ def population_model(
                 disc = Component(
                     Exponential(r_eff=r_eff[i], amplitude=amplitude[i]),
                     LinearGradient(
-                        central=central[i], gradient=gradient[i], gradient_range=gradient_range
+                        central=central[i],
+                        gradient=gradient[i],
+                        gradient_range=gradient_range,
+                        outside_range=outside_range,
                     ),
                 )
                 obs = observe(

@@ -191,3 +191,152 @@ def test_lazy_choice_under_jax_matches_the_default_backend():
     for v in (np.array([0.1, 0.5]), np.array([0.1, 2.0])):
         for a, b in zip(default(v), jax_fn(v)):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_lazy_choice_takes_large_constants_as_inputs_without_gradients():
+    """Large float constants become op inputs (kept out of XLA's branches) and get no gradient;
+    values and gradients stay those of the branches, in both backends."""
+    big = np.linspace(0.0, 1.0, 500)
+    x = pt.dvector("x")
+    (chosen,) = lazy_choice(pt.all(x < 1.0), [3.0 * x], [x * pt.sum(pt.constant(big))], [x])
+    op = chosen.owner.op
+    assert len(chosen.owner.inputs) == 2 and op._differentiable == [True, False]
+    cost = pt.sum(chosen**2)
+    modes = [None] + (["JAX"] if _has_jax() else [])
+    for mode in modes:
+        f = pytensor.function([x], [cost, pt.grad(cost, x)], mode=mode)
+        v = np.array([0.2, 3.0])
+        value, grad = f(v)
+        np.testing.assert_allclose(value, np.sum((v * big.sum()) ** 2), rtol=1e-12)
+        np.testing.assert_allclose(grad, 2 * v * big.sum() ** 2, rtol=1e-12)
+
+
+def _has_jax():
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+WIDE_GRID = pmt.PixelGrid((25, 25), pixel_scale=0.1, supersampling=2)
+WIDE_RANGE = (-3.0, 2.0)
+
+
+def _wide_series(gradient, outside_range="full", extra=None):
+    tracer = pmt.LinearGradient(
+        central=np.array([8.5, 8.4, 8.7]),
+        gradient=gradient,
+        q=0.7,
+        phi=0.4,
+        gradient_range=WIDE_RANGE,
+        outside_range=outside_range,
+    )
+    if extra is not None:
+        tracer = tracer + extra
+    component = pmt.Component(
+        pmt.Exponential(r_eff=np.array([0.3, 0.5, 0.2]), q=0.7, phi=0.4), tracer
+    )
+    psfs = [pmt.GaussianPSF(0.25), pmt.MoffatPSF(0.4, 3.0), pmt.GaussianPSF(0.3)]
+    return (
+        pmt.observe(component, WIDE_GRID, psfs, "log"),
+        pmt.observe(component, WIDE_GRID, psfs, "log", method="full"),
+    )
+
+
+@pytest.mark.parametrize("extra", [None, pmt.Constant(0.1)])
+def test_piecewise_series_matches_the_full_path_in_every_piece(extra):
+    """A range too wide for one series of LOG_SERIES_TERMS terms is split into pieces; each
+    galaxy uses its own piece, and maps and gradients match the full path in every piece,
+    on both sides of the pieces' edges."""
+    gradient = pt.dvector("gradient")
+    series, full = _wide_series(gradient, extra=extra)
+    assert series.path == "series" and series.series_pieces > 1
+    n_pieces = series.series_pieces
+    edges = np.linspace(*WIDE_RANGE, n_pieces + 1)
+    width = edges[1] - edges[0]
+    cost_s, cost_f = (pt.sum(o[1][:, 8:17, 8:17] ** 2) for o in (series, full))
+    f = pytensor.function(
+        [gradient],
+        [series[1], full[1], full.light_sum, pt.grad(cost_s, gradient), pt.grad(cost_f, gradient)],
+    )
+    trials = [
+        np.array(
+            [edges[1] - 1e-9, edges[1] + 1e-9, edges[-2] + 0.5 * width]
+        ),  # both sides of an edge
+        np.array([WIDE_RANGE[0], edges[2] + 0.3 * width, WIDE_RANGE[1]]),  # the range's ends
+        np.array([-0.2, 0.1, -1.1]),
+    ]
+    for g in trials:
+        s, r, light_sum, grad_s, grad_f = f(g)
+        bright = light_sum >= forward.SERIES_LIGHT_FLOOR * light_sum.max(axis=(1, 2), keepdims=True)
+        assert np.max(np.abs(s - r)[bright]) <= series.max_error
+        np.testing.assert_allclose(grad_s, grad_f, rtol=1e-5)
+
+
+def test_piecewise_series_is_continuous_across_piece_edges():
+    gradient = pt.dvector("gradient")
+    series, full = _wide_series(gradient)
+    edge = np.linspace(*WIDE_RANGE, series.series_pieces + 1)[1]
+    f = pytensor.function([gradient], [series[1], full.light_sum])
+    (below, light_sum), (above, _) = f(np.full(3, edge - 1e-12)), f(np.full(3, edge + 1e-12))
+    bright = light_sum >= forward.SERIES_LIGHT_FLOOR * light_sum.max(axis=(1, 2), keepdims=True)
+    assert 0 < np.max(np.abs(below - above)[bright]) <= 2 * series.max_error
+
+
+def test_likelihood_over_piecewise_series_equals_the_full_path():
+    data = _data()
+    logps = {}
+    for method in ("auto", "full"):
+        with pm.Model(coords={"galaxy": range(3)}) as model:
+            gradient = pm.Normal("gradient", -0.2, 0.5, dims="galaxy")
+            tracer = pmt.LinearGradient(
+                central=np.array([8.6, 8.4, 8.5]), gradient=gradient, gradient_range=WIDE_RANGE
+            )
+            light = pmt.Exponential(r_eff=R_EFF, q=0.8, phi=0.3)
+            obs = pmt.observe(pmt.Component(light, tracer), GRID, PSFS, "log", method=method)
+            pmt.tracer_likelihood("z", obs[1], data, sigma=0.05)
+        if method == "auto":
+            assert obs.series_pieces > 1
+        points = [
+            {"gradient": g} for g in (np.array([-0.3, 0.1, -0.6]), np.array([-2.5, 1.7, 0.4]))
+        ]
+        logps[method] = _logp_and_gradient(model, points)
+    for (lp_fast, g_fast), (lp_full, g_full) in zip(logps["auto"], logps["full"]):
+        assert lp_fast == pytest.approx(lp_full, rel=1e-6)
+        np.testing.assert_allclose(g_fast, g_full, rtol=1e-5, atol=1e-5)
+
+
+def test_outside_range_reject_is_a_hard_bound():
+    """With outside_range='reject' no full path is built: inside the range the map is the
+    series, outside it inf, and a likelihood -inf with finite gradients."""
+    gradient = pt.dvector("gradient")
+    reject, full = _wide_series(gradient, outside_range="reject")
+    guarded, _ = _wide_series(gradient)
+    ops = {
+        type(node.op).__name__
+        for node in pytensor.graph.traversal.applys_between([gradient], [reject[1]])
+    }
+    assert "LazyChoice" not in ops
+    f = pytensor.function([gradient], [reject[1], guarded[1]])
+    inside = np.array([-0.4, 0.2, -1.0])
+    a, b = f(inside)
+    np.testing.assert_array_equal(a, b)
+    outside = np.array([-0.4, 2.5, -1.0])
+    assert np.all(np.isinf(f(outside)[0]))
+    with pm.Model(coords={"galaxy": range(3)}) as model:
+        g = pm.Normal("gradient", 0.0, 1.0, dims="galaxy")
+        tracer = pmt.LinearGradient(
+            central=np.array([8.6, 8.4, 8.5]),
+            gradient=g,
+            gradient_range=(-1.0, 0.5),
+            outside_range="reject",
+        )
+        obs = pmt.observe(pmt.Component(pmt.Exponential(r_eff=R_EFF), tracer), GRID, PSFS, "log")
+        pmt.tracer_likelihood("z", obs[1], _data(), sigma=0.05)
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    assert np.isfinite(logp({"gradient": inside}))
+    assert logp({"gradient": outside}) == -np.inf
+    assert np.all(np.isfinite(dlogp({"gradient": outside})))
+    with pytest.raises(ValueError, match="outside_range must be"):
+        pmt.LinearGradient(gradient_range=(-1, 1), outside_range="clip")

@@ -65,6 +65,12 @@ __all__ = [
 LOG_SERIES_TOLERANCE = 1e-7
 #: Expansions with more terms than this are not worth it: the full path is taken instead.
 MAX_LINEAR_TERMS = 64
+#: Chebyshev terms per piece of a log series. A wide gradient range is split into pieces
+#: rather than covered by one long series: an evaluation costs one piece's terms per galaxy.
+LOG_SERIES_TERMS = 12
+#: Most pieces a log series may use (memory grows with pieces x terms) before the full path
+#: is taken instead.
+MAX_SERIES_PIECES = 32
 _LN10 = math.log(10.0)
 
 
@@ -122,12 +128,23 @@ class LinearExpansion:
     valid : tensor or None
         Boolean scalar tensor, true where the expansion meets ``max_error`` (e.g. a gradient
         inside the range the series was built for); ``None`` when always valid.
+    n_pieces : int
+        A piecewise expansion (e.g. a log series over a wide gradient range) has one set of
+        factors per piece: each factor then carries a leading axis of length ``n_pieces``,
+        and every galaxy uses the factors of its own piece, ``piece``.
+    piece : integer tensor or None
+        Scalar or ``(N,)``: the piece each galaxy uses (``None`` when ``n_pieces == 1``).
+    outside : {"full", "reject"}
+        Where ``valid`` is false: take the full path, or make the map ``inf`` (a hard bound).
     """
 
     terms: list
     max_error: float = 0.0
     valid: object = None
     notes: list = field(default_factory=list)
+    n_pieces: int = 1
+    piece: object = None
+    outside: str = "full"
 
     def __len__(self):
         return len(self.terms)
@@ -139,6 +156,21 @@ def _and(a, b):
     if b is None:
         return a
     return pt.and_(a, b)
+
+
+def _outside_of(*expansions):
+    """A bound is only as hard as its softest part: any part asking for the full path gets it."""
+    guarded = [e.outside for e in expansions if e.valid is not None]
+    return "reject" if guarded and all(o == "reject" for o in guarded) else "full"
+
+
+def _piecewise_product(a, a_pieces, b, b_pieces):
+    """The product of two factors, at most one of them piecewise (leading piece axis)."""
+    if a_pieces > 1:
+        return np.stack([piece * b for piece in a])
+    if b_pieces > 1:
+        return np.stack([a * piece for piece in b])
+    return a * b
 
 
 def _ones(points):
@@ -168,10 +200,11 @@ class TracerProfile:
             the forward model renders; every term gives one factor per set.
         error_of : callable, optional
             Supplied by the forward model for approximate (series) expansions:
-            ``error_of(error_factors, floor_factors)`` returns the largest relative error of
-            the light-weighted, PSF-convolved ratio over the pixels where the light is
-            appreciable, given per point set a bound on each point's absolute error and a
-            lower bound on its value. Without it, a series must bound every point alone.
+            ``error_of(error_factors, floor_factors, floor_key=None)`` returns the largest
+            relative error of the light-weighted, PSF-convolved ratio over the pixels where the
+            light is appreciable, given per point set a bound on each point's absolute error
+            and a lower bound on its value (its convolution is cached under ``floor_key``, if
+            given). Without it, a series must bound every point alone.
 
         Returns
         -------
@@ -232,26 +265,42 @@ class SumTracer(TracerProfile):
         if any(part is None for part in parts):
             return None
         if tracer_scale == "linear":
+            if any(part.n_pieces > 1 for part in parts):
+                return None
             terms = [term for part in parts for term in part.terms]
             valid = None
             for part in parts:
                 valid = _and(valid, part.valid)
-            return LinearExpansion(terms, sum(p.max_error for p in parts), valid)
+            return LinearExpansion(
+                terms, sum(p.max_error for p in parts), valid, outside=_outside_of(*parts)
+            )
+        if sum(part.n_pieces > 1 for part in parts) > 1:
+            return None  # one piece index per expansion: two piecewise parts do not multiply
         expansion = parts[0]
         for part in parts[1:]:
             if len(expansion) * len(part) > MAX_LINEAR_TERMS:
                 return None
+            pieces = max(expansion.n_pieces, part.n_pieces)
             terms = [
                 LinearTerm(
                     pt.as_tensor_variable(a.coefficient) * pt.as_tensor_variable(b.coefficient),
-                    [fa * fb for fa, fb in zip(a.factors, b.factors)],
+                    [
+                        _piecewise_product(fa, expansion.n_pieces, fb, part.n_pieces)
+                        for fa, fb in zip(a.factors, b.factors)
+                    ],
                 )
                 for a in expansion.terms
                 for b in part.terms
             ]
             # relative errors of 10**Z add to first order, and dex errors are relative / ln 10
             expansion = LinearExpansion(
-                terms, expansion.max_error + part.max_error, _and(expansion.valid, part.valid)
+                terms,
+                expansion.max_error + part.max_error,
+                _and(expansion.valid, part.valid),
+                notes=expansion.notes + part.notes,
+                n_pieces=pieces,
+                piece=expansion.piece if expansion.n_pieces > 1 else part.piece,
+                outside=_outside_of(expansion, part),
             )
         return expansion
 
@@ -301,6 +350,13 @@ class LinearGradient(TracerProfile):
         Range (same units as ``gradient``) that a fitted gradient is expected to stay in.
         With ``tracer_scale="log"`` and a fixed geometry it enables the fast log series (see
         Notes); read from the prior when the gradient is a ``pm.Uniform`` variable.
+    outside_range : {"full", "reject"}
+        What the log series does for a gradient outside ``gradient_range``. ``"full"``
+        (default): that evaluation takes the exact full FFT path (for every galaxy of a
+        batch). ``"reject"``: the range is a hard bound, like a Uniform prior's: the tracer
+        map is ``inf`` there, so a likelihood is ``-inf`` and a sampler turns back. No full
+        path is built, which saves its memory and a few ms per evaluation of large batches;
+        choose a range well outside the posterior and check that draws stay inside it.
 
     Notes
     -----
@@ -326,7 +382,16 @@ class LinearGradient(TracerProfile):
     """
 
     def __init__(
-        self, *, x0=0.0, y0=0.0, central=0.0, gradient=0.0, q=1.0, phi=0.0, gradient_range=None
+        self,
+        *,
+        x0=0.0,
+        y0=0.0,
+        central=0.0,
+        gradient=0.0,
+        q=1.0,
+        phi=0.0,
+        gradient_range=None,
+        outside_range="full",
     ):
         self.x0 = _check_number(x0, "x0")
         self.y0 = _check_number(y0, "y0")
@@ -343,6 +408,9 @@ class LinearGradient(TracerProfile):
                 )
             gradient_range = (lo, hi)
         self.gradient_range = gradient_range
+        if outside_range not in ("full", "reject"):
+            raise ValueError(f"outside_range must be 'full' or 'reject'; got {outside_range!r}")
+        self._outside_range = outside_range
 
     def value(self, x, y):
         r = elliptical_radius(x, y, self.x0, self.y0, self.q, self.phi)
@@ -366,7 +434,10 @@ class LinearGradient(TracerProfile):
         bounds = self.gradient_range or _uniform_prior_bounds(self.gradient)
         if bounds is None:
             return None
-        return _chebyshev_log_series(amplitude, self.gradient, bounds, radii, error_of)
+        expansion = _chebyshev_log_series(amplitude, self.gradient, bounds, radii, error_of)
+        if expansion is not None:
+            expansion.outside = self._outside_range
+        return expansion
 
     def __repr__(self):
         return (
@@ -418,82 +489,125 @@ def _chebyshev_tail(n_terms: int, rho: np.ndarray) -> np.ndarray:
     return table[above]
 
 
-def _choose_terms(bound_of) -> int | None:
-    """The smallest term count in 1..MAX_LINEAR_TERMS whose bound meets the tolerance."""
-    lo, hi = 1, MAX_LINEAR_TERMS
-    if bound_of(hi) > LOG_SERIES_TOLERANCE:
+def _smallest_passing(low, high, passes) -> int | None:
+    """The smallest integer n in ``[low, high]`` with ``passes(n)``, for ``passes`` monotone
+    in n (false, ..., false, true, ...); None if ``passes(high)`` is false."""
+    if not passes(high):
         return None
-    while lo < hi:  # the bound falls with the number of terms
-        mid = (lo + hi) // 2
-        if bound_of(mid) <= LOG_SERIES_TOLERANCE:
-            hi = mid
+    while low < high:
+        middle = (low + high) // 2
+        if passes(middle):
+            high = middle
         else:
-            lo = mid + 1
-    return lo
+            low = middle + 1
+    return low
+
+
+def _series_pieces(lo, hi, bound_of):
+    """Split ``[lo, hi]`` into the fewest equal pieces whose series of at most
+    :data:`LOG_SERIES_TERMS` terms meet the tolerance, then use as few terms as they allow.
+
+    ``bound_of(middle, half, n)`` bounds the error (dex) of an n-term series on
+    ``[middle - half, middle + half]``. Returns ``(n_pieces, n_terms, bound)`` or None.
+    """
+
+    def pieces(count):
+        half = 0.5 * (hi - lo) / count
+        middles = lo + half * (2 * np.arange(count) + 1)
+        return half, middles[::-1]  # rising gradients weigh the outskirts most: worst first
+
+    def all_meet(count, n):
+        half, middles = pieces(count)
+        return all(bound_of(m, half, n) <= LOG_SERIES_TOLERANCE for m in middles)
+
+    count = _smallest_passing(1, MAX_SERIES_PIECES, lambda c: all_meet(c, LOG_SERIES_TERMS))
+    if count is None:
+        return None
+    n_terms = _smallest_passing(1, LOG_SERIES_TERMS, lambda n: all_meet(count, n))
+    half, middles = pieces(count)
+    return count, n_terms, max(bound_of(m, half, n_terms) for m in middles)
 
 
 def _chebyshev_log_series(amplitude, gradient, bounds, radii, error_of=None):
+    """The piecewise Chebyshev series of ``10**(gradient r)`` (see :class:`LinearGradient`)."""
     lo, hi = bounds
-    middle, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    rho_max = half * _LN10 * max(float(np.max(r)) for r in radii)
+    r_max = max(float(np.max(r)) for r in radii)
     if error_of is None:
-        # every point bounded alone: relative to its smallest value exp(-rho_max)
-        def bound_of(n):
-            return log_series_error(rho_max, n)
+        # every point bounded alone: relative to its smallest value exp(-rho) at the corners
+        def bound_of(middle, half, n):
+            return log_series_error(half * _LN10 * r_max, n)
 
         scope = "every rendered point"
     else:
         # the error of a light-weighted sum is bounded by the light-weighted sum of the
         # points' errors over the light-weighted sum of their smallest values, so faint
         # outskirts (where exp(rho) is largest) count only as much as their light
-        base = [np.exp(middle * _LN10 * r) for r in radii]
-        rho = [half * _LN10 * r for r in radii]
-        floor = [b * np.exp(-p) for b, p in zip(base, rho)]
-
-        def bound_of(n):
+        def bound_of(middle, half, n):
+            base = [np.exp(middle * _LN10 * r) for r in radii]
+            rho = [half * _LN10 * r for r in radii]
             error = [
                 b * np.exp(p) * (_chebyshev_tail(n, p) + n * np.finfo(float).eps)
                 for b, p in zip(base, rho)
             ]
-            return error_of(error, floor) / _LN10
+            floor = [b * np.exp(-p) for b, p in zip(base, rho)]
+            return error_of(error, floor, floor_key=(middle, half)) / _LN10
 
         scope = "pixels with light above the series floor"
-    n_terms = _choose_terms(bound_of)
-    if n_terms is None:
+    chosen = _series_pieces(lo, hi, bound_of)
+    if chosen is None:
         logging.getLogger("pymc_tracers").info(
-            "log series: gradient range [%g, %g] is too wide for the field (rho = %.1f) to reach "
-            "%.0e dex in %d terms; taking the full path",
+            "log series: gradient range [%g, %g] is too wide for the field (largest radius "
+            "%.2f) to reach %.0e dex in %d pieces of %d terms; taking the full path",
             lo,
             hi,
-            rho_max,
+            r_max,
             LOG_SERIES_TOLERANCE,
-            MAX_LINEAR_TERMS,
+            MAX_SERIES_PIECES,
+            LOG_SERIES_TERMS,
         )
         return None
-    t = (pt.as_tensor_variable(gradient) - middle) / half
-    valid = pt.all(pt.le(pt.abs(t), 1.0))
+    n_pieces, n_terms, max_error = chosen
+    width = (hi - lo) / n_pieces
+    half = 0.5 * width
+    gradient = pt.as_tensor_variable(gradient)
+    valid = pt.all(pt.and_(pt.ge(gradient, lo), pt.le(gradient, hi)))
+    # each galaxy takes the piece its gradient is in (no gradient flows through the choice:
+    # neighbouring pieces agree to the tolerance at their common edge)
+    piece = pt.clip(pt.floor((gradient - lo) / width), 0, n_pieces - 1)
+    t = (gradient - (lo + half + width * piece)) / half
     # outside the range the forward model takes the full path; clipping keeps the unused
-    # series finite there (and its gradient zero), so it cannot poison the chosen one
-    t = pt.clip(t, -1.0, 1.0)
+    # series finite there (and its gradient zero), so it cannot poison the chosen one. The
+    # slack keeps the range's own ends (where t may round to 1 + 1 ulp) differentiable.
+    t = pt.clip(t, -1.0 - 1e-9, 1.0 + 1e-9)
     chebyshev = [pt.ones_like(t), t]
     while len(chebyshev) < n_terms:
         chebyshev.append(2.0 * t * chebyshev[-1] - chebyshev[-2])
+    middles = lo + half + width * np.arange(n_pieces)
     terms = []
     for k in range(n_terms):
         weight = 1.0 if k == 0 else 2.0
         factors = [
-            weight * special.ive(k, half * _LN10 * r) * np.exp((half + middle) * _LN10 * r)
+            np.stack(
+                [
+                    weight * special.ive(k, half * _LN10 * r) * np.exp((half + m) * _LN10 * r)
+                    for m in middles
+                ]
+            )
             for r in radii
         ]
+        if n_pieces == 1:
+            factors = [f[0] for f in factors]
         terms.append(LinearTerm(amplitude * chebyshev[k], factors))
     return LinearExpansion(
         terms,
-        max_error=bound_of(n_terms),
+        max_error=max_error,
         valid=valid,
         notes=[
-            f"log series: {n_terms} Chebyshev terms for gradient in [{lo:g}, {hi:g}], "
-            f"bound over {scope}"
+            f"log series: {n_pieces} piece(s) of {n_terms} Chebyshev terms for gradient in "
+            f"[{lo:g}, {hi:g}], bound over {scope}"
         ],
+        n_pieces=n_pieces,
+        piece=pt.cast(piece, "int64") if n_pieces > 1 else None,
     )
 
 
