@@ -43,6 +43,9 @@ from pymc_tracers.simulate_population import population_model, population_sample
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_seconds  # noqa: E402
 
+#: population_model's default HalfNormal sigma of the intrinsic scatter (dex/kpc).
+SCATTER_PRIOR_SIGMA = 0.05
+
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (Linux reports KiB)."""
@@ -182,7 +185,15 @@ def main(argv=None):
     else:
         # one large fit: data compiled in as constants (the per-pixel bases are precomputed),
         # chains started unjittered (inside the log series' gradient range)
-        fitter = pmt.Fitter(model, backend=args.backend, swappable_data=False, jitter=False)
+        # (the scatter starts below its HalfNormal's sigma: at sigma its log-space gradient is
+        # zero, which stalls nutpie's first mass-matrix guess)
+        fitter = pmt.Fitter(
+            model,
+            backend=args.backend,
+            swappable_data=False,
+            jitter=False,
+            initial_points={"scatter": 0.5 * SCATTER_PRIOR_SIGMA},
+        )
         print(f"compiled in {fitter.compile_seconds:.1f} s", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pmt.ConvergenceWarning)

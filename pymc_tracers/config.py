@@ -101,8 +101,9 @@ TRACER_PROFILES = {
     },
 }
 #: Keys besides parameters: ``profile``; ``pa`` (deg east of north, instead of ``phi``) and
-#: ``center`` (sky position, instead of ``x0``/``y0``); ``gradient_range`` for LinearGradient.
-_EXTRA_KEYS = ("profile", "pa", "center", "gradient_range")
+#: ``center`` (sky position, instead of ``x0``/``y0``); ``gradient_range`` and
+#: ``outside_range`` for LinearGradient.
+_EXTRA_KEYS = ("profile", "pa", "center", "gradient_range", "outside_range")
 
 _SECTIONS = {
     "data": (
@@ -368,7 +369,9 @@ def _check_component(component, index, count) -> dict:
                 f"{part} profiles are " + ", ".join(table_of)
             )
         allowed = tuple(table_of[profile])
-        extra = ("pa", "center") + (("gradient_range",) if profile == "LinearGradient" else ())
+        extra = ("pa", "center") + (
+            ("gradient_range", "outside_range") if profile == "LinearGradient" else ()
+        )
         params = {}
         for key, value in table.items():
             if key not in allowed + extra:
@@ -384,6 +387,10 @@ def _check_component(component, index, count) -> dict:
                 ):
                     raise ConfigError(f"{label} must be [low, high]; got {value!r}")
                 params[key] = ("fixed", tuple(value))
+            elif key == "outside_range":
+                if value not in ("full", "reject"):
+                    raise ConfigError(f'{label} must be "full" or "reject"; got {value!r}')
+                params[key] = ("fixed", value)
             elif key == "center":
                 if not isinstance(value, str):
                     raise ConfigError(
@@ -575,7 +582,7 @@ def build_model(config: FitConfig, data, psf, *, model=None, prefix="", override
                         kwargs[key] = values["light"][value]
                     else:
                         kwargs[key] = value
-                        if key != "gradient_range":
+                        if key not in ("gradient_range", "outside_range"):
                             fixed[label] = value
                 if spec["profile"] == "LinearGradient" and "gradient_range" not in kwargs:
                     kwargs["gradient_range"] = _range_of(spec["params"].get("gradient"))

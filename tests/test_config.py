@@ -278,6 +278,11 @@ BAD = [
     ({'tracer = "OH"': 'tracer = "O_H"'}, None, r"O_H"),
     ({'tracer_scale = "log"': 'tracer_scale = "logg"'}, None, r"did you mean 'log'"),
     ({'type = "file"': 'type = "gausian"'}, None, r"did you mean 'gaussian'"),
+    (
+        {"gradient = {": 'outside_range = "clip"\ngradient = {'},
+        None,
+        r'outside_range must be "full" or "reject"',
+    ),
 ]
 
 

@@ -389,3 +389,15 @@ def test_fitter_with_data_compiled_in_samples_the_conjugate_posterior_and_refuse
     assert draws.std() == pytest.approx(sd, rel=0.15)
     with pytest.raises(ValueError, match="swappable_data=False"):
         fitter.fit({"z": (data + 0.1, sigma)}, draws=10, tune=10)
+
+
+def test_fitter_starts_unjittered_chains_at_given_initial_points():
+    rng = np.random.default_rng(6)
+    sigma = np.full((5, 5), 0.2)
+    data = 8.3 + sigma * rng.normal(size=sigma.shape)
+    model, mean, sd = constant_model(data, sigma)
+    with pytest.raises(ValueError, match=r"initial_points names \['cc'\].*\['c'\]"):
+        pmt.Fitter(model, backend="jax", jitter=False, initial_points={"cc": 8.0})
+    fitter = pmt.Fitter(model, backend="jax", jitter=False, initial_points={"c": mean + 0.3})
+    result = fitter.fit(draws=200, tune=200, chains=1, progressbar=False, random_seed=3)
+    assert abs(result.idata.posterior["c"].values.mean() - mean) < 5 * sd
