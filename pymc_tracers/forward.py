@@ -465,7 +465,8 @@ def _linear_basis(lights, expansions, numerics: Numerics):
     light_sum = numerics.convolve_and_bin(
         [sum(light[k] for light in lights) for k in range(n_sets)]
     )
-    numerators, fallbacks = [], []
+    n_rows = sum(len(e) * e.n_pieces for e in expansions)
+    numerator_basis, fallbacks, row = None, [], 0
     for light, expansion in zip(lights, expansions):
         for piece in range(expansion.n_pieces):
             # one term at a time keeps memory at one rendered field
@@ -473,19 +474,30 @@ def _linear_basis(lights, expansions, numerics: Numerics):
                 factors = (
                     term.factors if expansion.n_pieces == 1 else [f[piece] for f in term.factors]
                 )
-                numerators.append(
-                    numerics.convolve_and_bin([part * f for part, f in zip(light, factors)])
-                )
+                numerator = numerics.convolve_and_bin([part * f for part, f in zip(light, factors)])
+                # filled in place (no second copy of the basis); grown if a term has a galaxy
+                # axis that the light and earlier terms lack
+                lead = np.broadcast_shapes(light_sum.shape, numerator.shape)
+                if numerator_basis is None:
+                    numerator_basis = np.empty((n_rows, *lead))
+                elif numerator_basis.shape[1:] != np.broadcast_shapes(
+                    numerator_basis.shape[1:], lead
+                ):
+                    lead = np.broadcast_shapes(numerator_basis.shape[1:], lead)
+                    grown = np.empty((n_rows, *lead))
+                    grown[:row] = numerator_basis[:row]
+                    numerator_basis = grown
+                numerator_basis[row] = numerator
+                row += 1
                 factors = [
                     np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
                     for part, f in zip(light, factors)
                 ]
                 fallbacks.append(numerics.pixel_mean(factors) / len(lights))
-    lead = np.broadcast_shapes(*(a.shape for a in [light_sum, *numerators]))
-    numerator_basis = np.stack([np.broadcast_to(a, lead) for a in numerators])
     # the fallback rarely depends on the galaxy: kept at its own shape, not the light's
     fallback_lead = np.broadcast_shapes(*(a.shape for a in fallbacks))
     fallback_basis = np.stack([np.broadcast_to(a, fallback_lead) for a in fallbacks])
+    lead = numerator_basis.shape[1:]
     return np.broadcast_to(light_sum, lead).copy(), numerator_basis, fallback_basis
 
 
@@ -532,6 +544,8 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         return _linear_basis(new_lights, new_expansions, new)
 
     light_sum, basis, fallback_basis = _as_model_data(arrays, recompute)
+    n_rows = arrays[1].shape[0]
+    del arrays  # held by the model now: do not keep a second copy alive in the closures
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
         pt.broadcast_arrays(
@@ -562,7 +576,6 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         index = np.asarray(index)
         ny, nx = shape[-2:]
         galaxy, pixel = np.divmod(index, ny * nx)
-        n_rows = arrays[1].shape[0]
         light = pt.maximum(light_sum, 0.0)
         epsilon = EMPTY_SKY_FRACTION * pt.max(light, axis=(-2, -1)).reshape((-1,))
         epsilon = epsilon + np.finfo(np.float64).tiny
@@ -657,7 +670,9 @@ def _as_model_data(arrays, recompute):
     )
     names = [f"pmt_basis{index}_{part}" for part in ("light", "numerator", "fallback")]
     tensors = tuple(
-        pt.specify_shape(pm.Data(name, value), value.shape) for name, value in zip(names, arrays)
+        # borrowed: the model holds the one copy of each (possibly large) basis
+        pt.specify_shape(pm.Data(name, value, borrow=True), value.shape)
+        for name, value in zip(names, arrays)
     )
     setattr(model[names[0]].tag, _BASIS_TAG, LinearBasisData(names, recompute))
     return tensors
