@@ -17,6 +17,7 @@ kernel, nothing wraps around an edge):
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 
 import numpy as np
@@ -30,6 +31,8 @@ __all__ = ["FixedKernelConvolution", "FixedKernelCorrelation", "convolve_valid",
 
 #: Threads used by scipy's FFTs (batched transforms split across them).
 FFT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+#: Numpy convolutions whose spectra would exceed this many bytes run in chunks of galaxies.
+CONVOLVE_CHUNK_BYTES = 128 * 2**20
 
 
 def fft_shape(shape) -> tuple[int, int]:
@@ -113,8 +116,27 @@ class FixedKernelConvolution(_FixedKernelOp):
         if m1 < k1 or m2 < k2:
             raise ValueError(f"image {x.shape[-2:]} is smaller than the kernel {self.kernel.shape}")
         period = fft_shape((m1, m2))
+        transform = self._cache.transform(period, x.dtype)
+        lead = np.broadcast_shapes(x.shape[:-2], transform.shape[:-2])
+        spectrum_bytes = 16 * math.prod(lead) * period[0] * (period[1] // 2 + 1)
+        if len(lead) == 0 or spectrum_bytes <= CONVOLVE_CHUNK_BYTES:
+            return self._convolve_block(x, transform, period)
+        # large batches (e.g. the basis maps of 1000 galaxies) in chunks of the first batch
+        # axis, so the working memory is a few spectra of one chunk, not of the whole batch
+        x = np.broadcast_to(x, (*lead, m1, m2))
+        transform = np.broadcast_to(transform, (*lead, *transform.shape[-2:]))
+        step = max(1, int(lead[0] * CONVOLVE_CHUNK_BYTES // spectrum_bytes))
+        out = np.empty((*lead, m1 - k1 + 1, m2 - k2 + 1), dtype=x.dtype)
+        for start in range(0, lead[0], step):
+            chunk = slice(start, start + step)
+            out[chunk] = self._convolve_block(x[chunk], transform[chunk], period)
+        return out
+
+    def _convolve_block(self, x, transform, period):
+        k1, k2 = self.kernel_shape
+        m1, m2 = x.shape[-2:]
         spectrum = scipy.fft.rfft2(x, s=period, workers=FFT_WORKERS)
-        spectrum *= self._cache.transform(period, x.dtype)
+        spectrum = spectrum * transform
         full = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
         valid = full[..., k1 - 1 : m1, k2 - 1 : m2]
         _check_batch(valid, x)

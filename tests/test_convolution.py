@@ -5,6 +5,7 @@ import pytest
 from pytensor.gradient import verify_grad
 from scipy import signal
 
+from pymc_tracers import convolution
 from pymc_tracers.convolution import FixedKernelConvolution, FixedKernelCorrelation, convolve_valid
 
 
@@ -65,3 +66,21 @@ def test_ops_with_equal_kernels_are_equal(rng):
     kernel = rng.uniform(size=(3, 3))
     assert FixedKernelConvolution(kernel) == FixedKernelConvolution(kernel.copy())
     assert FixedKernelConvolution(kernel) != FixedKernelConvolution(kernel * 2)
+
+
+def test_large_batches_are_convolved_in_chunks_with_the_same_result(rng, monkeypatch):
+    """Batches whose spectra exceed CONVOLVE_CHUNK_BYTES run a chunk of galaxies at a time:
+    per-galaxy kernels, a shared image broadcast to them, and extra leading axes."""
+    kernels = rng.random((7, 5, 5))
+    kernels /= kernels.sum(axis=(-2, -1), keepdims=True)
+    op = FixedKernelConvolution(kernels)
+    images = rng.random((3, 7, 16, 18))
+    shared = rng.random((16, 18))
+    whole = op.convolve(images), op.convolve(np.broadcast_to(shared, (7, 16, 18)))
+    monkeypatch.setattr(convolution, "CONVOLVE_CHUNK_BYTES", 4000)
+    chunked = op.convolve(images), op.convolve(np.broadcast_to(shared, (7, 16, 18)))
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    for g in range(7):
+        expected = signal.convolve2d(images[1, g], kernels[g], mode="valid")
+        np.testing.assert_allclose(chunked[0][1, g], expected, rtol=1e-10, atol=1e-13)
