@@ -489,8 +489,9 @@ def _linear_basis(lights, expansions, numerics: Numerics):
                     numerator_basis = grown
                 numerator_basis[row] = numerator
                 row += 1
+                # a factor without a galaxy axis keeps none here: (rows, ny, nx), not per galaxy
                 factors = [
-                    np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape))
+                    np.broadcast_to(f, np.broadcast_shapes(f.shape, part.shape[-2:]))
                     for part, f in zip(light, factors)
                 ]
                 fallbacks.append(numerics.pixel_mean(factors) / len(lights))
