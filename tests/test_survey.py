@@ -516,8 +516,9 @@ def test_fingerprint_ignores_data_values_but_not_structure():
 
 
 def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
-    """Two galaxies differing only in their PSF (linear path) share a fingerprint; once the
-    second one's data are swapped in, the compiled model computes the second one's maps."""
+    """Two galaxies differing only in their PSF (exact linear path) share a fingerprint; once
+    the second one's data are swapped in, the compiled model computes the second one's maps.
+    With a log series they do not share one: its full-path fallback holds the PSF itself."""
     from pymc_tracers.likelihood import likelihoods_of
     from pymc_tracers.sampling import Fitter
 
@@ -529,7 +530,17 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
         path.write_text(text.replace('file = "psf.fits"', "", 1))
         cfg = config.load_config(path)
         models.append(config.build_model(cfg, config.read_data(cfg), config.make_psf(cfg))[0])
-    first, second = models
+        assert 'tracer_scale = "log"' in text
+        path = path.with_name(f"psf{fwhm}_linear.toml")
+        path.write_text(
+            text.replace('file = "psf.fits"', "", 1).replace(
+                'tracer_scale = "log"', 'tracer_scale = "linear"', 1
+            )
+        )
+        cfg = config.load_config(path)
+        models.append(config.build_model(cfg, config.read_data(cfg), config.make_psf(cfg))[0])
+    first_log, first, second_log, second = models
+    assert survey.model_fingerprint(first_log) != survey.model_fingerprint(second_log)
     assert survey.model_fingerprint(first) == survey.model_fingerprint(second)
     point = {"disc_central": 8.6, "disc_gradient": -0.2}
 
