@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pytensor
@@ -46,6 +47,11 @@ EMPTY_SKY_FRACTION = 1e-13
 #: round-off of the series' basis maps (~1e-16 of each map's peak, which the full path shares
 #: without the series' cancellation) is no longer negligible against the bound.
 SERIES_LIGHT_FLOOR = 1e-4
+#: A population's used pixels are laid out per galaxy, padded to the largest galaxy of its
+#: group; galaxies sorted by pixel count into this many groups waste little on padding
+#: (measured, 300 galaxies of 33x33 to 41x41 pixels: 1.1x the used pixels against 2.9x with
+#: one group, and 2-4x faster per evaluation).
+PIXEL_GROUPS = 16
 
 
 class Component:
@@ -544,9 +550,14 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         new_expansions, new_lights = _linear_expansions(components, new, tracer_scale)
         return _linear_basis(new_lights, new_expansions, new)
 
-    light_sum, basis, fallback_basis = _as_model_data(arrays, recompute)
+    (light_sum, basis, fallback_basis), basis_data = _as_model_data(arrays, recompute)
     n_rows = arrays[1].shape[0]
-    del arrays  # held by the model now: do not keep a second copy alive in the closures
+    if basis_data is not None:
+        # held by the model now: read back from it, so no closure keeps a replaced basis alive
+        current_maps = basis_data.maps
+        del arrays
+    else:
+        current_maps = lambda: arrays  # noqa: E731
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
         pt.broadcast_arrays(
@@ -567,56 +578,74 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         """The same ratio at flat indices of a map of ``shape``: O(terms x pixels used).
 
         The light, the empty-sky blend and the division are folded into one basis per row,
-        ``(numerator_t + e fallback_t) / (light + e)`` at the used pixels (precomputed once the
-        data are frozen), so an evaluation is one product of coefficients and basis. With
-        per-galaxy coefficients the pixels are laid out as (galaxy, pixel), padded to the
-        galaxy with most pixels, and each galaxy's terms combine its own rows (its piece of
-        a piecewise series): a gather and a sum over terms, whose gradient is a sum rather
-        than a scatter of terms x pixels (slow in XLA on CPU).
+        ``(numerator_t + e fallback_t) / (light + e)`` at the used pixels, computed once in
+        numpy and held as data of its own (recomputed with the others on a PSF swap), so an
+        evaluation is one product of coefficients and this compact basis and never touches
+        the full maps. With per-galaxy coefficients each galaxy's terms combine its own rows
+        (its piece of a piecewise series) at its own pixels: the galaxies are sorted by their
+        number of used pixels into a few groups (:data:`PIXEL_GROUPS`), each laid out as
+        (galaxy, row, pixel) padded to its largest galaxy, so an evaluation is a gather and
+        one small matrix product per galaxy, whose gradient is a sum rather than a scatter
+        of terms x pixels (slow in XLA on CPU), with little padding.
         """
         index = np.asarray(index)
         ny, nx = shape[-2:]
         galaxy, pixel = np.divmod(index, ny * nx)
-        light = pt.maximum(light_sum, 0.0)
-        epsilon = EMPTY_SKY_FRACTION * pt.max(light, axis=(-2, -1)).reshape((-1,))
-        epsilon = epsilon + np.finfo(np.float64).tiny
-        batched_light = light_sum.ndim == 3
-        on_basis = galaxy * ny * nx + pixel if batched_light else pixel
-        on_fallback = galaxy * ny * nx + pixel if fallback_basis.ndim == 4 else pixel
-        e = epsilon[galaxy] if batched_light else epsilon[0]
-        # every row at every used pixel: (rows, pixels used)
-        ratio_rows = (
-            basis.reshape((n_rows, -1))[:, on_basis]
-            + e * fallback_basis.reshape((n_rows, -1))[:, on_fallback]
-        ) / (light.reshape((-1,))[on_basis] + e)
+        per_galaxy = coefficients.ndim == 2
+        n_galaxies = shape[0] if len(shape) == 3 else 1
+        groups = _pixel_groups(galaxy, n_galaxies) if per_galaxy else []
 
-        if coefficients.ndim == 1:
-            picked = ratio_rows if rows is None else ratio_rows[rows]
-            ratio = pt.dot(coefficients, picked)
+        def pixel_basis(light_values, basis_values, fallback_values):
+            """(rows, pixels used), or every group's (galaxy, rows, width) block, flattened."""
+            light = np.maximum(light_values, 0.0)
+            peak = np.max(light, axis=(-2, -1)).reshape((-1,))
+            epsilon = EMPTY_SKY_FRACTION * peak + np.finfo(np.float64).tiny
+            batched_light = light.ndim == 3
+            on_basis = galaxy * ny * nx + pixel if batched_light else pixel
+            on_fallback = galaxy * ny * nx + pixel if fallback_values.ndim == 4 else pixel
+            e = epsilon[galaxy] if batched_light else epsilon[0]
+            ratio_rows = (
+                basis_values.reshape((n_rows, -1))[:, on_basis]
+                + e * fallback_values.reshape((n_rows, -1))[:, on_fallback]
+            ) / (light.reshape((-1,))[on_basis] + e)
+            if not per_galaxy:
+                return ratio_rows
+            return np.concatenate(
+                [ratio_rows[:, group.block].transpose(1, 0, 2).ravel() for group in groups]
+            )
+
+        values = pixel_basis(*current_maps())
+        compact = basis_data.derive("pixels", values, pixel_basis) if basis_data else values
+        compact = pt.specify_shape(compact, values.shape)
+
+        if not per_galaxy:
+            ratio = pt.dot(coefficients, compact if rows is None else compact[rows])
         else:
-            n_galaxies = shape[0] if len(shape) == 3 else 1
-            counts = np.bincount(galaxy, minlength=n_galaxies)
-            width = max(int(counts.max()), 1)
-            rank = np.arange(index.size) - np.concatenate([[0], np.cumsum(counts)[:-1]])[galaxy]
-            block = np.zeros((n_galaxies, width), dtype=int)  # padding repeats a used pixel
-            block[galaxy, rank] = np.arange(index.size)
-            # (galaxy, rows, pixel) blocks: contiguous per galaxy, constant once data are frozen
-            blocks = ratio_rows[:, block].transpose(1, 0, 2)
-            chosen, offset = [], 0
-            for expansion in expansions:
-                n_terms, n_pieces = len(expansion), expansion.n_pieces
-                rows_of = blocks[:, offset : offset + n_terms * n_pieces]
-                offset += n_terms * n_pieces
-                if n_pieces == 1:
-                    chosen.append(rows_of)
-                    continue
-                by_piece = rows_of.reshape((n_galaxies, n_pieces, n_terms, width))
-                piece = pt.broadcast_to(expansion.piece, (n_galaxies,))
-                chosen.append(by_piece[pt.arange(n_galaxies), piece])  # each galaxy's piece
-            chosen = chosen[0] if len(chosen) == 1 else pt.concatenate(chosen, axis=1)
-            # (N, 1, terms) @ (N, terms, width): one small matrix product per galaxy
-            ratio = pt.matmul(coefficients.T[:, None, :], chosen)[:, 0, :]
-            ratio = ratio.reshape((-1,))[galaxy * width + rank]
+            flat_ratios, start = [], 0
+            for group in groups:
+                n_in, width = group.galaxies.size, group.width
+                blocks = compact[start : start + n_in * n_rows * width]
+                blocks = blocks.reshape((n_in, n_rows, width))
+                start += n_in * n_rows * width
+                chosen, offset = [], 0
+                for expansion in expansions:
+                    n_terms, n_pieces = len(expansion), expansion.n_pieces
+                    rows_of = blocks[:, offset : offset + n_terms * n_pieces]
+                    offset += n_terms * n_pieces
+                    if n_pieces == 1:
+                        chosen.append(rows_of)
+                        continue
+                    by_piece = rows_of.reshape((n_in, n_pieces, n_terms, width))
+                    piece = pt.broadcast_to(expansion.piece, (n_galaxies,))[group.galaxies]
+                    chosen.append(by_piece[pt.arange(n_in), piece])  # each galaxy's piece
+                chosen = chosen[0] if len(chosen) == 1 else pt.concatenate(chosen, axis=1)
+                # (n, 1, terms) @ (n, terms, width): one small matrix product per galaxy
+                group_coefficients = coefficients.T[group.galaxies]
+                flat_ratios.append(
+                    pt.matmul(group_coefficients[:, None, :], chosen)[:, 0, :].reshape((-1,))
+                )
+            ratio = pt.concatenate(flat_ratios) if len(flat_ratios) > 1 else flat_ratios[0]
+            ratio = ratio[_pixel_positions(groups, galaxy)]
         if tracer_scale == "linear":
             return ratio
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
@@ -627,6 +656,48 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         dict(light_sum=light_sum, weighted_sum=weighted_sum, tracer_scale=tracer_scale),
         at_pixels,
     )
+
+
+@dataclass(frozen=True)
+class _PixelGroup:
+    """Galaxies whose used pixels are laid out together, padded to the group's largest."""
+
+    galaxies: np.ndarray  # (n,) galaxy indices
+    block: np.ndarray  # (n, width) positions among the used pixels (padding repeats one)
+    width: int
+
+
+def _pixel_groups(galaxy, n_galaxies):
+    """Split galaxies, sorted by their number of used pixels (``galaxy`` labels each used
+    pixel), into at most :data:`PIXEL_GROUPS` groups of similar size."""
+    counts = np.bincount(galaxy, minlength=n_galaxies)
+    own_pixels = np.argsort(galaxy, kind="stable")  # used pixels, galaxy by galaxy
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    order = np.argsort(counts, kind="stable")
+    groups = []
+    for members in np.array_split(order, min(PIXEL_GROUPS, n_galaxies)):
+        width = max(int(counts[members].max()), 1)
+        rank = np.arange(width)
+        # a galaxy's own pixels, then padding that repeats its first (any, if it has none)
+        slot = first[members, None] + np.minimum(rank[None, :], counts[members, None] - 1)
+        block = own_pixels[np.clip(slot, 0, galaxy.size - 1)]
+        groups.append(_PixelGroup(members, block, width))
+    return groups
+
+
+def _pixel_positions(groups, galaxy):
+    """Where each used pixel lies in the concatenated, flattened group layouts."""
+    counts = np.bincount(galaxy, minlength=sum(g.galaxies.size for g in groups))
+    own_pixels = np.argsort(galaxy, kind="stable")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(galaxy.size, dtype=int)
+    start = 0
+    for group in groups:
+        for slot, g in enumerate(group.galaxies):
+            own = np.arange(counts[g])
+            position[own_pixels[first[g] + own]] = start + slot * group.width + own
+        start += group.galaxies.size * group.width
+    return position
 
 
 def _combine(coefficients, basis):
@@ -641,11 +712,38 @@ def _combine(coefficients, basis):
 
 
 class LinearBasisData:
-    """The ``pm.Data`` holding one linear-path basis, and how to recompute it for a new PSF."""
+    """The ``pm.Data`` holding one linear-path basis, and how to recompute it for a new PSF.
 
-    def __init__(self, names, recompute):
+    ``names`` are the light, numerator and fallback maps, then any data derived from them
+    (the likelihood's compact per-pixel basis); :meth:`recompute` returns new values for all.
+    """
+
+    def __init__(self, model, names, recompute):
+        self._model = model
         self.names = list(names)
-        self.recompute = recompute
+        self._recompute = recompute
+        self._derived = []
+
+    def derive(self, suffix, value, from_maps):
+        """Hold ``value = from_maps(light, numerator, fallback)`` as ``pm.Data`` of its own,
+        kept in step with the maps on :meth:`recompute`; returns the data variable."""
+        import pymc as pm
+
+        name = f"{self.names[0].rsplit('_', 1)[0]}_{suffix}{len(self._derived)}"
+        with self._model:
+            variable = pm.Data(name, value, borrow=True)
+        self.names.append(name)
+        self._derived.append(from_maps)
+        return variable
+
+    def maps(self) -> tuple:
+        """The current light, numerator and fallback maps (numpy, not copied)."""
+        return tuple(self._model[name].get_value(borrow=True) for name in self.names[:3])
+
+    def recompute(self, psf) -> tuple:
+        """New values for :attr:`names` under ``psf``."""
+        maps = self._recompute(psf)
+        return (*maps, *(from_maps(*maps) for from_maps in self._derived))
 
     def __repr__(self):
         return f"LinearBasisData({self.names})"
@@ -657,7 +755,8 @@ _BASIS_TAG = "pymc_tracers_linear_basis"
 def _as_model_data(arrays, recompute):
     """Inside a PyMC model, hold the basis maps in ``pm.Data`` so they can be swapped later.
 
-    The recompute recipe rides on the data variable's tag, so it travels with the model
+    Returns the three tensors and their :class:`LinearBasisData` (None outside a model). The
+    recompute recipe rides on the data variable's tag, so it travels with the model
     (``pm.do``, ``clone_model`` keep data variables) instead of living in a module registry.
     """
     try:
@@ -665,7 +764,7 @@ def _as_model_data(arrays, recompute):
 
         model = pm.modelcontext(None)
     except (ImportError, TypeError):
-        return tuple(pt.as_tensor_variable(a) for a in arrays)
+        return tuple(pt.as_tensor_variable(a) for a in arrays), None
     index = sum(
         1 for name in model.named_vars if name.startswith("pmt_basis") and name.endswith("_light")
     )
@@ -675,8 +774,9 @@ def _as_model_data(arrays, recompute):
         pt.specify_shape(pm.Data(name, value, borrow=True), value.shape)
         for name, value in zip(names, arrays)
     )
-    setattr(model[names[0]].tag, _BASIS_TAG, LinearBasisData(names, recompute))
-    return tensors
+    basis_data = LinearBasisData(model, names, recompute)
+    setattr(model[names[0]].tag, _BASIS_TAG, basis_data)
+    return tensors, basis_data
 
 
 def linear_bases_of(model) -> list[LinearBasisData]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
@@ -144,7 +145,9 @@ def _model_at_pixels(name, model_map, shape, index):
             )
     mu = access.at(index, shape)
     # the full map, for plots and Result.maps, while this graph is the model's own
-    mu.tag.pmt_full_map = (model_map, [v for v in ancestors([model_map]) if v.name])
+    # (named variables other than data: the full map reads full-map bases that mu does not)
+    named = [v for v in ancestors([model_map]) if v.name and not isinstance(v, SharedVariable)]
+    mu.tag.pmt_full_map = (model_map, named)
     return mu
 
 

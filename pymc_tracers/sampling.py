@@ -378,6 +378,14 @@ class Fitter:
             updates.update(zip(basis.names, basis.recompute(psf)))
         return updates
 
+    def _compiled_with(self, updates):
+        """The compiled model with ``updates`` swapped in (data it does not use are skipped:
+        e.g. full-map bases when its likelihood reads only the compact per-pixel basis)."""
+        known = getattr(self.compiled, "shared_data", getattr(self.compiled, "_shared_data", None))
+        if known is not None:
+            updates = {name: value for name, value in updates.items() if name in known}
+        return self.compiled.with_data(**updates) if updates else self.compiled
+
     def fit(
         self,
         data=None,
@@ -420,7 +428,7 @@ class Fitter:
         if updates:
             with self.model:
                 pm.set_data(updates)
-        compiled = self.compiled.with_data(**updates) if updates else self.compiled
+        compiled = self._compiled_with(updates)
         idata = nutpie.sample(
             compiled,
             draws=draws,

@@ -418,7 +418,7 @@ def _swap_model_data(fitter, model, records):
     if updates:
         with fitter.model:
             pm.set_data(updates)
-        fitter.compiled = fitter.compiled.with_data(**updates)
+        fitter.compiled = fitter._compiled_with(updates)
 
 
 def _fit_model(model, info, cfg, data, record, *, reuse_compiled):

@@ -55,8 +55,13 @@ def _logp_and_gradient(model, points):
     return [(logp(p), dlogp(p)) for p in points]
 
 
-@pytest.mark.parametrize("tracer_scale, batched", [("linear", True), ("log", True), ("log", False)])
-def test_likelihood_at_used_pixels_equals_the_full_map(tracer_scale, batched):
+@pytest.mark.parametrize(
+    "tracer_scale, batched, groups",
+    [("linear", True, 16), ("log", True, 16), ("log", True, 2), ("log", False, 16)],
+)
+def test_likelihood_at_used_pixels_equals_the_full_map(tracer_scale, batched, groups, monkeypatch):
+    # groups=2: galaxies of different pixel counts share a padded layout
+    monkeypatch.setattr(forward, "PIXEL_GROUPS", groups)
     data = _data()
     fast, obs = _model(tracer_scale, "auto", data, batched=batched)
     full, _ = _model(tracer_scale, "full", data, batched=batched)
@@ -340,3 +345,63 @@ def test_outside_range_reject_is_a_hard_bound():
     assert np.all(np.isfinite(dlogp({"gradient": outside})))
     with pytest.raises(ValueError, match="outside_range must be"):
         pmt.LinearGradient(gradient_range=(-1, 1), outside_range="clip")
+
+
+@pytest.mark.parametrize("low, high", [(1, 32), (1, 12), (3, 9), (1, 1)])
+def test_smallest_passing_search_matches_a_linear_scan(low, high):
+    from pymc_tracers.profiles.tracer import _smallest_passing
+
+    for answer in range(low - 1, high + 2):
+        probed = []
+
+        def passes(n, answer=answer):
+            assert low <= n <= high, f"probed {n} outside [{low}, {high}]"
+            probed.append(n)
+            return n >= answer
+
+        expected = next((n for n in range(low, high + 1) if n >= answer), None)
+        assert _smallest_passing(low, high, passes) == expected
+        if expected is not None:
+            # a small answer is found without testing the (expensive) top of the range
+            if expected <= high // 4:
+                assert high not in probed
+            assert _smallest_passing(low, high, passes, high_passes=True) == expected
+
+
+def test_series_pieces_evaluate_each_bound_once():
+    from pymc_tracers.profiles.tracer import _series_pieces
+
+    calls = []
+
+    def bound_of(middle, half, n):
+        calls.append((middle, half, n))
+        # a series on a piece of half-width h needs more terms the wider it is
+        return 1e-3 * np.exp(-n / (4 * half))
+
+    n_pieces, n_terms, bound = _series_pieces(-3.0, 1.0, bound_of)
+    assert len(calls) == len(set(calls))
+    assert bound <= 1e-7
+    # fewest pieces: one fewer piece fails with 12 terms; one fewer term fails too
+    half = 2.0 / n_pieces
+    assert 1e-3 * np.exp(-12 / (4 * 2.0 / (n_pieces - 1))) > 1e-7
+    assert 1e-3 * np.exp(-(n_terms - 1) / (4 * half)) > 1e-7
+
+
+@pytest.mark.parametrize("n_groups", [1, 2, 16])
+def test_pixel_groups_lay_out_each_galaxys_own_pixels(n_groups, monkeypatch):
+    monkeypatch.setattr(forward, "PIXEL_GROUPS", n_groups)
+    rng = np.random.default_rng(3)
+    # used pixels of 5 galaxies in no particular order; galaxy 3 has none
+    galaxy = rng.permutation(np.repeat([0, 1, 2, 4], [7, 2, 12, 5]))
+    value = rng.normal(size=galaxy.size)
+    groups = forward._pixel_groups(galaxy, 5)
+    assert len(groups) == min(n_groups, 5)
+    assert sorted(np.concatenate([g.galaxies for g in groups]).tolist()) == list(range(5))
+    layout = np.concatenate([value[g.block].ravel() for g in groups])
+    # every galaxy's block holds its own pixels first (padding after them)
+    for g in groups:
+        for slot, member in enumerate(g.galaxies):
+            own = np.sort(value[galaxy == member])
+            assert np.array_equal(np.sort(value[g.block[slot, : own.size]]), own)
+    # and each used pixel is found again at its position
+    np.testing.assert_array_equal(layout[forward._pixel_positions(groups, galaxy)], value)

@@ -489,11 +489,20 @@ def _chebyshev_tail(n_terms: int, rho: np.ndarray) -> np.ndarray:
     return table[above]
 
 
-def _smallest_passing(low, high, passes) -> int | None:
+def _smallest_passing(low, high, passes, *, high_passes=False) -> int | None:
     """The smallest integer n in ``[low, high]`` with ``passes(n)``, for ``passes`` monotone
-    in n (false, ..., false, true, ...); None if ``passes(high)`` is false."""
-    if not passes(high):
+    in n (false, ..., false, true, ...); None if ``passes(high)`` is false.
+
+    Probes ``low, 2 low, 4 low, ...`` before bisecting, so a small answer costs a few cheap
+    failures rather than a test of ``high`` first. ``high_passes`` says ``passes(high)`` is
+    already known to be true.
+    """
+    below, probe = low - 1, low  # passes(below) is false (or below is outside the range)
+    while probe < high and not passes(probe):
+        below, probe = probe, min(2 * max(probe, 1), high)
+    if probe == high and not (high_passes or passes(high)):
         return None
+    low, high = below + 1, probe
     while low < high:
         middle = (low + high) // 2
         if passes(middle):
@@ -510,6 +519,13 @@ def _series_pieces(lo, hi, bound_of):
     ``bound_of(middle, half, n)`` bounds the error (dex) of an n-term series on
     ``[middle - half, middle + half]``. Returns ``(n_pieces, n_terms, bound)`` or None.
     """
+    bounds = {}  # each bound costs a convolution of the whole batch: never twice
+
+    def bound(middle, half, n):
+        key = (float(middle), float(half), int(n))
+        if key not in bounds:
+            bounds[key] = bound_of(middle, half, n)
+        return bounds[key]
 
     def pieces(count):
         half = 0.5 * (hi - lo) / count
@@ -518,14 +534,16 @@ def _series_pieces(lo, hi, bound_of):
 
     def all_meet(count, n):
         half, middles = pieces(count)
-        return all(bound_of(m, half, n) <= LOG_SERIES_TOLERANCE for m in middles)
+        return all(bound(m, half, n) <= LOG_SERIES_TOLERANCE for m in middles)
 
     count = _smallest_passing(1, MAX_SERIES_PIECES, lambda c: all_meet(c, LOG_SERIES_TERMS))
     if count is None:
         return None
-    n_terms = _smallest_passing(1, LOG_SERIES_TERMS, lambda n: all_meet(count, n))
+    n_terms = _smallest_passing(
+        1, LOG_SERIES_TERMS, lambda n: all_meet(count, n), high_passes=True
+    )
     half, middles = pieces(count)
-    return count, n_terms, max(bound_of(m, half, n_terms) for m in middles)
+    return count, n_terms, max(bound(m, half, n_terms) for m in middles)
 
 
 def _chebyshev_log_series(amplitude, gradient, bounds, radii, error_of=None):
