@@ -367,6 +367,7 @@ def _render(components, points, tracer_scale, n_galaxies):
 
 def _observe_full(components, numerics: Numerics, tracer_scale, n_galaxies):
     """Render on the numerics' sample points, convolve, bin, divide: every evaluation."""
+    numerics.check_render_size()
     rendered = _render(components, numerics.point_sets, tracer_scale, n_galaxies)
     # light and light x f(Z) go through one batched convolution (leading axis of 2)
     binned = numerics.convolve_and_bin(

@@ -153,7 +153,14 @@ class Numerics:
             return self._fixed_op.convolve(images)
         return self._fixed_op(images)
 
-    def _check_size(self, n_galaxies):
+    def check_render_size(self):
+        """Refuse to build a graph that renders and convolves every evaluation (the full path)
+        when its estimated working memory exceeds :data:`MAX_RENDER_BYTES`.
+
+        Only the full path is checked: the linear path renders once, in numpy, convolving
+        large batches in chunks (:data:`~pymc_tracers.convolution.CONVOLVE_CHUNK_BYTES`).
+        """
+        n_galaxies = self.n_galaxies
         samples = sum(x.size for x, _ in self.point_sets)
         stamp = (2 * round(self.half_width_arcsec / self.grid.subpixel_scale) + 1) ** 2
         needed = estimate_render_bytes(samples, n_galaxies or 1, stamp)
@@ -167,6 +174,8 @@ class Numerics:
                 "smaller FFTs), a lower grid supersampling, or a smaller PSF stamp (radius=...); "
                 "or raise the limit with PYMC_TRACERS_MAX_RENDER_GB"
             )
+
+    def _check_psf_size(self):
         field = max(self.grid.shape) * self.grid.pixel_scale
         psf_size = 2 * self.half_width_arcsec
         if psf_size > 4 * field:
@@ -202,7 +211,8 @@ class SubpixelNumerics(Numerics):
         render = grid.render_grid(self.pad)
         self.point_sets = [(render.x, render.y)]
         self.flux_scale = scale**2
-        self._check_size(n_galaxies or n_psfs)
+        self.n_galaxies = n_galaxies or n_psfs
+        self._check_psf_size()
         kernels = [
             psf.kernel(scale) if psf.is_fixed else psf.kernel_tensor(scale) for psf in self.psfs
         ]
@@ -234,7 +244,8 @@ class PixelNumerics(Numerics):
         fine = grid.render_grid(0)
         self.point_sets = [(coarse.x, coarse.y), (fine.x, fine.y)]
         self.flux_scale = grid.pixel_area
-        self._check_size(n_galaxies or n_psfs)
+        self.n_galaxies = n_galaxies or n_psfs
+        self._check_psf_size()
         kernels = [self._pixel_sampled(psf, scale, fine_half) for psf in self.psfs]
         self.kernel = kernels[0] if n_psfs is None else _stack_kernels(kernels, self.pad)
 
@@ -296,8 +307,9 @@ def make_numerics(grid: PixelGrid, psf, convolve_at="subpixel", *, n_galaxies=No
     Raises
     ------
     ValueError
-        For an unknown ``convolve_at``, a PSF that is not a :class:`~pymc_tracers.PSF`, or a
-        model whose estimated working memory exceeds :data:`MAX_RENDER_BYTES`.
+        For an unknown ``convolve_at`` or a PSF that is not a :class:`~pymc_tracers.PSF`
+        (the working memory is checked when a full path is built:
+        :meth:`Numerics.check_render_size`).
     """
     if convolve_at not in CONVOLVE_AT:
         raise ValueError(f"unknown convolve_at {convolve_at!r}; use 'subpixel' or 'pixel'")

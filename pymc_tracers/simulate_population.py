@@ -141,6 +141,10 @@ class PopulationSample:
         }
 
 
+#: Galaxies rendered together when simulating a sample (bounds the working memory).
+SIMULATION_CHUNK = 100
+
+
 def _odd(n):
     n = int(n)
     return n if n % 2 else n + 1
@@ -230,11 +234,20 @@ def population_sample(
     grid = PixelGrid((hi, hi), pixel_scale, supersampling)
     psfs = [GaussianPSF(fwhm=float(f)) for f in fwhm]
 
-    disc = Component(
-        Exponential(r_eff=r_eff, amplitude=amplitude),
-        LinearGradient(central=central, gradient=gradient),
-    )
-    image, tracer = evaluate(observe(disc, grid, psfs, tracer_scale="log", method="full"))
+    # rendered in chunks of galaxies: a whole large sample at once would need GiBs
+    chunks = []
+    for start in range(0, n, SIMULATION_CHUNK):
+        chunk = slice(start, min(start + SIMULATION_CHUNK, n))
+        disc = Component(
+            Exponential(r_eff=r_eff[chunk], amplitude=amplitude[chunk]),
+            LinearGradient(central=central[chunk], gradient=gradient[chunk]),
+        )
+        chunks.append(
+            evaluate(observe(disc, grid, psfs[chunk], tracer_scale="log", method="full"))
+        )
+    image = np.concatenate([c[0] for c in chunks])
+    tracer = np.concatenate([c[1] for c in chunks])
+    del chunks
 
     x, y = grid.coordinates()
     r = np.hypot(x, y)

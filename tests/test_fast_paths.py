@@ -405,3 +405,20 @@ def test_pixel_groups_lay_out_each_galaxys_own_pixels(n_groups, monkeypatch):
             assert np.array_equal(np.sort(value[g.block[slot, : own.size]]), own)
     # and each used pixel is found again at its position
     np.testing.assert_array_equal(layout[forward._pixel_positions(groups, galaxy)], value)
+
+
+def test_render_size_limit_applies_to_the_full_path_only(monkeypatch):
+    from pymc_tracers import numerics
+
+    truth = pmt.Component(
+        pmt.Exponential(r_eff=R_EFF, q=0.8, phi=0.3),
+        pmt.LinearGradient(central=np.array([8.6, 8.4, 8.5]), gradient=np.array([-0.3, 0.1, -0.6])),
+    )
+    full = pmt.evaluate(pmt.observe(truth, GRID, PSFS, "linear", method="full"))
+    monkeypatch.setattr(numerics, "MAX_RENDER_BYTES", 2**20)
+    with pytest.raises(ValueError, match=r"GiB of working memory .* PYMC_TRACERS_MAX_RENDER_GB"):
+        pmt.observe(truth, GRID, PSFS, "linear", method="full")
+    # the linear path renders once, in numpy: built under the same limit, and still exact
+    fast = pmt.observe(truth, GRID, PSFS, "linear")
+    assert fast.path == "linear"
+    np.testing.assert_allclose(pmt.evaluate(fast)[1], full[1], rtol=0, atol=1e-10)
