@@ -242,9 +242,7 @@ def population_sample(
             Exponential(r_eff=r_eff[chunk], amplitude=amplitude[chunk]),
             LinearGradient(central=central[chunk], gradient=gradient[chunk]),
         )
-        chunks.append(
-            evaluate(observe(disc, grid, psfs[chunk], tracer_scale="log", method="full"))
-        )
+        chunks.append(evaluate(observe(disc, grid, psfs[chunk], tracer_scale="log", method="full")))
     image = np.concatenate([c[0] for c in chunks])
     tracer = np.concatenate([c[1] for c in chunks])
     del chunks

@@ -539,9 +539,7 @@ def _series_pieces(lo, hi, bound_of):
     count = _smallest_passing(1, MAX_SERIES_PIECES, lambda c: all_meet(c, LOG_SERIES_TERMS))
     if count is None:
         return None
-    n_terms = _smallest_passing(
-        1, LOG_SERIES_TERMS, lambda n: all_meet(count, n), high_passes=True
-    )
+    n_terms = _smallest_passing(1, LOG_SERIES_TERMS, lambda n: all_meet(count, n), high_passes=True)
     half, middles = pieces(count)
     return count, n_terms, max(bound(m, half, n_terms) for m in middles)
 
