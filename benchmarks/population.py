@@ -137,6 +137,12 @@ def main(argv=None):
         help="galaxies on which the loop and batched forms are timed",
     )
     parser.add_argument("--no-speedup", action="store_true", help="skip the loop-form timing")
+    parser.add_argument(
+        "--compile-data",
+        action="store_true",
+        help="bake the data into the compiled model as constants (Fitter(swappable_data=False)); "
+        "default: pass them as arrays, which needs less memory at compile time",
+    )
     args = parser.parse_args(argv)
     if args.backend == "jax":
         import jax
@@ -168,6 +174,7 @@ def main(argv=None):
         "backend": args.backend,
         "path": path,
         "outside_range": args.outside_range,
+        "data": "compiled" if args.compile_data else "swappable",
         "series_pieces": getattr(observation, "series_pieces", None),
         "build_seconds": build_seconds,
     }
@@ -183,14 +190,14 @@ def main(argv=None):
             flush=True,
         )
     else:
-        # one large fit: data compiled in as constants (the per-pixel bases are precomputed),
-        # chains started unjittered (inside the log series' gradient range)
+        # one large fit; chains started unjittered (inside the log series' gradient range)
         # (the scatter starts below its HalfNormal's sigma: at sigma its log-space gradient is
-        # zero, which stalls nutpie's first mass-matrix guess)
+        # zero, which stalls nutpie's first mass-matrix guess). Data baked in as constants
+        # (--compile-data) cost a transient copy or two of every data array while compiling.
         fitter = pmt.Fitter(
             model,
             backend=args.backend,
-            swappable_data=False,
+            swappable_data=not args.compile_data,
             jitter=False,
             initial_points={"scatter": 0.5 * SCATTER_PRIOR_SIGMA},
         )

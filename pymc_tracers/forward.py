@@ -29,6 +29,7 @@ from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
 
 from pymc_tracers.lazy_choice import lazy_choice
+from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import Numerics, make_numerics
 from pymc_tracers.profiles.light import LightProfile
 from pymc_tracers.profiles.tracer import as_tracer_profile
@@ -559,6 +560,7 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         del arrays
     else:
         current_maps = lambda: arrays  # noqa: E731
+    release_freed_memory()  # the rendered fields of a large batch (see pymc_tracers.memory)
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
         pt.broadcast_arrays(
@@ -616,6 +618,7 @@ def _observe_linear(components, linear, numerics, tracer_scale):
             )
 
         values = pixel_basis(*current_maps())
+        release_freed_memory()
         compact = basis_data.derive("pixels", values, pixel_basis) if basis_data else values
         compact = pt.specify_shape(compact, values.shape)
 
@@ -728,11 +731,8 @@ class LinearBasisData:
     def derive(self, suffix, value, from_maps):
         """Hold ``value = from_maps(light, numerator, fallback)`` as ``pm.Data`` of its own,
         kept in step with the maps on :meth:`recompute`; returns the data variable."""
-        import pymc as pm
-
         name = f"{self.names[0].rsplit('_', 1)[0]}_{suffix}{len(self._derived)}"
-        with self._model:
-            variable = pm.Data(name, value, borrow=True)
+        variable = _borrowed_data(self._model, name, value)
         self.names.append(name)
         self._derived.append(from_maps)
         return variable
@@ -771,13 +771,22 @@ def _as_model_data(arrays, recompute):
     )
     names = [f"pmt_basis{index}_{part}" for part in ("light", "numerator", "fallback")]
     tensors = tuple(
-        # borrowed: the model holds the one copy of each (possibly large) basis
-        pt.specify_shape(pm.Data(name, value, borrow=True), value.shape)
+        pt.specify_shape(_borrowed_data(model, name, value), value.shape)
         for name, value in zip(names, arrays)
     )
     basis_data = LinearBasisData(model, names, recompute)
     setattr(model[names[0]].tag, _BASIS_TAG, basis_data)
     return tensors, basis_data
+
+
+def _borrowed_data(model, name, value):
+    """``pm.Data(name, value)`` without its copy: the model holds the one copy of each
+    (possibly GB-sized) basis. ``pm.Data`` converts its value with ``astype``, which copies
+    even with ``borrow=True``."""
+    value = np.asarray(value, dtype=pytensor.config.floatX)  # no copy when already float64
+    variable = pytensor.shared(value, name=model.name_for(name), borrow=True)
+    model.register_data_var(variable)
+    return variable
 
 
 def linear_bases_of(model) -> list[LinearBasisData]:

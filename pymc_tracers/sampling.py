@@ -264,9 +264,9 @@ class Fitter:
         free; nutpie's JAX backend re-traces on new data (timings in ``docs/performance.md``).
     swappable_data : bool
         Keep the data (maps, errors, basis maps) swappable (default). ``False`` bakes them
-        into the compiled model as constants, which lets the compiler precompute everything
-        that depends on data alone (e.g. the linear path's per-pixel basis): fastest for
-        one large fit, such as a population, but :meth:`fit` then takes no new data or PSF.
+        into the compiled model as constants, which lets the compiler fold what depends on
+        data alone, but :meth:`fit` then takes no new data or PSF. (The linear path's
+        per-pixel basis, the bulk of a population's data, is precomputed either way.)
     jitter : bool
         Start the chains at randomly jittered points (nutpie's default, ``True``) or all at
         the prior's central point (``False``). Populations with a log-series fast path start

@@ -24,6 +24,7 @@ from pymc_tracers.cosmology import arcsec_per_kpc, cosmology_config
 from pymc_tracers.forward import Component, evaluate, observe
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.likelihood import paper_noise_coefficients
+from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.profiles.light import Exponential
 from pymc_tracers.profiles.tracer import LinearGradient
 from pymc_tracers.psf import GaussianPSF
@@ -246,6 +247,7 @@ def population_sample(
     image = np.concatenate([c[0] for c in chunks])
     tracer = np.concatenate([c[1] for c in chunks])
     del chunks
+    release_freed_memory()
 
     x, y = grid.coordinates()
     r = np.hypot(x, y)
