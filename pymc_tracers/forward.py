@@ -554,13 +554,15 @@ def _observe_linear(components, linear, numerics, tracer_scale):
 
     (light_sum, basis, fallback_basis), basis_data = _as_model_data(arrays, recompute)
     n_rows = arrays[1].shape[0]
+    large = arrays[1].nbytes > 2**26  # worth handing the build's freed memory back (64 MiB)
     if basis_data is not None:
         # held by the model now: read back from it, so no closure keeps a replaced basis alive
         current_maps = basis_data.maps
         del arrays
     else:
         current_maps = lambda: arrays  # noqa: E731
-    release_freed_memory()  # the rendered fields of a large batch (see pymc_tracers.memory)
+    if large:
+        release_freed_memory()  # the rendered fields of a large batch (pymc_tracers.memory)
     coefficients = [term.coefficient for e in expansions for term in e.terms]
     coefficients = pt.stack(
         pt.broadcast_arrays(
@@ -618,7 +620,8 @@ def _observe_linear(components, linear, numerics, tracer_scale):
             )
 
         values = pixel_basis(*current_maps())
-        release_freed_memory()
+        if large:
+            release_freed_memory()
         compact = basis_data.derive("pixels", values, pixel_basis) if basis_data else values
         compact = pt.specify_shape(compact, values.shape)
 
