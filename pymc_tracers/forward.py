@@ -598,7 +598,7 @@ def _observe_linear(components, linear, numerics, tracer_scale):
         galaxy, pixel = np.divmod(index, ny * nx)
         per_galaxy = coefficients.ndim == 2
         n_galaxies = shape[0] if len(shape) == 3 else 1
-        groups = _pixel_groups(galaxy, n_galaxies) if per_galaxy else []
+        groups, positions = _pixel_layout(galaxy, n_galaxies) if per_galaxy else ([], None)
 
         def pixel_basis(light_values, basis_values, fallback_values):
             """(rows, pixels used), or every group's (galaxy, rows, width) block, flattened."""
@@ -652,7 +652,7 @@ def _observe_linear(components, linear, numerics, tracer_scale):
                     pt.matmul(group_coefficients[:, None, :], chosen)[:, 0, :].reshape((-1,))
                 )
             ratio = pt.concatenate(flat_ratios) if len(flat_ratios) > 1 else flat_ratios[0]
-            ratio = ratio[_pixel_positions(groups, galaxy)]
+            ratio = ratio[positions]
         if tracer_scale == "linear":
             return ratio
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
@@ -674,37 +674,29 @@ class _PixelGroup:
     width: int
 
 
-def _pixel_groups(galaxy, n_galaxies):
+def _pixel_layout(galaxy, n_galaxies):
     """Split galaxies, sorted by their number of used pixels (``galaxy`` labels each used
-    pixel), into at most :data:`PIXEL_GROUPS` groups of similar size."""
+    pixel), into at most :data:`PIXEL_GROUPS` groups of similar size.
+
+    Returns the groups and, for each used pixel, its position in the concatenated, flattened
+    group blocks.
+    """
     counts = np.bincount(galaxy, minlength=n_galaxies)
     own_pixels = np.argsort(galaxy, kind="stable")  # used pixels, galaxy by galaxy
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     order = np.argsort(counts, kind="stable")
-    groups = []
+    groups, position, start = [], np.empty(galaxy.size, dtype=int), 0
     for members in np.array_split(order, min(PIXEL_GROUPS, n_galaxies)):
         width = max(int(counts[members].max()), 1)
         rank = np.arange(width)
         # a galaxy's own pixels, then padding that repeats its first (any, if it has none)
         slot = first[members, None] + np.minimum(rank[None, :], counts[members, None] - 1)
         block = own_pixels[np.clip(slot, 0, galaxy.size - 1)]
+        own = rank[None, :] < counts[members, None]
+        position[block[own]] = start + np.flatnonzero(own)
+        start += block.size
         groups.append(_PixelGroup(members, block, width))
-    return groups
-
-
-def _pixel_positions(groups, galaxy):
-    """Where each used pixel lies in the concatenated, flattened group layouts."""
-    counts = np.bincount(galaxy, minlength=sum(g.galaxies.size for g in groups))
-    own_pixels = np.argsort(galaxy, kind="stable")
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.empty(galaxy.size, dtype=int)
-    start = 0
-    for group in groups:
-        for slot, g in enumerate(group.galaxies):
-            own = np.arange(counts[g])
-            position[own_pixels[first[g] + own]] = start + slot * group.width + own
-        start += group.galaxies.size * group.width
-    return position
+    return groups, position
 
 
 def _combine(coefficients, basis):

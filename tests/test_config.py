@@ -194,7 +194,7 @@ def _variant(example, tmp_path, edit=None, replace=None):
     return config
 
 
-def _fails_with(config, capsys, pattern):
+def _assert_fails_with(config, capsys, pattern):
     assert main(["fit", str(config), "--quiet"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -289,13 +289,13 @@ BAD = [
 @pytest.mark.parametrize("replace,edit,pattern", BAD)
 def test_bad_config_is_one_clear_line(example, tmp_path, capsys, replace, edit, pattern):
     config = _variant(example, tmp_path, edit=edit, replace=replace)
-    _fails_with(config, capsys, pattern)
+    _assert_fails_with(config, capsys, pattern)
 
 
 def test_missing_config_and_invalid_toml(tmp_path, capsys):
-    _fails_with(tmp_path / "none.toml", capsys, r"none.toml' does not exist")
+    _assert_fails_with(tmp_path / "none.toml", capsys, r"none.toml' does not exist")
     (tmp_path / "c.toml").write_text("[data\nfile = 1")
-    _fails_with(tmp_path / "c.toml", capsys, r"not valid TOML")
+    _assert_fails_with(tmp_path / "c.toml", capsys, r"not valid TOML")
 
 
 def test_fit_help_lists_options(capsys):
@@ -392,13 +392,13 @@ def test_auto_priors_from_the_light_image(tmp_path):
 
 def test_auto_needs_a_light_image_and_light_parameters(example, tmp_path, capsys):
     config = _variant(example, tmp_path, replace={"central = {": 'central = "auto" #'})
-    _fails_with(config, capsys, r"auto priors exist for light parameters")
+    _assert_fails_with(config, capsys, r"auto priors exist for light parameters")
     config = _variant(
         example,
         tmp_path,
         replace={'image = "HALPHA"': "# no image", "r_eff = ": 'r_eff = "auto" #'},
     )
-    _fails_with(config, capsys, r'"auto" priors need a light image')
+    _assert_fails_with(config, capsys, r'"auto" priors need a light image')
 
 
 @pytest.mark.slow
