@@ -12,6 +12,7 @@ The kernel is square, odd-sized, centred on its middle pixel and sums to 1.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -20,9 +21,20 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from scipy import interpolate, special
 
+from pymc_tracers.psf_files import read_psf_image
 from pymc_tracers.validation import positive_number as _positive_number
 
-__all__ = ["PSF", "GaussianPSF", "MoffatPSF", "PixelPSF", "resample_kernel", "validate_kernel"]
+__all__ = [
+    "PSF",
+    "GaussianPSF",
+    "MoffatPSF",
+    "PixelPSF",
+    "read_psf",
+    "resample_kernel",
+    "validate_kernel",
+]
+
+logger = logging.getLogger(__name__)
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -232,8 +244,10 @@ class PixelPSF(PSF):
         return self._resampled[scale]
 
     @classmethod
-    def from_fits(cls, path, pixel_scale=None, *, ext=None, oversampled=True) -> "PixelPSF":
-        """Read a PSF image from a FITS file (see :func:`pymc_tracers.io.read_psf`).
+    def from_fits(
+        cls, path, pixel_scale=None, *, ext=None, oversampled=True, distorted=False
+    ) -> "PixelPSF":
+        """Read a PSF image from a FITS file (stpsf/webbpsf output or any PSF image).
 
         Parameters
         ----------
@@ -248,10 +262,31 @@ class PixelPSF(PSF):
         oversampled : bool
             With stpsf files, pick the oversampled (``OVERSAMP``) or the detector-sampled
             (``DET_SAMP``) extension.
-        """
-        from pymc_tracers.io import read_psf
+        distorted : bool
+            With stpsf files, the versions with distortion (``OVERDIST``/``DET_DIST``).
 
-        return read_psf(path, ext=ext, pixel_scale=pixel_scale, oversampled=oversampled)
+        Notes
+        -----
+        The file is read by :func:`pymc_tracers.psf_files.read_psf_image`. An even-sized PSF
+        (stpsf writes them centred on the corner between the four middle pixels) is re-centred
+        onto an odd grid, flux-conserving, with :func:`resample_kernel`; the log
+        (``pymc_tracers.psf``, INFO) says so.
+        """
+        image, scale, label = read_psf_image(
+            path, ext=ext, pixel_scale=pixel_scale, oversampled=oversampled, distorted=distorted
+        )
+        if image.shape[0] % 2 == 0:
+            n = image.shape[0]
+            image = resample_kernel(image, scale, scale, allow_even=True)
+            logger.info(
+                "%s: even-sized PSF (%d x %d) re-centred onto an odd %d x %d grid (flux conserved)",
+                label,
+                n,
+                n,
+                image.shape[0],
+                image.shape[1],
+            )
+        return cls(image, scale)
 
     @classmethod
     def from_stpsf(
@@ -382,3 +417,36 @@ def resample_kernel(kernel, scale_in: float, scale_out: float, *, allow_even=Fal
     w = _resampling_matrix(n_in, scale_in, n_out, scale_out)
     out = w @ kernel @ w.T
     return out / out.sum()
+
+
+def read_psf(
+    path, *, ext=None, pixel_scale=None, oversampled: bool = True, distorted: bool = False
+) -> PixelPSF:
+    """Read a PSF image from a FITS file: :meth:`PixelPSF.from_fits` (see there).
+
+    Parameters
+    ----------
+    path : str or path-like
+    ext : int or str, optional
+        The HDU to read. By default: for stpsf/webbpsf files, the extension named
+        ``OVERSAMP`` (oversampled, ``oversampled=True``) or ``DET_SAMP`` (detector-sampled),
+        or ``OVERDIST``/``DET_DIST`` with ``distorted=True``; files without these names but
+        with ``OVERSAMP`` keywords are matched by keyword; otherwise the only image HDU.
+    pixel_scale : float, optional
+        Arcsec per PSF pixel (default: from the header).
+    oversampled, distorted : bool
+        Which stpsf product to read.
+
+    Returns
+    -------
+    PixelPSF
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file; no image where expected (the message lists the HDUs); the asked-for
+        sampling is not in the file; no pixel scale; non-square or skewed pixels.
+    """
+    return PixelPSF.from_fits(
+        path, pixel_scale, ext=ext, oversampled=oversampled, distorted=distorted
+    )

@@ -528,7 +528,7 @@ def test_empty_primary_and_missing_scale(tmp_path, caplog):
     psf_hdu = fits.ImageHDU(img, name="PSF")
     psf_hdu.header["PIXSCALE"] = 0.05
     fits.HDUList([fits.PrimaryHDU(), psf_hdu]).writeto(tmp_path / "e.fits")
-    with caplog.at_level(logging.INFO, logger="pymc_tracers.io"):
+    with caplog.at_level(logging.INFO, logger="pymc_tracers.psf"):
         psf = io.read_psf(tmp_path / "e.fits")
     assert "primary HDU is empty; PSF read from HDU 1" in caplog.text
     np.testing.assert_allclose(psf.image, img, rtol=1e-12)
@@ -548,7 +548,7 @@ def test_even_psf_is_recentred_on_an_odd_grid(tmp_path, caplog):
     h = fits.PrimaryHDU(even)
     h.header["PIXELSCL"] = scale
     h.writeto(tmp_path / "even.fits")
-    with caplog.at_level(logging.INFO, logger="pymc_tracers.io"):
+    with caplog.at_level(logging.INFO, logger="pymc_tracers.psf"):
         psf = io.read_psf(tmp_path / "even.fits")
     assert "even-sized PSF (64 x 64) re-centred onto an odd 65 x 65 grid" in caplog.text
     k = psf.image
