@@ -26,7 +26,7 @@ import pymc as pm
 from pytensor.graph.basic import Constant, Variable
 
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.profiles.tracer import GP_KERNELS, GPResidual
+from pymc_tracers.profiles.gp import GP_KERNELS, GPResidual
 
 __all__ = ["HSGP_BASIS_RULE", "gp_residual"]
 

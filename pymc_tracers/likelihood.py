@@ -14,18 +14,16 @@ model (its coordinates and observed variables), so it survives ``pm.do`` and ``c
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
 
-from pymc_tracers.forward import SERIES_LIGHT_FLOOR
+from pymc_tracers.forward import Observation
 
 __all__ = [
     "SigmaMap",
@@ -121,46 +119,21 @@ def _scatter_tensor(values, index, shape):
     return pt.set_subtensor(full[index], values).reshape(shape)
 
 
-def _model_at_pixels(name, model_map, shape, index):
+def _model_at_pixels(model_map, shape, index):
     """The model map at the used pixels (flat ``index`` into ``shape``).
 
-    Maps from the linear and series paths of :func:`~pymc_tracers.forward.observe` carry a
-    :class:`~pymc_tracers.forward.PixelAccess` that combines their basis maps at the used
-    pixels only; any other map is computed whole and indexed.
+    An :class:`~pymc_tracers.forward.Observation` passed as the model map lets its renderer
+    give those pixels alone (the linear and radial paths read a compact per-pixel basis);
+    any other map is computed whole and indexed.
     """
-    access = getattr(model_map.tag, "pmt_pixels", None)
-    if access is None:
-        return pt.specify_shape(model_map, shape).reshape((-1,))[index]
-    if access.accurate is not None:
-        accurate = np.broadcast_to(access.accurate, shape).ravel()[index]
-        if not accurate.all():
-            faint = index[~accurate]
-            warnings.warn(
-                f"{name}: {faint.size} used pixels (first at "
-                f"{_where(faint, shape)}) are fainter than the log series' light floor "
-                f"({SERIES_LIGHT_FLOOR:g} of their galaxy's brightest pixel), where its "
-                f"{access.max_error:.0e} dex error bound is not guaranteed; mask them or use "
-                "observe(..., method='full')",
-                stacklevel=4,
-            )
-    mu = access.at(index, shape)
-    # the full map, for plots and Result.maps, while this graph is the model's own
-    # (named variables other than data: the full map reads full-map bases that mu does not)
-    named = [v for v in ancestors([model_map]) if v.name and not isinstance(v, SharedVariable)]
-    mu.tag.pmt_full_map = (model_map, named)
-    return mu
+    if isinstance(model_map, Observation):
+        return model_map.renderer.at_pixels(index, shape)
+    return pt.specify_shape(model_map, shape).reshape((-1,))[index]
 
 
 def _full_model_map(mu, index, shape):
-    """The full model map behind ``mu`` (the model map at the used pixels)."""
-    tagged = getattr(mu.tag, "pmt_full_map", None)
-    if tagged is not None:
-        full, named = tagged
-        # pm.do / clone_model copy the tag onto a new graph: the tagged map then belongs to
-        # the original model (its named variables are not this graph's) and is not used
-        own = {id(v) for v in ancestors([mu]) if v.name}
-        if all(id(v) in own for v in named):
-            return full
+    """The full model map behind ``mu`` (the model map at the used pixels), where the graph
+    holds it; otherwise ``mu`` scattered into a map that is NaN at unused pixels."""
     node = mu.owner
     if node is not None and node.inputs and node.inputs[0].owner is not None:
         flat = node.inputs[0]
@@ -390,6 +363,9 @@ def _check_nu(name, nu):
 
 def _observe(name, kind, model_map, data, noise, mask, nu, model):
     model = pm.modelcontext(model)
+    observation = model_map if isinstance(model_map, Observation) else None
+    if observation is not None:
+        model_map = observation.tracer_map if kind == "tracer" else observation.image
     model_map = pt.as_tensor_variable(model_map)
     model_shape = _model_shape(name, model_map)
     nu = _check_nu(name, nu)
@@ -406,7 +382,10 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
         model._coords[LIKELIHOODS_COORD] = tuple(labels)
     else:
         model.add_coord(LIKELIHOODS_COORD, labels)
-    mu = _model_at_pixels(name, model_map, shape, index)
+    if observation is not None and kind == "tracer":
+        mu = _model_at_pixels(observation, shape, index)
+    else:
+        mu = _model_at_pixels(model_map, shape, index)
     # data and known errors live in pm.Data so a compiled model can be refitted to new maps
     observed = pm.Data(f"{name}_observed", data.ravel()[index], dims=dim)
     if sigma_numeric is not None:
@@ -440,8 +419,11 @@ def tracer_likelihood(
     ----------
     name : str
         Name of the observed variable (e.g. ``"metallicity"``).
-    tracer_map : tensor, shape (ny, nx) or (N, ny, nx)
-        The model map from :func:`pymc_tracers.observe` (a batch of N galaxies: one map each).
+    tracer_map : Observation or tensor, shape (ny, nx) or (N, ny, nx)
+        The model map from :func:`pymc_tracers.observe` (a batch of N galaxies: one map
+        each), or the :class:`~pymc_tracers.Observation` itself, which lets the linear and
+        radial renderers compute only the pixels the likelihood uses (much cheaper for large
+        batches with few used pixels per stamp).
     data : ndarray, shape of the model map
         Observed tracer map(s) in the same units (dex, km/s, ...). NaN pixels are left out
         (pad stamps of different sizes to a common one with NaN); infinite values raise.
@@ -479,6 +461,6 @@ def image_likelihood(name, image, data, *, sigma=None, noise=None, mask=None, nu
     """Compare a model light image with an observed one (flux per pixel).
 
     Parameters are those of :func:`tracer_likelihood`; ``image`` is the first output of
-    :func:`pymc_tracers.observe`, in flux per pixel.
+    :func:`pymc_tracers.observe` (or the Observation), in flux per pixel.
     """
     return _observe(name, "image", image, data, _noise_from(name, sigma, noise), mask, nu, model)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pymc as pm
 
+from pymc_tracers.forward import Observation
 from pymc_tracers.likelihood import likelihoods_of
 from pymc_tracers.results import Result, max_total_log_likelihood, model_map_function
 
@@ -249,16 +250,19 @@ class Fitter:
 
     Fitting a survey of galaxies observed on the same grid, or one galaxy under many PSFs,
     only changes data: the observed maps and errors (``pm.Data`` created by the likelihoods)
-    and, for models on the exact linear path, the PSF-dependent basis maps. nutpie swaps them
-    into the compiled sampler. Everything is read from the model itself
-    (:func:`~pymc_tracers.likelihood.likelihoods_of`,
-    :func:`~pymc_tracers.forward.linear_bases_of`), so models transformed by ``pm.do`` or
+    and, for models on the linear and radial paths, the PSF-dependent basis maps, which the
+    observations' renderers recompute. nutpie swaps them into the compiled sampler. The
+    likelihoods are read from the model itself
+    (:func:`~pymc_tracers.likelihood.likelihoods_of`), so models transformed by ``pm.do`` or
     ``clone_model`` work too.
 
     Parameters
     ----------
     model : pm.Model, optional
         Defaults to the model on the context stack.
+    observations : list of Observation, optional
+        What :func:`~pymc_tracers.observe` returned for this model; needed for
+        ``fit(psf=...)`` (their renderers recompute their data for the new PSF).
     backend : {"numba", "jax"}
         nutpie's compilation backend. numba (default) compiles once and then swaps data for
         free; nutpie's JAX backend re-traces on new data (timings in ``docs/performance.md``).
@@ -269,11 +273,7 @@ class Fitter:
         per-pixel basis, the bulk of a population's data, is precomputed either way.)
     jitter : bool
         Start the chains at randomly jittered points (nutpie's default, ``True``) or all at
-        the prior's central point (``False``). Populations with a log-series fast path start
-        better unjittered: a jitter of order 1 in the hyperparameters can move gradients
-        outside the series' range, onto the slow full path (or, with
-        ``outside_range="reject"``, outside the model's support), until the chains find the
-        posterior.
+        the prior's central point (``False``).
     initial_points : dict, optional
         Starting values by variable name (in the variable's own units), overriding the
         prior's central point. Unjittered, a variable whose prior is flat at its central
@@ -284,14 +284,21 @@ class Fitter:
 
     Examples
     --------
-    >>> fitter = pmt.Fitter(model)                       # compiles once
+    >>> fitter = pmt.Fitter(model, observations=[observation])   # compiles once
     >>> for galaxy in galaxies:
     ...     result = fitter.fit({"metallicity": (galaxy.tracer_map, galaxy.tracer_error)},
     ...                         psf=galaxy.psf)
     """
 
     def __init__(
-        self, model=None, *, backend="numba", swappable_data=True, jitter=True, initial_points=None
+        self,
+        model=None,
+        *,
+        observations=None,
+        backend="numba",
+        swappable_data=True,
+        jitter=True,
+        initial_points=None,
     ):
         import nutpie
 
@@ -299,6 +306,11 @@ class Fitter:
             raise ValueError(f"unknown backend {backend!r}; use 'numba' or 'jax'")
         self.model = pm.modelcontext(model)
         self.records = {r.name: r for r in likelihoods_of(self.model)}
+        if observations is not None and not isinstance(observations, (list, tuple)):
+            raise TypeError("observations must be a list of pmt.Observation (from pmt.observe)")
+        if isinstance(observations, Observation):
+            observations = [observations]
+        self.observations = list(observations or [])
         self.backend = _nutpie_backend(backend)
         self.swappable_data = bool(swappable_data)
         start = time.perf_counter()
@@ -365,17 +377,21 @@ class Fitter:
         return updates
 
     def _psf_updates(self, psf) -> dict:
-        from pymc_tracers.forward import linear_bases_of
-
-        bases = linear_bases_of(self.model)
-        if not bases:
+        if not self.observations:
             raise ValueError(
-                "this model renders through the full FFT path, whose PSF is compiled in; build a "
-                "new model for a new PSF (only exact linear-path models can swap PSFs)"
+                "Fitter.fit(psf=...) needs the observations whose PSF changes: build the "
+                "Fitter with pmt.Fitter(model, observations=[observation]) (what pmt.observe "
+                "returned)"
             )
         updates = {}
-        for basis in bases:
-            updates.update(zip(basis.names, basis.recompute(psf)))
+        for observation in self.observations:
+            updates.update(observation.renderer.psf_updates(psf))
+        unknown = sorted(name for name in updates if name not in self.model.named_vars)
+        if unknown:
+            raise ValueError(
+                f"the observations' data {unknown} are not in this model: pass the "
+                "observations built inside it"
+            )
         return updates
 
     def _compiled_with(self, updates):
@@ -409,7 +425,7 @@ class Fitter:
             ``{likelihood name: map}`` or ``{name: (map, sigma)}``; maps of the original shape
             with finite values in the pixels the model was built with.
         psf : PSF, optional
-            A new PSF (linear-path models only).
+            A new PSF (linear and radial paths; needs ``observations``).
         draws, tune, chains, random_seed, progressbar, map_draws, grid, config, log_likelihood
             As in :func:`fit`.
         """

@@ -26,7 +26,7 @@ from pymc_tracers.grid import PixelGrid
 from pymc_tracers.likelihood import paper_noise_coefficients
 from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.profiles.light import Exponential
-from pymc_tracers.profiles.tracer import LinearGradient
+from pymc_tracers.profiles.radial import LinearGradient
 from pymc_tracers.psf import GaussianPSF
 
 __all__ = ["PopulationSample", "population_sample", "population_model", "RELATION"]
@@ -307,26 +307,12 @@ def population_sample(
     )
 
 
-#: A physically plausible range of metallicity gradients (dex/kpc): wider than those measured
-#: at z ~ 0-2 (about -0.2 to +0.15 dex/kpc), fixed before looking at any sample.
-PLAUSIBLE_GRADIENTS_KPC = (-0.35, 0.12)
-
-
-def _gradient_range(sample):
-    """:data:`PLAUSIBLE_GRADIENTS_KPC` in dex/arcsec for every galaxy of the sample."""
-    lo, hi = PLAUSIBLE_GRADIENTS_KPC
-    kpc_per_arcsec = 1.0 / np.asarray(sample.arcsec_per_kpc)
-    return float(np.min(lo * kpc_per_arcsec)), float(np.max(hi * kpc_per_arcsec))
-
-
 def population_model(
     sample: PopulationSample,
     *,
     pooling="relation",
     light="fixed",
     form="batched",
-    gradient_range=None,
-    outside_range="full",
     method="auto",
     priors=None,
     centered=False,
@@ -343,19 +329,13 @@ def population_model(
         (the posterior factorises into independent per-galaxy fits).
     light : {"fixed", "free"}
         ``"fixed"``: light profiles at their true values (the paper's setup; the forward
-        model then takes the fast linear / log-series path). ``"free"``: each galaxy's
+        model then takes the radial transfer path). ``"free"``: each galaxy's
         ``r_eff`` and ``amplitude`` are fitted jointly from its image (full FFT path).
     form : {"batched", "loop"}
         One ``observe`` for the whole sample on the common stamp, or one per galaxy on its
         own stamp (likelihoods ``metallicity_<i>`` and ``light_<i>``).
-    gradient_range : (float, float), optional
-        dex/arcsec range of the log series (default: :data:`PLAUSIBLE_GRADIENTS_KPC`
-        converted with each galaxy's scale, the union over galaxies).
-    outside_range : {"full", "reject"}
-        Passed to :class:`~pymc_tracers.LinearGradient`: outside ``gradient_range`` take the
-        full path, or treat the range as a hard bound.
-    method : {"auto", "full", "linear"}
-        Passed to ``observe``.
+    method : str
+        Passed to ``observe`` (``"auto"``, ``"full"``, ``"radial"``, ...).
     centered : bool
         Parametrisation of the per-galaxy gradients around the relation: non-centred
         (default) suits galaxies whose maps constrain their gradient no better than the
@@ -383,7 +363,6 @@ def population_model(
         raise ValueError(f"form must be 'batched' or 'loop'; got {form!r}")
     widths = {"intercept": 0.1, "slope": 0.1, "scatter": 0.05, "gradient": 0.2, **(priors or {})}
     n = sample.n_galaxies
-    gradient_range = gradient_range or _gradient_range(sample)
     with pm.Model(coords={"galaxy": np.arange(n)}) as model:
         if pooling == "relation":
             intercept = pm.Normal("intercept", 0.0, widths["intercept"])
@@ -414,46 +393,34 @@ def population_model(
         if form == "batched":
             disc = Component(
                 Exponential(r_eff=r_eff, amplitude=amplitude),
-                LinearGradient(
-                    central=central,
-                    gradient=gradient,
-                    gradient_range=gradient_range,
-                    outside_range=outside_range,
-                ),
+                LinearGradient(central=central, gradient=gradient),
             )
             obs = observe(disc, sample.grid, sample.psfs, tracer_scale="log", method=method)
             model.observations.append(obs)
-            image, tracer = obs
-            tracer_likelihood("metallicity", tracer, sample.tracer_map, sigma=sample.tracer_error)
+            tracer_likelihood("metallicity", obs, sample.tracer_map, sigma=sample.tracer_error)
             if light == "free":
-                image_likelihood("light", image, sample.light_image, sigma=sample.light_error)
+                image_likelihood("light", obs, sample.light_image, sigma=sample.light_error)
         else:
             for i in range(n):
                 sy, sx = sample.stamp(i)
                 disc = Component(
                     Exponential(r_eff=r_eff[i], amplitude=amplitude[i]),
-                    LinearGradient(
-                        central=central[i],
-                        gradient=gradient[i],
-                        gradient_range=gradient_range,
-                        outside_range=outside_range,
-                    ),
+                    LinearGradient(central=central[i], gradient=gradient[i]),
                 )
                 obs = observe(
                     disc, sample.stamp_grid(i), sample.psfs[i], tracer_scale="log", method=method
                 )
                 model.observations.append(obs)
-                image, tracer = obs
                 tracer_likelihood(
                     f"metallicity_{i}",
-                    tracer,
+                    obs,
                     sample.tracer_map[i][sy, sx],
                     sigma=sample.tracer_error[i][sy, sx],
                 )
                 if light == "free":
                     image_likelihood(
                         f"light_{i}",
-                        image,
+                        obs,
                         sample.light_image[i][sy, sx],
                         sigma=sample.light_error[i][sy, sx],
                     )

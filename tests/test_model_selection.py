@@ -15,7 +15,7 @@ import pytest
 import pymc_tracers as pmt
 from pymc_tracers.fields import gp_residual
 from pymc_tracers.likelihood import paper_noise_coefficients
-from pymc_tracers.profiles.tracer import GPResidual
+from pymc_tracers.profiles.gp import GPResidual
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::pymc_tracers.comparison.ParetoKWarning",

@@ -1,5 +1,7 @@
 """Light (surface-brightness) and tracer profiles as PyTensor graph code."""
 
+from pymc_tracers.profiles.azimuthal import Azimuthal
+from pymc_tracers.profiles.gp import GPResidual
 from pymc_tracers.profiles.light import (
     Exponential,
     Gaussian,
@@ -8,15 +10,8 @@ from pymc_tracers.profiles.light import (
     elliptical_radius,
     sersic_bn,
 )
-from pymc_tracers.profiles.tracer import (
-    Azimuthal,
-    BrokenGradient,
-    Constant,
-    Expression,
-    GPResidual,
-    LinearGradient,
-    TracerProfile,
-)
+from pymc_tracers.profiles.radial import BrokenGradient, LinearGradient, RadialProfile
+from pymc_tracers.profiles.tracer import Constant, Expression, TracerProfile
 
 __all__ = [
     "Azimuthal",
@@ -28,6 +23,7 @@ __all__ = [
     "Gaussian",
     "LightProfile",
     "LinearGradient",
+    "RadialProfile",
     "Sersic",
     "TracerProfile",
     "elliptical_radius",

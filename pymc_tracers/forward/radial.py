@@ -1,0 +1,308 @@
+"""The radial transfer: any radial tracer, either averaging scale, within a stated tolerance.
+
+A tracer that depends on position only through the elliptical radius about a fixed centre and
+shape (:meth:`~pymc_tracers.TracerProfile.radial_form`) is represented by its values at
+``M`` radial nodes, ``c_m = f(Z(r_m))``, interpolated to every sub-pixel with fixed local
+weights (:mod:`~pymc_tracers.forward.radial_nodes`). The numerator is then ``B c`` with
+``B[:, m] = bin(K * (I w_m))``; gradients flow through ``c`` for any parameters of ``Z``.
+
+**Choosing M.** A pixel's error is at most the largest pointwise interpolation error of ``f``
+over the rendered radii (the pixel is a mean of ``f`` with non-negative weights), which is
+cheap to measure for given node values. The node count is the smallest that meets the
+tolerance at most prior draws of the model (:data:`COVERED_FRACTION` of
+:data:`PRIOR_DRAWS`), or, with a stated ``dynamic_range`` D (dex), for a log-averaged
+tracer that changes linearly by D across the field. The maps are then compared with the exact
+full path at a few prior draws (:meth:`RadialTransferRenderer.check`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.replace import clone_replace
+from pytensor.graph.traversal import ancestors
+from pytensor.tensor.random.op import RandomVariable
+
+from pymc_tracers.forward.radial_nodes import (
+    MAX_RADIAL_NODES,
+    NODE_COUNTS,
+    STENCIL,
+    exponential_node_count,
+    interpolation_weights,
+    node_fields,
+    pointwise_error,
+    probe_fractions,
+)
+from pymc_tracers.forward.transfer import TransferRenderer, _Columns, fixed_columns, is_symbolic
+from pymc_tracers.profiles.tracer import elliptical_radius_grid
+
+__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "PriorSample"]
+
+logger = logging.getLogger("pymc_tracers")
+
+#: Used when no prior tells how much a log-averaged tracer changes across the field (dex).
+DEFAULT_DYNAMIC_RANGE = 3.0
+#: Nodes for a linearly averaged, non-polynomial profile without a prior to measure.
+DEFAULT_LINEAR_NODES = 128
+#: Prior draws that choose the node count, and the fraction of them it must cover.
+PRIOR_DRAWS = 16
+COVERED_FRACTION = 0.75
+#: Prior draws at which the maps are compared with the exact full path.
+CHECK_DRAWS = 3
+#: Pixels fainter than this fraction of their galaxy's brightest pixel are left out of the
+#: comparison: there FFT round-off (~1e-16 of each field's peak) limits every path.
+CHECK_LIGHT_FLOOR = 1e-8
+#: Nodes per shortest feature of a profile (a softened break, a spline's knot spacing) when
+#: there is no prior to measure.
+NODES_PER_FEATURE = 5
+
+
+class RadialAccuracyWarning(UserWarning):
+    """A radial transfer's map differs from the full path by more than its tolerance."""
+
+
+class PriorSample:
+    """Joint prior draws of the random variables behind some tensors, and a way to evaluate
+    other tensors of them at those draws.
+
+    Parameters
+    ----------
+    outputs : list of tensor
+    n : int
+        Number of draws.
+    """
+
+    def __init__(self, outputs, n, seed=20240313):
+        self.random = [
+            v
+            for v in ancestors(outputs)
+            if v.owner is not None
+            and isinstance(v.owner.op, RandomVariable)
+            and v is v.owner.outputs[v.owner.op.default_output]
+        ]
+        self.values = None
+        if not self.random:
+            return
+        try:
+            values = pm.draw(self.random, draws=n, random_seed=seed)
+        except Exception as error:  # inputs that are neither random variables nor data
+            logger.info("radial transfer: no prior draws (%s)", error)
+            return
+        self.values = [np.asarray(v) for v in values] if len(self.random) > 1 else [values]
+        self.n = n
+
+    def __bool__(self):
+        return self.values is not None
+
+    def function(self, outputs, inputs=()):
+        """``f(*inputs, draw)``: the outputs at prior draw ``draw``."""
+        stand_ins = [v.type() for v in self.random]
+        replaced = clone_replace(outputs, replace=dict(zip(self.random, stand_ins)))
+        compiled = pytensor.function(
+            [*inputs, *stand_ins], replaced, on_unused_input="ignore", mode="FAST_RUN"
+        )
+
+        def at(*args, draw):
+            return compiled(*args, *(v[draw] for v in self.values))
+
+        return at
+
+
+class RadialTransferRenderer(TransferRenderer):
+    """Radial tracers as values at radial nodes, with local interpolation in radius.
+
+    Parameters
+    ----------
+    components, numerics, tracer_scale, n_galaxies
+        As for every renderer.
+    tolerance : float
+        Largest error of the tracer map (tracer units: dex for log averaging).
+    dynamic_range : float, optional
+        How much a log-averaged tracer may change across the rendered field (dex); by default
+        the node count is measured at prior draws of the model.
+
+    Attributes
+    ----------
+    node_counts : list of int
+        Radial nodes per component (1 for a fixed tracer).
+    covered : float or None
+        Fraction of the prior draws at which the node count meets the tolerance pointwise.
+    """
+
+    path = "radial"
+
+    def __init__(self, components, numerics, tracer_scale, n_galaxies, **options):
+        self._counts = {}
+        self.covered = None
+        super().__init__(components, numerics, tracer_scale, n_galaxies, **options)
+        self.node_counts = [c.count for c in self._columns]
+        self.max_error = self.check()
+
+    # ------------------------------------------------------------------ columns
+    def _columns_of(self, index, numerics, *, swap=False):
+        tracer = self.components[index].tracer
+        points = numerics.point_sets
+        if not is_symbolic(tracer):
+            return fixed_columns(tracer, self.tracer_scale, points)
+        form = tracer.radial_form()
+        x0, y0, q, phi = form.geometry or (0.0, 0.0, 1.0, 0.0)
+        radii = [elliptical_radius_grid(x, y, x0, y0, q, phi) for x, y in points]
+        r_max = np.max([np.max(r, axis=(-2, -1)) for r in radii], axis=0)  # () or (Ng,)
+        r_max = r_max * (1 + 1e-12) + 1e-12  # every radius strictly inside
+        if index not in self._counts:
+            self._counts[index] = self._node_count(form, r_max)
+        count = self._counts[index]
+        spacing = r_max / (count - 1)
+        node_radii = np.multiply.outer(spacing, np.arange(count))  # (M,) or (Ng, M)
+        weights = [
+            interpolation_weights(r, np.asarray(spacing)[..., None, None], count) for r in radii
+        ]
+
+        def factors(start, stop, k):
+            first, w = weights[k]
+            return node_fields(first, w, start, stop)
+
+        if swap:
+            return _Columns("radial", count, None, factors, node_radii)
+        nodes = self._hold_nodes(index, node_radii)
+        return _Columns("radial", count, self._node_values(form, nodes), factors, node_radii)
+
+    def _node_values(self, form, nodes):
+        """``f(Z(r_m))``: ``(M,)`` or ``(N, M)``."""
+        z = self._z_at(form, nodes)
+        return z if self.tracer_scale == "linear" else 10.0**z
+
+    @staticmethod
+    def _z_at(form, radii):
+        """``Z`` at radii ``(F,)`` or per galaxy ``(Ng, F)``: ``(F,)`` or ``(N, F)``."""
+        radii = pt.as_tensor_variable(radii)
+        r = radii[None, :] if radii.ndim == 1 else radii[:, None, :]  # as (.., H, W) images
+        z = pt.as_tensor_variable(form.of_radius(r))
+        if z.ndim == 3:
+            z = z[:, 0, :]
+        elif z.ndim == 2 and radii.ndim == 1:
+            z = z[0]
+        return (
+            pt.broadcast_to(z, (*z.shape[:-1], radii.shape[-1]))
+            if z.ndim
+            else (pt.broadcast_to(z, radii.shape))
+        )
+
+    # ------------------------------------------------------------------ node count
+    def _node_count(self, form, r_max) -> int:
+        degree = form.polynomial_degree
+        if degree == 0 or (
+            self.tracer_scale == "linear" and degree is not None and degree < STENCIL
+        ):
+            return STENCIL  # the interpolant is exact
+        if self.dynamic_range is not None:
+            return self._stated_count(form, r_max, self.dynamic_range)
+        measured = self._measured_count(form, r_max)
+        if measured is not None:
+            return measured
+        return self._stated_count(form, r_max, DEFAULT_DYNAMIC_RANGE)
+
+    def _stated_count(self, form, r_max, dynamic_range):
+        if self.tracer_scale == "log":
+            count = exponential_node_count(dynamic_range, self.tolerance)
+        else:
+            count = DEFAULT_LINEAR_NODES
+        if form.feature_scale is not None:
+            features = NODES_PER_FEATURE * float(np.max(r_max)) / form.feature_scale
+            count = max(count, 1 + math.ceil(features))
+        return int(min(count, MAX_RADIAL_NODES))
+
+    def _measured_count(self, form, r_max):
+        """The smallest count that meets the tolerance at most prior draws, or None."""
+        radii_in = pt.dvector("fractions")
+        r_max_t = pt.as_tensor_variable(np.asarray(r_max, dtype=float))
+        radii = r_max_t[..., None] * radii_in if r_max_t.ndim else r_max_t * radii_in
+        z = self._z_at(form, radii)
+        prior = PriorSample([z], PRIOR_DRAWS)
+        if not prior:
+            return None
+        z_at = prior.function([z], [radii_in])
+        needed = np.full(prior.n, MAX_RADIAL_NODES)
+        open_draws = list(range(prior.n))
+        for count in NODE_COUNTS:
+            fractions = probe_fractions(count)
+            for draw in list(open_draws):
+                (exact,) = z_at(fractions, draw=draw)
+                nodes = exact[..., :: fractions.size // (count - 1) if count > 1 else 1]
+                error = float(
+                    np.max(pointwise_error(exact, nodes, fractions, count, self.tracer_scale))
+                )
+                if error <= self.tolerance:
+                    needed[draw] = count
+                    open_draws.remove(draw)
+            if len(open_draws) <= (1 - COVERED_FRACTION) * prior.n:
+                break
+        count = int(np.sort(needed)[math.ceil(COVERED_FRACTION * prior.n) - 1])
+        self.covered = float(np.mean(needed <= count))
+        return count
+
+    # ------------------------------------------------------------------ check
+    def check(self, draws=CHECK_DRAWS) -> float:
+        """The largest error of the map against the exact full path at prior draws.
+
+        Warns (:class:`RadialAccuracyWarning`) when it exceeds the tolerance at a draw whose
+        tracer the node count covers (every draw for a stated ``dynamic_range``). Returns 0
+        when the model has no prior to draw from.
+        """
+        numerics = self.numerics
+        exact_fields = []
+        for component in self.components:
+            for x, y in numerics.point_sets:
+                z = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
+                exact_fields.append(z if self.tracer_scale == "linear" else 10.0**z)
+        coefficients = self._coefficients()
+        prior = PriorSample([coefficients, *exact_fields], draws, seed=20240314)
+        if not prior:
+            return 0.0
+        evaluate = prior.function([coefficients, *exact_fields])
+        light, basis = self._value("light"), self._value("basis")
+        bright = light >= CHECK_LIGHT_FLOOR * np.max(light, axis=-1, keepdims=True)
+        n_sets = len(numerics.point_sets)
+        errors = []
+        for draw in range(draws):
+            c, *fields = evaluate(draw=draw)
+            approx = np.einsum("...pk,...k->...p", basis, c)
+            exact = 0.0
+            for i, light_parts in enumerate(self._lights):
+                parts = [fields[i * n_sets + k] * light_parts[k] for k in range(n_sets)]
+                exact = exact + numerics.convolve_and_bin(parts)
+            exact = np.broadcast_to(exact, (*approx.shape[:-1], *numerics.grid.shape))
+            exact = exact.reshape(approx.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if self.tracer_scale == "log":
+                    error = np.abs(np.log10(approx / exact))
+                else:
+                    error = np.abs(approx - exact) / light
+            error = np.where(np.broadcast_to(bright, error.shape), error, 0.0)
+            errors.append(float(np.nanmax(error)))
+        worst = max(errors)
+        counts = "+".join(str(c.count) for c in self._columns if c.kind == "radial")
+        logger.info("radial transfer: %s nodes; errors at prior draws %s", counts, errors)
+        if worst > self.tolerance and (self.covered is None or self.covered == 1.0):
+            warnings.warn(
+                f"radial transfer ({counts} nodes): at a prior draw its tracer map differs from "
+                f"the exact full path by {worst:.1e} (tolerance {self.tolerance:.0e} "
+                f"{'dex' if self.tracer_scale == 'log' else 'in tracer units'}). Give "
+                "observe(..., dynamic_range=...) a larger value, or method='full' for an "
+                "exact map",
+                RadialAccuracyWarning,
+                stacklevel=5,
+            )
+        return worst
+
+    def describe(self):
+        text = super().describe()
+        if self.covered is not None:
+            text += f"; nodes meet the tolerance at {self.covered:.0%} of prior draws"
+        return text

@@ -1,0 +1,387 @@
+"""Transfer renderers: fixed light and PSF, a numerator linear in a few tracer coefficients.
+
+When the light profiles and the PSF are fixed, each component's ``f(Z)`` (``Z`` for linear
+averaging, ``10**Z`` for log) is written as coefficients times fixed spatial factors,
+``f(Z) = sum_k c_k phi_k(x, y)``, and the numerator of the light-weighted ratio is a fixed
+matrix times the coefficients::
+
+    bin(K * (I f(Z))) = B c,    B[:, k] = bin(K * (I phi_k))
+
+``B`` is built once by one convolution per column; every evaluation is one matrix-vector
+product, and gradients flow through ``c`` for any parameters in it. The factors come from:
+
+* **radial nodes** (:class:`~pymc_tracers.forward.radial.RadialTransferRenderer`): a radial
+  tracer's values at ``M`` radii, ``c_m = f(Z(r_m))``, with local interpolation weights as
+  factors (:mod:`~pymc_tracers.forward.radial_nodes`): any radial profile, either averaging
+  scale, any parameters, accurate to a stated tolerance;
+* **linear terms** (:class:`~pymc_tracers.forward.linear.LinearBasisRenderer`): tracers that
+  are linear in their parameters (:meth:`~pymc_tracers.TracerProfile.linear_terms`), with
+  linear averaging: exact;
+* a tracer with no free parameters is one fixed column.
+
+A likelihood over a subset of pixels reads a compact per-pixel basis of its own
+(:meth:`TransferRenderer.at_pixels`), and a new PSF recomputes every basis
+(:meth:`TransferRenderer.psf_updates`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.graph.traversal import ancestors
+
+from pymc_tracers.forward.base import RenderedMaps, Renderer
+from pymc_tracers.forward.components import is_free
+from pymc_tracers.forward.ratio import light_weighted_ratio, sky_epsilon
+from pymc_tracers.memory import release_freed_memory
+from pymc_tracers.numerics import make_numerics
+
+__all__ = ["DEFAULT_TOLERANCE", "TransferRenderer"]
+
+logger = logging.getLogger("pymc_tracers")
+
+#: Default largest error of a radial transfer's tracer map (tracer units: dex for log).
+DEFAULT_TOLERANCE = 1e-7
+#: Working memory of one chunk of basis columns while building (bytes).
+BUILD_CHUNK_BYTES = 2**27
+
+
+@dataclass
+class _Columns:
+    """One component's columns: ``f(Z) = sum_k coefficients[..., k] x factors_k``.
+
+    ``factors(start, stop, point_set)`` gives the fields of columns ``start .. stop - 1`` on
+    one set of sample points: ``(stop - start, [Ng,] H, W)``.
+    """
+
+    kind: str  # "radial", "linear" or "fixed"
+    count: int
+    coefficients: object  # tensor (K,) or (N, K)
+    factors: object
+    nodes: object = None  # radial: the node radii (arcsec), (M,) or (Ng, M)
+
+
+class TransferRenderer(Renderer):
+    """Base class of the transfer renderers (see the module docstring)."""
+
+    def __init__(
+        self,
+        components,
+        numerics,
+        tracer_scale,
+        n_galaxies,
+        *,
+        tolerance=DEFAULT_TOLERANCE,
+        dynamic_range=None,
+    ):
+        super().__init__(components, numerics, tracer_scale, n_galaxies)
+        self.tolerance = float(tolerance)
+        self.dynamic_range = dynamic_range
+        self._data = {}  # data name -> what it holds (for a PSF swap)
+        self._compact = []  # (index, shape) of the per-pixel bases given to likelihoods
+        self._model = _current_model()
+        if self._model is not None:
+            index = sum(1 for n in self._model.named_vars if n.endswith("_light"))
+            self._prefix = f"pmt_transfer{index}"
+        self._node_radii = {}
+        self._lights = self._fixed_lights(numerics)
+        self._columns = [self._columns_of(i, numerics) for i in range(len(components))]
+        arrays = self._build(numerics, self._lights)
+        self._register(arrays)
+
+    # ------------------------------------------------------------------ what subclasses give
+    def _columns_of(self, index, numerics, *, swap=False) -> _Columns:
+        """The columns of component ``index`` on ``numerics`` (``swap``: for a new PSF, reusing
+        the coefficients already in the model)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ building the basis
+    def _fixed_lights(self, numerics):
+        """Each component's surface brightness at each set of sample points, in numpy."""
+        graphs = [
+            [c.light.surface_brightness(x, y) for x, y in numerics.point_sets]
+            for c in self.components
+        ]
+        flat = [g for per_set in graphs for g in per_set]
+        values = pytensor.function([], flat, mode="FAST_COMPILE")()
+        n_sets = len(numerics.point_sets)
+        return [values[i * n_sets : (i + 1) * n_sets] for i in range(len(self.components))]
+
+    def _build(self, numerics, lights):
+        """The light, numerator-basis and fallback-basis maps (numpy), computed once per PSF.
+
+        Returns ``light (lead, P)``, ``basis (lead, P, K)`` and ``fallback (lead, P, K)``
+        with ``P = ny nx`` data pixels and ``lead`` the galaxy axis, if any.
+        """
+        n_sets = len(numerics.point_sets)
+        total = [sum(light[k] for light in lights) for k in range(n_sets)]
+        light_sum = numerics.convolve_and_bin(total)
+        ny, nx = numerics.grid.shape
+        leads = [light_sum.shape[:-2]]
+        for light, columns in zip(lights, self._columns):
+            probe = columns.factors(0, 1, 0)
+            leads.append(np.broadcast_shapes(probe.shape[1:-2], light[0].shape[:-2]))
+        if self.n_galaxies is not None and self._coefficients().ndim == 2:
+            leads.append((self.n_galaxies,))
+        if numerics.n_psfs is not None:  # one PSF per galaxy: every column is per galaxy
+            leads.append((numerics.n_psfs,))
+        lead = np.broadcast_shapes(*leads)
+        n_columns = sum(c.count for c in self._columns)
+        basis = np.empty((*lead, ny * nx, n_columns))
+        fallback = np.empty((*lead, ny * nx, n_columns))
+        start = 0
+        for light, columns in zip(lights, self._columns):
+            # a few float64 copies of every rendered column (fields, FFT buffers)
+            column_bytes = 32 * int(np.prod(lead)) * sum(x.size for x, _ in numerics.point_sets)
+            chunk = max(1, BUILD_CHUNK_BYTES // column_bytes)
+            for first in range(0, columns.count, chunk):
+                last = min(first + chunk, columns.count)
+                factors = [columns.factors(first, last, k) for k in range(n_sets)]
+                fields = [f * part[None] for f, part in zip(factors, light)]
+                if numerics.n_psfs is not None:  # the kernel stack needs a galaxy axis
+                    fields = [f if f.ndim == 4 else f[:, None] for f in fields]
+                numerator = numerics.convolve_and_bin(fields)
+                means = numerics.pixel_mean(factors) / len(self.components)
+                cols = slice(start + first, start + last)
+                basis[..., cols] = np.moveaxis(
+                    np.broadcast_to(numerator, (last - first, *lead, ny, nx)).reshape(
+                        (last - first, *lead, ny * nx)
+                    ),
+                    0,
+                    -1,
+                )
+                fallback[..., cols] = np.moveaxis(
+                    np.broadcast_to(means, (last - first, *lead, ny, nx)).reshape(
+                        (last - first, *lead, ny * nx)
+                    ),
+                    0,
+                    -1,
+                )
+            start += columns.count
+        light_flat = np.broadcast_to(light_sum, (*lead, ny, nx)).reshape((*lead, ny * nx))
+        if basis.nbytes > 2**26:
+            release_freed_memory()  # the rendered fields of a large batch
+        return {"light": np.ascontiguousarray(light_flat), "basis": basis, "fallback": fallback}
+
+    def _coefficients(self):
+        parts = [pt.as_tensor_variable(c.coefficients) for c in self._columns]
+        if any(p.ndim == 2 for p in parts) and self.n_galaxies is not None:
+            parts = [
+                p if p.ndim == 2 else pt.broadcast_to(p, (self.n_galaxies, p.shape[0]))
+                for p in parts
+            ]
+        elif any(p.ndim == 2 for p in parts):
+            batch = next(p for p in parts if p.ndim == 2).shape[0]
+            parts = [p if p.ndim == 2 else pt.broadcast_to(p, (batch, p.shape[0])) for p in parts]
+        joined = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=-1)
+        return pt.cast(joined, "float64")
+
+    # ------------------------------------------------------------------ model data
+    def _register(self, arrays):
+        """Hold the maps as model data (swappable on a PSF change), or as constants."""
+        model = self._model
+        if model is None:
+            self._tensors = {k: pt.as_tensor_variable(v) for k, v in arrays.items()}
+            return
+        self._tensors = {}
+        for part, value in arrays.items():
+            name = f"{self._prefix}_{part}"
+            self._tensors[part] = pt.specify_shape(_hold(model, name, value), value.shape)
+            self._data[name] = part
+        for name in self._node_radii:
+            self._data[name] = ("nodes",)
+
+    def _value(self, part):
+        tensor = self._tensors[part]
+        if self._model is None:
+            return tensor.data
+        name = f"{self._prefix}_{part}"
+        return self._model[name].get_value(borrow=True)
+
+    # ------------------------------------------------------------------ rendering
+    def _render(self):
+        light = self._tensors["light"]
+        coefficients = self._coefficients()
+        numerator = _matvec(self._tensors["basis"], coefficients)
+        fallback = _matvec(self._tensors["fallback"], coefficients)
+        basis = self._tensors["basis"]
+        if basis.ndim == 3 or coefficients.ndim == 2:
+            n = basis.shape[0] if basis.ndim == 3 else coefficients.shape[0]
+            shape = (n, *self.numerics.grid.shape)
+        else:
+            shape = self.numerics.grid.shape
+        light = pt.broadcast_to(light, numerator.shape)
+        weighted_sum, light_sum = numerator.reshape(shape), light.reshape(shape)
+        tracer_map = light_weighted_ratio(
+            weighted_sum, light_sum, fallback.reshape(shape), self.tracer_scale
+        )
+        image = light_sum * self.numerics.flux_scale
+        return RenderedMaps(image, tracer_map, light_sum, weighted_sum)
+
+    def at_pixels(self, index, shape):
+        """The tracer map at flat ``index`` into ``shape``, from a compact per-pixel basis.
+
+        The light, the empty-sky blend and the division are folded into one basis,
+        ``(B + e G) / (L + e)`` at the used pixels, computed once in numpy and held as data
+        of its own (recomputed on a PSF swap): an evaluation is one product of the
+        coefficients with it, O(pixels used x columns), and never touches the full maps.
+        """
+        index = np.asarray(index)
+        values = self._compact_basis(
+            index, shape, self._value("light"), self._value("basis"), self._value("fallback")
+        )
+        if self._model is not None:
+            name = f"{self._prefix}_pixels{len(self._compact)}"
+            compact = pt.specify_shape(_hold(self._model, name, values), values.shape)
+            self._data[name] = ("pixels", index, tuple(shape))
+        else:
+            compact = pt.as_tensor_variable(values)
+        self._compact.append((index, tuple(shape)))
+        coefficients = self._coefficients()
+        if compact.ndim == 2 and coefficients.ndim == 1:  # (used, K): one set of coefficients
+            ratio = pt.dot(compact, coefficients)
+        elif compact.ndim == 2:  # galaxies sharing one basis, each with its coefficients
+            galaxy = index // int(np.prod(shape[-2:]))
+            ratio = pt.sum(compact * coefficients[galaxy], axis=-1)
+        else:  # (N, width, K), padded per galaxy
+            per_galaxy = _matvec(compact, coefficients)  # (N, width)
+            ratio = per_galaxy.reshape((-1,))[self._padded_positions(index, shape)]
+        if self.tracer_scale == "linear":
+            return ratio
+        return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
+
+    def _padded_positions(self, index, shape):
+        galaxy = index // int(np.prod(shape[-2:]))
+        counts = np.bincount(galaxy, minlength=shape[0])
+        width = max(int(counts.max()), 1)
+        rank = np.empty(index.size, dtype=np.int64)
+        order = np.argsort(galaxy, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank[order] = np.arange(index.size) - np.repeat(starts, counts)
+        return galaxy * width + rank
+
+    def _compact_basis(self, index, shape, light, basis, fallback):
+        """``(B + e G) / (L + e)`` at the used pixels: ``(used, K)`` or ``(N, width, K)``."""
+        n_pixels = int(np.prod(shape[-2:]))
+        galaxy, pixel = np.divmod(index, n_pixels)
+        peak = np.max(np.maximum(light, 0.0), axis=-1, keepdims=True)
+        epsilon = sky_epsilon(peak)
+        if light.ndim == 1:
+            rows = (basis[pixel] + epsilon * fallback[pixel]) / (
+                np.maximum(light[pixel], 0.0) + epsilon
+            )[:, None]
+            return rows
+        rows = (basis[galaxy, pixel] + epsilon[galaxy] * fallback[galaxy, pixel]) / (
+            np.maximum(light[galaxy, pixel], 0.0) + epsilon[galaxy, 0]
+        )[:, None]
+        if len(shape) == 2:
+            return rows
+        positions = self._padded_positions(index, shape)
+        counts = np.bincount(galaxy, minlength=shape[0])
+        width = max(int(counts.max()), 1)
+        padded = np.zeros((shape[0] * width, rows.shape[-1]))
+        padded[positions] = rows
+        return padded.reshape((shape[0], width, rows.shape[-1]))
+
+    # ------------------------------------------------------------------ PSF swap
+    def psf_updates(self, psf) -> dict:
+        """New values of this renderer's model data under ``psf``, by data name."""
+        if self._model is None:
+            raise ValueError("only a renderer built inside a PyMC model holds swappable data")
+        numerics = make_numerics(
+            self.numerics.grid, psf, self.numerics.name, n_galaxies=self.numerics.n_psfs
+        )
+        if not numerics.is_fixed:
+            raise ValueError("the new PSF has free parameters; a transfer needs a fixed PSF")
+        lights = self._fixed_lights(numerics)
+        old_columns = self._columns
+        self._columns = [
+            self._columns_of(i, numerics, swap=True) for i in range(len(self.components))
+        ]
+        try:
+            arrays = self._build(numerics, lights)
+            swapped = {name: c.nodes for name, c in zip(self._node_names(), self._columns)}
+        finally:
+            self._columns = old_columns
+        updates = {}
+        for name, what in self._data.items():
+            if isinstance(what, str):
+                updates[name] = arrays[what]
+            elif what[0] == "nodes":
+                updates[name] = swapped[name]
+            else:
+                _, index, shape = what
+                updates[name] = self._compact_basis(
+                    index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
+                )
+        return updates
+
+    def _node_names(self):
+        return [f"{getattr(self, '_prefix', '')}_nodes{i}" for i in range(len(self.components))]
+
+    def _hold_nodes(self, index, node_radii):
+        """The node radii as model data (they move with the render grid on a PSF swap)."""
+        if self._model is None:
+            return pt.as_tensor_variable(node_radii)
+        name = f"{self._prefix}_nodes{index}"
+        self._node_radii[name] = node_radii
+        return pt.specify_shape(_hold(self._model, name, node_radii), node_radii.shape)
+
+    def describe(self):
+        n_columns = sum(c.count for c in self._columns)
+        text = f"{self.path}: {n_columns} precomputed columns"
+        radial = [c.count for c in self._columns if c.kind == "radial"]
+        if radial:
+            text += f" ({'+'.join(map(str, radial))} radial nodes"
+            measured = f", error {self.max_error:.1e} at prior draws" if self.max_error else ""
+            text += measured + ")"
+        return text
+
+
+def _matvec(basis, coefficients):
+    """``basis @ coefficients`` over the last axis, with galaxy axes on either side."""
+    if basis.ndim == 2 and coefficients.ndim == 1:
+        return pt.dot(basis, coefficients)
+    if basis.ndim == 2:  # (P, K) shared, (N, K) coefficients
+        return pt.dot(coefficients, basis.T)
+    if coefficients.ndim == 1:  # (N, P, K) with shared coefficients
+        return pt.dot(basis, coefficients)
+    return pt.matmul(basis, coefficients[..., None])[..., 0]
+
+
+def _hold(model, name, value):
+    """Model data without ``pm.Data``'s copy: the model holds the one copy of each (possibly
+    GB-sized) basis. ``pm.Data`` converts its value with ``astype``, which copies even with
+    ``borrow=True``."""
+    value = np.asarray(value, dtype=pytensor.config.floatX)
+    variable = pytensor.shared(value, name=model.name_for(name), borrow=True)
+    model.register_data_var(variable)
+    return variable
+
+
+def fixed_columns(tracer, tracer_scale, points) -> _Columns:
+    """One column for a tracer without free parameters: ``f(Z)`` itself, coefficient 1."""
+    graphs = [tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y)) for x, y in points]
+    if tracer_scale == "log":
+        graphs = [10.0**g for g in graphs]
+    fields = pytensor.function([], graphs, mode="FAST_COMPILE")()
+    return _Columns("fixed", 1, pt.constant(np.ones(1)), lambda start, stop, k: fields[k][None])
+
+
+def _current_model():
+    try:
+        import pymc as pm
+
+        return pm.modelcontext(None)
+    except (ImportError, TypeError):
+        return None
+
+
+def is_symbolic(tracer) -> bool:
+    """True when the tracer depends on anything but constants (variables, model data)."""
+    x = pt.as_tensor_variable(np.zeros((1, 1)))
+    return any(v.owner is None and is_free(v) for v in ancestors([tracer(x, x)]))
