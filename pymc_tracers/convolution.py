@@ -1,33 +1,56 @@
 """PSF convolution of image batches as PyTensor ops.
 
-Two paths, one result (a "valid"-mode linear convolution: every output pixel sees the whole
-kernel, nothing wraps around an edge):
+Every op here computes a "valid"-mode linear convolution (every output pixel sees the whole
+kernel, nothing wraps around an edge) by real FFTs of a fast length (:func:`fft_shape`):
 
 * :class:`FixedKernelConvolution` for a fixed PSF: the kernel's Fourier transform is computed
   once per image shape and cached, so an evaluation costs one forward and one inverse real FFT
   of the rendered field, and so does its gradient (:class:`FixedKernelCorrelation`, the adjoint).
-  The kernel may be a stack ``(..., k1, k2)`` (one PSF per galaxy of a population) that
-  broadcasts against the leading axes of the images: one batched FFT for the whole sample.
-  A circular convolution of period ``L >= M`` (M the rendered size) has wrap-around only in
-  its first ``k - 1`` samples, which valid mode discards, so no extra zero-padding is needed.
-* ``pytensor.tensor.signal.convolve2d(..., mode="valid", method="fft")`` when the kernel is
-  itself a tensor (a fitted PSF width).
+* :class:`KernelConvolution` when the kernel is itself a tensor (a fitted PSF width): the
+  kernel is transformed on every evaluation, and :class:`KernelConvolutionGrad` gives the
+  gradients with respect to the images and the kernel (three FFTs).
+
+Kernels may be stacks ``(..., k1, k2)`` (one PSF per galaxy of a population) that broadcast
+against the leading axes of the images: one batched FFT for the whole sample. A circular
+convolution of period ``L >= M`` (M the rendered size) has wrap-around only in its first
+``k - 1`` samples, which valid mode discards, so no extra zero-padding is needed.
+
+The transforms are taken one axis at a time: a real FFT along the last axis of the rows that
+hold data, then a complex FFT along the other axis; the inverse keeps only the rows the result
+needs. Besides skipping rows that are all zeros or discarded, this avoids a slow path of
+``scipy.fft.rfft2(x, s=...)`` / ``irfft2`` on batches (4x slower on this machine for
+``(2, 10, 126, 126)`` images, see docs/performance.md).
+
+Each op has a numpy ``perform`` (the C backend), a JAX implementation (``jax.numpy.fft``; for
+numpyro, blackjax and nutpie's JAX backend) and a numba implementation that calls the same
+scipy FFTs in one explicit object-mode block (numba has no FFT of its own), registered for
+these ops only: nothing of PyTensor's own dispatch is changed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
+import threading
 
 import numpy as np
 import pytensor.tensor as pt
 import scipy.fft
+from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-from pytensor.tensor.signal import convolve2d
+from pytensor.scalar import upcast
 
-__all__ = ["FixedKernelConvolution", "FixedKernelCorrelation", "convolve_valid", "fft_shape"]
+__all__ = [
+    "FixedKernelConvolution",
+    "FixedKernelCorrelation",
+    "KernelConvolution",
+    "KernelConvolutionGrad",
+    "convolve_valid",
+    "fft_shape",
+]
 
 #: Threads used by scipy's FFTs (batched transforms split across them).
 FFT_WORKERS = max(1, min(os.cpu_count() or 1, 4))
@@ -40,6 +63,146 @@ def fft_shape(shape) -> tuple[int, int]:
     return tuple(scipy.fft.next_fast_len(int(n), real=True) for n in shape)
 
 
+# ------------------------------------------------------------------ numpy building blocks
+#: Largest total size (bytes) of the FFT work arrays one op keeps per thread between calls.
+WORKSPACE_BYTES = 64 * 2**20
+
+
+class _Workspace(threading.local):
+    """FFT work arrays kept between an op's calls, one set per thread.
+
+    Fresh multi-megabyte arrays are returned to the operating system when freed and cost a
+    page fault per 4 KiB when touched again (about 1 ms per MiB on this machine: more than the
+    FFT itself), so the spectra are computed in place in arrays kept here. Only the op's
+    outputs are new arrays.
+    """
+
+    def __init__(self):
+        self.arrays = {}
+
+    def __reduce__(self):  # a copy (numba pickles object-mode closures) starts empty
+        return (_Workspace, ())
+
+    def get(self, role, shape, dtype):
+        key = (role, tuple(shape), np.dtype(dtype).str)
+        array = self.arrays.get(key)
+        if array is None:
+            size = math.prod(shape) * np.dtype(dtype).itemsize
+            held = sum(a.nbytes for a in self.arrays.values())
+            if held + size > WORKSPACE_BYTES:
+                self.arrays.clear()
+            array = np.empty(shape, dtype)
+            if size <= WORKSPACE_BYTES // 2:
+                self.arrays[key] = array
+        return array
+
+
+class _UsesWorkspace:
+    """Ops holding a :class:`_Workspace` (left out when the op is pickled)."""
+
+    @property
+    def work(self) -> _Workspace:
+        if getattr(self, "_work", None) is None:
+            self._work = _Workspace()
+        return self._work
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_work", None)
+        return state
+
+
+def _complex_dtype(*arrays):
+    return np.result_type(*arrays, np.complex64)
+
+
+def _spectrum(x, period, work, role, lead=None):
+    """2-D real FFT of ``x`` (..., m1, m2) zero-padded to ``period``: (..., L1, L2 // 2 + 1),
+    in the work array ``role`` (a real FFT along rows that hold data, then a complex FFT along
+    columns in place)."""
+    m1 = x.shape[-2]
+    lead = x.shape[:-2] if lead is None else lead
+    spectrum = work.get(role, (*lead, period[0], period[1] // 2 + 1), _complex_dtype(x))
+    x = np.broadcast_to(x, (*lead, *x.shape[-2:]))
+    np.fft.rfft(x, n=period[1], axis=-1, out=spectrum[..., :m1, :])
+    spectrum[..., m1:, :] = 0
+    return np.fft.fft(spectrum, axis=-2, out=spectrum)
+
+
+def _real_rows(spectrum, period, rows, work):
+    """Rows ``rows`` (a slice) of the period-``period`` real signal whose 2-D real FFT is
+    ``spectrum`` (overwritten), in a work array."""
+    np.fft.ifft(spectrum, axis=-2, out=spectrum)
+    lines = spectrum[..., rows, :]
+    real = work.get("real", (*lines.shape[:-1], period[1]), spectrum.real.dtype)
+    return np.fft.irfft(lines, n=period[1], axis=-1, out=real)
+
+
+def _valid(spectrum, period, m, k, work, dtype):
+    """Valid-mode result: samples ``k - 1 .. m - 1`` of the circular convolution (new array)."""
+    real = _real_rows(spectrum, period, slice(k[0] - 1, m[0]), work)
+    return np.array(real[..., k[1] - 1 : m[1]], dtype=dtype)
+
+
+def _adjoint(spectrum, period, m, k, work, dtype):
+    """Full-mode correlation ``(..., m1, m2)`` (new array): the adjoint of :func:`_valid`.
+
+    With ``spectrum = G conj(K)``, ``c[j] = sum_i g[i] K[i - j]`` and the output index p
+    corresponds to ``j = p - (k - 1)`` (mod L).
+    """
+    real = _real_rows(spectrum, period, slice(None), work)
+    out = np.empty((*real.shape[:-2], *m), dtype=dtype)
+    _copy_wrapped(real, (1 - k[0], 1 - k[1]), out)
+    return out
+
+
+def _kernel_part(spectrum, period, k, work, dtype):
+    """Kernel gradient (new array): with ``spectrum = X conj(G)``, ``c[t] = sum_n g[n]
+    x[n + t]`` and ``dK[j] = c[k - 1 - j]``."""
+    real = _real_rows(spectrum, period, slice(0, k[0]), work)
+    return np.array(real[..., k[0] - 1 :: -1, k[1] - 1 :: -1], dtype=dtype)
+
+
+def _copy_wrapped(source, start, out):
+    """``out[..., i, j] = source[..., (start0 + i) % L1, (start1 + j) % L2]``, in blocks."""
+    blocks = []
+    for axis in (0, 1):
+        period, n = source.shape[axis - 2], out.shape[axis - 2]
+        first = start[axis] % period
+        length = min(n, period - first)
+        blocks.append(
+            [(slice(first, first + length), slice(0, length))]
+            + ([(slice(0, n - length), slice(length, n))] if n > length else [])
+        )
+    for rows_from, rows_to in blocks[0]:
+        for cols_from, cols_to in blocks[1]:
+            out[..., rows_to, cols_to] = source[..., rows_from, cols_from]
+
+
+def _sum_lead(x, lead):
+    """Sum ``x`` (..., a, b) over the leading axes that were broadcast to reach it from an
+    array whose leading shape is ``lead``; the last two axes are kept."""
+    extra = x.ndim - 2 - len(lead)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(lead) if n == 1 and x.shape[extra + i] != 1
+    )
+    return np.sum(x, axis=axes, keepdims=True).reshape(*lead, *x.shape[-2:]) if axes else x
+
+
+def _check_batch(out, x):
+    if out.shape[:-2] != x.shape[:-2]:
+        raise ValueError(
+            f"a kernel stack with leading shape {out.shape[:-2]} does not match images with "
+            f"leading shape {x.shape[:-2]}; broadcast the images to the kernel stack first"
+        )
+
+
+def _check_sizes(m, k):
+    if m[0] < k[0] or m[1] < k[1]:
+        raise ValueError(f"image {tuple(m)} is smaller than the kernel {tuple(k)}")
+
+
+# ------------------------------------------------------------------------ fixed kernels
 class _KernelTransformCache:
     """A fixed kernel and its real FFTs at every period it has been used with."""
 
@@ -50,15 +213,16 @@ class _KernelTransformCache:
         self.key = (self.kernel.shape, hashlib.sha1(self.kernel.tobytes()).hexdigest())
         self._transforms: dict = {}
 
-    def transform(self, period, dtype) -> np.ndarray:
-        key = (tuple(period), np.dtype(dtype).str)
+    def transform(self, period, dtype, conjugate=False) -> np.ndarray:
+        key = (tuple(period), np.dtype(dtype).str, conjugate)
         if key not in self._transforms:
             ft = scipy.fft.rfft2(self.kernel, s=period)
-            self._transforms[key] = ft.astype(np.result_type(dtype, np.complex64))
+            ft = ft.astype(np.result_type(dtype, np.complex64))
+            self._transforms[key] = np.conj(ft) if conjugate else ft
         return self._transforms[key]
 
 
-class _FixedKernelOp(Op):
+class _FixedKernelOp(_UsesWorkspace, Op):
     __props__ = ("kernel_key",)
 
     def __init__(self, kernel):
@@ -99,6 +263,35 @@ class _FixedKernelOp(Op):
         (shape,) = shapes
         return [(*shape[:-2], *(self._output_length(i, n) for i, n in enumerate(shape[-2:])))]
 
+    def _chunked(self, x, period, m, k, out_tail, finish, conjugate=False):
+        """Multiply the spectrum of ``x`` by the kernel's and ``finish(spectrum, period, m, k,
+        work, dtype)``: over the whole batch, or over chunks of its first axis when the spectra
+        would exceed :data:`CONVOLVE_CHUNK_BYTES` (e.g. the basis maps of 1000 galaxies), so
+        the working memory is a few spectra of one chunk."""
+        transform = self._cache.transform(period, x.dtype, conjugate)
+        lead = np.broadcast_shapes(x.shape[:-2], transform.shape[:-2])
+        work = self.work
+
+        def block(images, transform):
+            lead = np.broadcast_shapes(images.shape[:-2], transform.shape[:-2])
+            spectrum = _spectrum(images, period, work, "x", lead=lead)
+            np.multiply(spectrum, transform, out=spectrum)
+            return finish(spectrum, period, m, k, work, x.dtype)
+
+        spectrum_bytes = 16 * math.prod(lead) * period[0] * (period[1] // 2 + 1)
+        if len(lead) == 0 or spectrum_bytes <= CONVOLVE_CHUNK_BYTES:
+            out = block(x, transform)
+            _check_batch(out, x)
+            return out
+        x = np.broadcast_to(x, (*lead, *x.shape[-2:]))
+        transform = np.broadcast_to(transform, (*lead, *transform.shape[-2:]))
+        step = max(1, int(lead[0] * CONVOLVE_CHUNK_BYTES // spectrum_bytes))
+        out = np.empty((*lead, *out_tail), dtype=x.dtype)
+        for start in range(0, lead[0], step):
+            chunk = slice(start, start + step)
+            out[chunk] = block(x[chunk], transform[chunk])
+        return out
+
 
 class FixedKernelConvolution(_FixedKernelOp):
     """Valid-mode convolution ``(..., M1, M2) -> (..., M1 - k1 + 1, M2 - k2 + 1)`` by FFT."""
@@ -111,36 +304,10 @@ class FixedKernelConvolution(_FixedKernelOp):
 
     def convolve(self, x: np.ndarray) -> np.ndarray:
         """The numpy computation: valid-mode convolution of ``x`` (..., M1, M2)."""
-        k1, k2 = self.kernel_shape
-        m1, m2 = x.shape[-2:]
-        if m1 < k1 or m2 < k2:
-            raise ValueError(f"image {x.shape[-2:]} is smaller than the kernel {self.kernel.shape}")
-        period = fft_shape((m1, m2))
-        transform = self._cache.transform(period, x.dtype)
-        lead = np.broadcast_shapes(x.shape[:-2], transform.shape[:-2])
-        spectrum_bytes = 16 * math.prod(lead) * period[0] * (period[1] // 2 + 1)
-        if len(lead) == 0 or spectrum_bytes <= CONVOLVE_CHUNK_BYTES:
-            return self._convolve_block(x, transform, period)
-        # large batches (e.g. the basis maps of 1000 galaxies) in chunks of the first batch
-        # axis, so the working memory is a few spectra of one chunk, not of the whole batch
-        x = np.broadcast_to(x, (*lead, m1, m2))
-        transform = np.broadcast_to(transform, (*lead, *transform.shape[-2:]))
-        step = max(1, int(lead[0] * CONVOLVE_CHUNK_BYTES // spectrum_bytes))
-        out = np.empty((*lead, m1 - k1 + 1, m2 - k2 + 1), dtype=x.dtype)
-        for start in range(0, lead[0], step):
-            chunk = slice(start, start + step)
-            out[chunk] = self._convolve_block(x[chunk], transform[chunk], period)
-        return out
-
-    def _convolve_block(self, x, transform, period):
-        k1, k2 = self.kernel_shape
-        m1, m2 = x.shape[-2:]
-        spectrum = scipy.fft.rfft2(x, s=period, workers=FFT_WORKERS)
-        spectrum = spectrum * transform
-        full = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
-        valid = full[..., k1 - 1 : m1, k2 - 1 : m2]
-        _check_batch(valid, x)
-        return np.ascontiguousarray(valid, dtype=x.dtype)
+        k, m = self.kernel_shape, x.shape[-2:]
+        _check_sizes(m, k)
+        tail = (m[0] - k[0] + 1, m[1] - k[1] + 1)
+        return self._chunked(x, fft_shape(m), m, k, tail, _valid)
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelCorrelation(self._cache)(output_grads[0])]
@@ -160,27 +327,166 @@ class FixedKernelCorrelation(_FixedKernelOp):
 
     def correlate(self, g: np.ndarray) -> np.ndarray:
         """The numpy computation: full-mode correlation of ``g`` (..., N1, N2)."""
-        k1, k2 = self.kernel_shape
-        m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
-        period = fft_shape((m1, m2))
-        spectrum = scipy.fft.rfft2(g, s=period, workers=FFT_WORKERS)
-        spectrum *= np.conj(self._cache.transform(period, g.dtype))
-        corr = scipy.fft.irfft2(spectrum, s=period, workers=FFT_WORKERS)
-        # corr[j] = sum_i g[i] K[i - j]; the output index m corresponds to j = m - (k - 1)
-        out = np.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2]
-        _check_batch(out, g)
-        return np.ascontiguousarray(out, dtype=g.dtype)
+        k = self.kernel_shape
+        m = (g.shape[-2] + k[0] - 1, g.shape[-1] + k[1] - 1)
+        return self._chunked(g, fft_shape(m), m, k, m, _adjoint, conjugate=True)
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelConvolution(self._cache)(output_grads[0])]
 
 
-def _check_batch(out, x):
-    if out.shape[:-2] != x.shape[:-2]:
-        raise ValueError(
-            f"a kernel stack with leading shape {out.shape[:-2]} does not match images with "
-            f"leading shape {x.shape[:-2]}; broadcast the images to the kernel stack first"
+# --------------------------------------------------------------------- symbolic kernels
+def _float_inputs(*tensors):
+    tensors = [pt.as_tensor_variable(t) for t in tensors]
+    dtype = upcast(*(t.dtype for t in tensors))
+    if dtype not in ("float32", "float64"):
+        dtype = "float64"
+    return [t if t.dtype == dtype else pt.cast(t, dtype) for t in tensors], dtype
+
+
+def _check_ndims(name, x, k):
+    if x.ndim < 2 or k.ndim < 2:
+        raise ValueError(f"{name}: images and kernel need >= 2 dims; got {x.ndim} and {k.ndim}")
+
+
+def _static_lead(*types):
+    """Broadcast static leading shapes (None where unknown)."""
+    ndim = max(len(t.shape) for t in types) - 2
+    lead = []
+    for axis in range(ndim):
+        sizes = []
+        for t in types:
+            offset = axis - (ndim - (len(t.shape) - 2))
+            sizes.append(t.shape[offset] if offset >= 0 else 1)
+        known = [n for n in sizes if n is not None and n != 1]
+        if any(n is None for n in sizes):
+            lead.append(known[0] if known else None)
+        else:
+            lead.append(known[0] if known else 1)
+    return tuple(lead)
+
+
+class KernelConvolution(_UsesWorkspace, Op):
+    """Valid-mode convolution of images ``(..., M1, M2)`` with a kernel (stack) given as a
+    tensor ``(..., k1, k2)``: ``(..., M1 - k1 + 1, M2 - k2 + 1)``.
+
+    Leading axes broadcast. Gradients with respect to both inputs come from
+    :class:`KernelConvolutionGrad`.
+    """
+
+    __props__ = ()
+
+    def make_node(self, x, kernel):
+        (x, kernel), dtype = _float_inputs(x, kernel)
+        _check_ndims(type(self).__name__, x, kernel)
+        tail = tuple(
+            None if (m is None or k is None) else m - k + 1
+            for m, k in zip(x.type.shape[-2:], kernel.type.shape[-2:])
         )
+        out = pt.tensor(dtype=dtype, shape=(*_static_lead(x.type, kernel.type), *tail))
+        return Apply(self, [x, kernel], [out])
+
+    def infer_shape(self, fgraph, node, shapes):
+        xs, ks = shapes
+        lead = _symbolic_lead(node, xs, ks)
+        return [(*lead, xs[-2] - ks[-2] + 1, xs[-1] - ks[-1] + 1)]
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = convolve_numpy(*inputs, work=self.work)
+
+    def L_op(self, inputs, outputs, output_grads):
+        return KernelConvolutionGrad()(*inputs, output_grads[0])
+
+
+class KernelConvolutionGrad(_UsesWorkspace, Op):
+    """Gradients of :class:`KernelConvolution`: ``(x, kernel, g) -> (dx, dkernel)``, each of
+    its input's shape (summed over the axes the input was broadcast along)."""
+
+    __props__ = ()
+
+    def make_node(self, x, kernel, g):
+        (x, kernel, g), dtype = _float_inputs(x, kernel, g)
+        _check_ndims(type(self).__name__, x, kernel)
+        outs = [pt.tensor(dtype=dtype, shape=v.type.shape) for v in (x, kernel)]
+        return Apply(self, [x, kernel, g], outs)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[0], shapes[1]]
+
+    def perform(self, node, inputs, output_storage):
+        dx, dk = convolution_gradients_numpy(*inputs, work=self.work)
+        output_storage[0][0] = dx
+        output_storage[1][0] = dk
+
+    def L_op(self, inputs, outputs, output_grads):
+        # Second derivatives. dx = A_K^T g is linear in K and in g, so <gdx, dx> = <g, A_K gdx>;
+        # dK is the kernel gradient of <g, A_K x>, so <gdK, dK> = <g, A_gdK x>.
+        x, kernel, g = inputs
+        gdx, gdk = output_grads
+        grad_op, conv = KernelConvolutionGrad(), KernelConvolution()
+        grads = [pt.zeros_like(x), pt.zeros_like(kernel), pt.zeros_like(g)]
+        if not isinstance(gdx.type, DisconnectedType):
+            grads[1] = grads[1] + grad_op(gdx, kernel, g)[1]
+            grads[2] = grads[2] + conv(gdx, kernel)
+        if not isinstance(gdk.type, DisconnectedType):
+            grads[0] = grads[0] + grad_op(x, gdk, g)[0]
+            grads[2] = grads[2] + conv(x, gdk)
+        return grads
+
+
+def _symbolic_lead(node, xs, ks):
+    x, k = node.inputs[:2]
+    ndim = max(x.ndim, k.ndim) - 2
+    lead = []
+    for axis in range(ndim):
+        ox, ok = axis - (ndim - (x.ndim - 2)), axis - (ndim - (k.ndim - 2))
+        sx = xs[ox] if ox >= 0 else 1
+        sk = ks[ok] if ok >= 0 else 1
+        if ox >= 0 and x.type.shape[ox] != 1:
+            lead.append(sx)
+        else:
+            lead.append(sk)
+    return lead
+
+
+def _product(a, b, work):
+    """``a * b`` in ``a`` when that has the broadcast shape, else in a work array."""
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    out = a if a.shape == shape else work.get("product", shape, a.dtype)
+    return np.multiply(a, b, out=out)
+
+
+def convolve_numpy(x, kernel, work=None):
+    """Valid-mode convolution of ``x`` (..., M1, M2) with ``kernel`` (..., k1, k2) in numpy."""
+    work = _Workspace() if work is None else work
+    m, k = x.shape[-2:], kernel.shape[-2:]
+    _check_sizes(m, k)
+    period = fft_shape(m)
+    spectrum = _product(
+        _spectrum(x, period, work, "x"), _spectrum(kernel, period, work, "kernel"), work
+    )
+    return _valid(spectrum, period, m, k, work, np.result_type(x, kernel))
+
+
+def convolution_gradients_numpy(x, kernel, g, work=None):
+    """Gradients of ``sum(g * convolve_numpy(x, kernel))`` with respect to ``x`` and ``kernel``."""
+    work = _Workspace() if work is None else work
+    m, k = x.shape[-2:], kernel.shape[-2:]
+    period = fft_shape(m)
+    dtype = np.result_type(x, kernel, g)
+    spectrum_g = _spectrum(g, period, work, "g")
+    # kernel: the cross spectrum X conj(G), summed over the axes the kernel was broadcast along
+    cross = work.get("cross", spectrum_g.shape, spectrum_g.dtype)
+    np.conjugate(spectrum_g, out=cross)
+    cross = _sum_lead(_product(cross, _spectrum(x, period, work, "x"), work), kernel.shape[:-2])
+    dk = _kernel_part(cross, period, k, work, dtype)
+    # images: the correlation of g with the kernel
+    spectrum_k = _spectrum(kernel, period, work, "kernel")
+    np.conjugate(spectrum_k, out=spectrum_k)
+    dx = _sum_lead(
+        _adjoint(_product(spectrum_g, spectrum_k, work), period, m, k, work, dtype), x.shape[:-2]
+    )
+    return np.ascontiguousarray(dx), dk
 
 
 def convolve_valid(images, kernel):
@@ -190,9 +496,9 @@ def convolve_valid(images, kernel):
     ----------
     images : tensor, shape ``(..., M1, M2)``
     kernel : ndarray or tensor, shape ``(..., k1, k2)``
-        A numpy kernel takes the cached-FFT path; a symbolic one uses
-        ``pytensor.tensor.signal.convolve2d`` with the FFT method. Leading kernel axes
-        broadcast against the images' leading axes.
+        A numpy kernel takes the cached-FFT path (:class:`FixedKernelConvolution`); a symbolic
+        one :class:`KernelConvolution`. Leading kernel axes broadcast against the images'
+        leading axes.
 
     Returns
     -------
@@ -200,121 +506,110 @@ def convolve_valid(images, kernel):
     """
     if isinstance(kernel, np.ndarray):
         return FixedKernelConvolution(kernel)(images)
-    return convolve2d(images, kernel, mode="valid", method="fft")
+    return KernelConvolution()(images, kernel)
 
 
 # ---------------------------------------------------------------------- other backends
+def _jax_spectrum(x, period):
+    import jax.numpy as jnp
+
+    return jnp.fft.rfft2(x, s=period)
+
+
+def _jax_real(spectrum, period, rows, cols, dtype):
+    import jax.numpy as jnp
+
+    return jnp.fft.irfft2(spectrum, s=period)[..., rows, :][..., cols].astype(dtype)
+
+
 def _register_jax():
-    """JAX implementations, so numpyro/blackjax and nutpie's JAX backend run our models."""
+    """JAX implementations of our ops (numpyro, blackjax and nutpie's JAX backend)."""
+    import jax.numpy as jnp
     from pytensor.link.jax.dispatch import jax_funcify
 
     @jax_funcify.register(FixedKernelConvolution)
-    def _jax_convolution(op, node=None, **kwargs):
-        import jax.numpy as jnp
-
-        k1, k2 = op.kernel_shape
+    def _jax_fixed_convolution(op, node=None, **kwargs):
+        k = op.kernel_shape
 
         def convolve(x):
-            m1, m2 = x.shape[-2:]
-            period = fft_shape((m1, m2))
+            m = x.shape[-2:]
+            period = fft_shape(m)
             kernel_ft = jnp.asarray(op._cache.transform(period, x.dtype))
-            full = jnp.fft.irfft2(jnp.fft.rfft2(x, s=period) * kernel_ft, s=period)
-            return full[..., k1 - 1 : m1, k2 - 1 : m2].astype(x.dtype)
+            spectrum = _jax_spectrum(x, period) * kernel_ft
+            valid = slice(k[0] - 1, m[0]), slice(k[1] - 1, m[1])
+            return _jax_real(spectrum, period, *valid, x.dtype)
 
         return convolve
 
     @jax_funcify.register(FixedKernelCorrelation)
-    def _jax_correlation(op, node=None, **kwargs):
-        import jax.numpy as jnp
-
-        k1, k2 = op.kernel_shape
+    def _jax_fixed_correlation(op, node=None, **kwargs):
+        k = op.kernel_shape
 
         def correlate(g):
-            m1, m2 = g.shape[-2] + k1 - 1, g.shape[-1] + k2 - 1
-            period = fft_shape((m1, m2))
+            m = (g.shape[-2] + k[0] - 1, g.shape[-1] + k[1] - 1)
+            period = fft_shape(m)
             kernel_ft = jnp.conj(jnp.asarray(op._cache.transform(period, g.dtype)))
-            corr = jnp.fft.irfft2(jnp.fft.rfft2(g, s=period) * kernel_ft, s=period)
-            return jnp.roll(corr, (k1 - 1, k2 - 1), axis=(-2, -1))[..., :m1, :m2].astype(g.dtype)
+            rows = (np.arange(m[0]) - (k[0] - 1)) % period[0]
+            cols = (np.arange(m[1]) - (k[1] - 1)) % period[1]
+            return _jax_real(_jax_spectrum(g, period) * kernel_ft, period, rows, cols, g.dtype)
 
         return correlate
 
-    from pytensor.tensor.basic import get_underlying_scalar_constant_value
-    from pytensor.tensor.exceptions import NotScalarConstantError
-    from pytensor.tensor.signal.conv import Convolve2d
+    @jax_funcify.register(KernelConvolution)
+    def _jax_convolution(op, node=None, **kwargs):
+        dtype = node.outputs[0].dtype
 
-    @jax_funcify.register(Convolve2d)
-    def _jax_convolve2d(op, node, **kwargs):
-        """PyTensor's 2-D convolution (used for fitted PSFs) has no JAX implementation.
+        def convolve(x, kernel):
+            m, k = x.shape[-2:], kernel.shape[-2:]
+            period = fft_shape(m)
+            spectrum = _jax_spectrum(x, period) * _jax_spectrum(kernel, period)
+            return _jax_real(spectrum, period, slice(k[0] - 1, m[0]), slice(k[1] - 1, m[1]), dtype)
 
-        Its mode is a graph input; the output shape depends on it, so it must be a constant
-        when JAX traces (PyTensor does the same for ``Convolve1d``). Blockwise hands the core
-        op its unbatched inputs, so the constant is visible here.
-        """
-        import jax.scipy.signal as jsignal
+        return convolve
 
-        try:
-            full_mode = get_underlying_scalar_constant_value(node.inputs[2])
-        except NotScalarConstantError:
-            raise NotImplementedError(
-                "Convolve2d needs a constant mode under JAX; got a mode computed at run time"
-            ) from None
-        mode = "full" if full_mode else "valid"
-        method = jsignal.fftconvolve if op.method in ("fft", "auto") else jsignal.convolve
+    @jax_funcify.register(KernelConvolutionGrad)
+    def _jax_convolution_grad(op, node=None, **kwargs):
+        dtype = node.outputs[0].dtype
 
-        def convolve2d(in1, in2, _runtime_full_mode):
-            return method(in1, in2, mode=mode)
+        def gradients(x, kernel, g):
+            m, k = x.shape[-2:], kernel.shape[-2:]
+            period = fft_shape(m)
+            spectrum_g = _jax_spectrum(g, period)
+            rows = (np.arange(m[0]) - (k[0] - 1)) % period[0]
+            cols = (np.arange(m[1]) - (k[1] - 1)) % period[1]
+            dx = _jax_real(
+                spectrum_g * jnp.conj(_jax_spectrum(kernel, period)), period, rows, cols, dtype
+            )
+            cross = _jax_spectrum(x, period) * jnp.conj(spectrum_g)
+            flip = (np.arange(k[0] - 1, -1, -1), np.arange(k[1] - 1, -1, -1))
+            dk = _jax_real(cross, period, *flip, dtype)
+            return _jax_sum_to(dx, x.shape), _jax_sum_to(dk, kernel.shape)
 
-        return convolve2d
+        return gradients
 
-    from pytensor.graph.basic import Constant as GraphConstant
-    from pytensor.tensor.blockwise import Blockwise
 
-    generic_blockwise = jax_funcify.dispatch(Blockwise)
-
-    @jax_funcify.register(Blockwise)
-    def _jax_blockwise(op, node=None, **kwargs):
-        """Batched Convolve2d nodes whose mode is a batched constant (gradients of batched
-        convolutions): the core op only sees a placeholder, so read the constant here.
-
-        Every other Blockwise, and Convolve2d nodes the core registration can handle, go to
-        PyTensor's own implementation unchanged.
-        """
-        mode_input = node.inputs[2] if (node is not None and len(node.inputs) == 3) else None
-        if not (
-            isinstance(op.core_op, Convolve2d)
-            and isinstance(mode_input, GraphConstant)
-            and mode_input.data.ndim > 0
-            and np.unique(np.asarray(mode_input.data)).size == 1
-        ):
-            return generic_blockwise(op, node=node, **kwargs)
-        import jax.numpy as jnp
-        import jax.scipy.signal as jsignal
-
-        mode = "full" if bool(np.asarray(mode_input.data).flat[0]) else "valid"
-        method = jsignal.fftconvolve if op.core_op.method in ("fft", "auto") else jsignal.convolve
-        batched = jnp.vectorize(
-            lambda a, b: method(a, b, mode=mode), signature="(i,j),(k,l)->(m,n)"
-        )
-
-        def convolve2d(in1, in2, _full_mode):
-            return batched(in1, in2)
-
-        return convolve2d
+def _jax_sum_to(value, shape):
+    extra = value.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape[:-2]) if n == 1 and value.shape[extra + i] != 1
+    )
+    return value.sum(axis=axes, keepdims=True).reshape(shape) if axes else value
 
 
 def _register_numba():
-    """Numba: run the scipy FFT in object mode explicitly (no per-call fallback warning)."""
+    """Numba: our scipy FFTs in one explicit object-mode block per op (numba has no FFT)."""
     import numba
     from pytensor.link.numba.dispatch import numba_funcify
+
+    def array_type(variable):
+        return numba.types.Array(numba.from_dtype(np.dtype(variable.dtype)), variable.ndim, "C")
 
     for op_class in (FixedKernelConvolution, FixedKernelCorrelation):
 
         @numba_funcify.register(op_class)
         def _numba_fixed_kernel(op, node=None, **kwargs):
-            out_type = node.outputs[0].type
-            ndim, dtype = out_type.ndim, out_type.dtype
             compute = op.convolve if isinstance(op, FixedKernelConvolution) else op.correlate
-            ret_sig = numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C")
+            ret_sig = array_type(node.outputs[0])
 
             @numba.njit
             def fixed_kernel(x):
@@ -323,6 +618,34 @@ def _register_numba():
                 return y
 
             return fixed_kernel
+
+    @numba_funcify.register(KernelConvolution)
+    def _numba_convolution(op, node=None, **kwargs):
+        ret_sig = array_type(node.outputs[0])
+        # closure variables: object-mode blocks see no module globals
+        compute = functools.partial(convolve_numpy, work=op.work)
+
+        @numba.njit
+        def convolve(x, kernel):
+            with numba.objmode(y=ret_sig):
+                y = compute(x, kernel)
+            return y
+
+        return convolve
+
+    @numba_funcify.register(KernelConvolutionGrad)
+    def _numba_convolution_grad(op, node=None, **kwargs):
+        ret_sig = numba.types.Tuple([array_type(out) for out in node.outputs])
+
+        compute = functools.partial(convolution_gradients_numpy, work=op.work)
+
+        @numba.njit
+        def gradients(x, kernel, g):
+            with numba.objmode(grads=ret_sig):
+                grads = compute(x, kernel, g)
+            return grads
+
+        return gradients
 
 
 try:

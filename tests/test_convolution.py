@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -6,7 +8,13 @@ from pytensor.gradient import verify_grad
 from scipy import signal
 
 from pymc_tracers import convolution
-from pymc_tracers.convolution import FixedKernelConvolution, FixedKernelCorrelation, convolve_valid
+from pymc_tracers.convolution import (
+    FixedKernelConvolution,
+    FixedKernelCorrelation,
+    KernelConvolution,
+    KernelConvolutionGrad,
+    convolve_valid,
+)
 
 
 @pytest.mark.parametrize(
@@ -84,3 +92,111 @@ def test_large_batches_are_convolved_in_chunks_with_the_same_result(rng, monkeyp
     for g in range(7):
         expected = signal.convolve2d(images[1, g], kernels[g], mode="valid")
         np.testing.assert_allclose(chunked[0][1, g], expected, rtol=1e-10, atol=1e-13)
+
+
+# ------------------------------------------------------------ symbolic kernels (fitted PSFs)
+def _valid_reference(images, kernels):
+    """scipy's valid-mode FFT convolution, image by image, kernels broadcast like numpy."""
+    lead = np.broadcast_shapes(images.shape[:-2], kernels.shape[:-2])
+    images = np.broadcast_to(images, (*lead, *images.shape[-2:]))
+    kernels = np.broadcast_to(kernels, (*lead, *kernels.shape[-2:]))
+    pairs = zip(images.reshape(-1, *images.shape[-2:]), kernels.reshape(-1, *kernels.shape[-2:]))
+    out = [signal.fftconvolve(im, k, mode="valid") for im, k in pairs]
+    return np.reshape(out, (*lead, *out[0].shape))
+
+
+@pytest.mark.parametrize(
+    "image_shape, kernel_shape",
+    [
+        ((2, 3, 20, 23), (3, 5, 7)),  # light and light x tracer of 3 galaxies, a PSF each
+        ((4, 19, 17), (19, 17)),  # one PSF for a batch, kernel as large as the image
+        ((3, 30, 28), (3, 9, 9)),
+        ((31, 33), (1, 11, 11)),  # a length-1 kernel axis broadcasts
+    ],
+)
+def test_symbolic_kernel_matches_scipy_valid_convolution(rng, image_shape, kernel_shape):
+    images = rng.normal(size=image_shape)
+    kernels = rng.uniform(size=kernel_shape)  # asymmetric: catches flips
+    x, k = pt.tensor(shape=(None,) * len(image_shape)), pt.tensor(shape=(None,) * len(kernel_shape))
+    out = pytensor.function([x, k], KernelConvolution()(x, k))(images, kernels)
+    np.testing.assert_allclose(out, _valid_reference(images, kernels), rtol=1e-10, atol=1e-12)
+    assert convolve_valid(x, k).owner.op == KernelConvolution()
+
+
+def test_symbolic_kernel_gradients_for_both_inputs(rng):
+    images = rng.normal(size=(2, 3, 14, 15))
+    kernels = rng.uniform(size=(3, 5, 4))
+    weights = rng.normal(size=(2, 3, 10, 12))
+    # verify_grad raises if the analytic and finite-difference gradients differ
+    verify_grad(lambda x, k: KernelConvolution()(x, k) * weights, [images, kernels], rng=rng)
+    # a kernel shared by all images: its gradient sums over the batch
+    verify_grad(lambda x, k: KernelConvolution()(x, k) * weights, [images, kernels[0]], rng=rng)
+    # an image shared by all kernels
+    verify_grad(
+        lambda x, k: KernelConvolution()(x, k) * weights[0], [images[0, 0], kernels], rng=rng
+    )
+
+
+def test_symbolic_kernel_second_derivatives(rng):
+    x = rng.normal(size=(2, 12, 11))
+    k = rng.uniform(size=(2, 4, 3))
+    g = rng.normal(size=(2, 9, 9))
+    for output in (0, 1):
+        verify_grad(lambda *a: KernelConvolutionGrad()(*a)[output], [x, k, g], rng=rng)
+
+
+def test_repeated_calls_reuse_work_arrays_safely(rng):
+    """Spectra live in arrays kept between calls; outputs must not alias them."""
+    x, k = pt.tensor4(), pt.tensor3()
+    y = KernelConvolution()(x, k)
+    f = pytensor.function([x, k], [y, *pytensor.grad(pt.sum(y**2), [x, k])])
+    a, b = rng.normal(size=(2, 3, 16, 16)), rng.uniform(size=(3, 5, 5))
+    first = [v.copy() for v in f(a, b)]
+    kept = f(a, b)
+    f(rng.normal(size=(2, 3, 16, 16)), rng.uniform(size=(3, 5, 5)))  # other values, same shapes
+    for v, w in zip(first, kept):
+        np.testing.assert_array_equal(v, w)
+
+
+def test_float32_symbolic_kernel(rng):
+    x = pt.tensor("x", dtype="float32", shape=(None, None, None))
+    k = pt.tensor("k", dtype="float32", shape=(None, None))
+    out = KernelConvolution()(x, k)
+    assert out.dtype == "float32"
+    images, kernel = rng.normal(size=(2, 9, 8)), rng.uniform(size=(3, 3))
+    value = pytensor.function([x, k], out)(images.astype("float32"), kernel.astype("float32"))
+    assert value.dtype == np.float32
+    np.testing.assert_allclose(value, _valid_reference(images, kernel), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
+def test_other_backends_agree_with_c(rng, mode):
+    """Values and gradients of every op, with no object-mode fallback in numba."""
+    if mode == "JAX":
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+    images, kernels = rng.normal(size=(2, 3, 18, 17)), rng.uniform(size=(3, 7, 5))
+    weights = rng.normal(size=(2, 3, 12, 13))
+    x, k = pt.tensor4("x"), pt.tensor3("k")
+    fixed = pt.sum(FixedKernelConvolution(kernels)(x) * weights)
+    fitted = pt.sum(KernelConvolution()(x, k) * weights)
+    outputs = [fixed, fitted, *pytensor.grad(fixed + fitted**2, [x, k])]
+    reference = pytensor.function([x, k], outputs, mode="FAST_RUN")(images, kernels)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*object mode.*")
+        other = pytensor.function([x, k], outputs, mode=mode)(images, kernels)
+    for a, b in zip(other, reference):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, atol=1e-10)
+
+
+def test_pytensor_dispatch_is_left_alone():
+    """Importing the library registers JAX only for its own ops, not PyTensor's."""
+    pytest.importorskip("jax")
+    from pytensor.link.jax.dispatch import jax_funcify
+    from pytensor.tensor.blockwise import Blockwise
+    from pytensor.tensor.signal.conv import Convolve2d
+
+    for op_class in (Blockwise, Convolve2d):
+        assert not jax_funcify.dispatch(op_class).__module__.startswith("pymc_tracers")
+    for op_class in (FixedKernelConvolution, KernelConvolution, KernelConvolutionGrad):
+        assert jax_funcify.dispatch(op_class).__module__ == convolution.__name__
