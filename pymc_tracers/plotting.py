@@ -1,106 +1,131 @@
-"""Figures: data / model / residual maps with a radial profile."""
+"""Figures: data / model / residual maps with a radial profile, corner plots, population
+relations and shrinkage. Every function returns a :class:`matplotlib.figure.Figure` made
+without pyplot, so it needs no backend and leaves no global state behind."""
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from pymc_tracers import population
 from pymc_tracers.baselines import radial_percentiles
 
-__all__ = ["plot_maps"]
+__all__ = ["corner_figure", "north_east_arrows", "plot_maps"]
 
 
 def plot_maps(
     maps,
     *,
     name="tracer",
+    unit=None,
     grid=None,
+    frame=None,
     center=(0.0, 0.0),
     n_bins=12,
     cmap="viridis",
     vmin=None,
     vmax=None,
-    figsize=(13, 3.4),
+    figsize=(14, 3.6),
     normalized_residual=True,
+    truth=None,
 ):
     """Four panels: data, median model, residual (data - model) and the radial profile.
 
     Parameters
     ----------
     maps : dict
-        ``data``, ``model``, ``residual`` and ``used`` arrays (see ``Result.maps``).
+        ``data``, ``model``, ``residual`` and ``used`` arrays (see ``Result.maps``); ``sigma``
+        optional.
+    name : str
+        The tracer's name (titles and the profile's axis).
+    unit : str or astropy unit, optional
+        The tracer's unit (e.g. ``"dex"``), on the colour bars and the profile's axis.
     grid : PixelGrid, optional
         Gives axes in arcsec and radii; pixel units otherwise.
+    frame : SkyFrame, optional
+        The maps' sky frame: north and east arrows on the map panels.
     center : (float, float)
         Centre (arcsec) of the radial profile.
     vmin, vmax : float, optional
-        Colour range of the data and model panels (default: the model's 1-99th percentiles
-        widened by the error of the best-measured pixels).
+        Colour range of the data panel (default: the used pixels' 2-98th percentiles); the
+        model panel has its own range (its 1-99th percentiles), so noisy data pixels do not
+        saturate it and the model's structure stays visible.
     normalized_residual : bool
         Show ``(data - model) / sigma`` (default; errors vary across the map) instead of
         ``data - model`` in the data's units.
+    truth : (radii, values), optional
+        The true radial profile of a simulated galaxy (radii in the axes' unit), drawn as a
+        dashed line on the profile panel.
 
     Returns
     -------
     matplotlib.figure.Figure
+        A figure that needs no pyplot backend (``fig.savefig`` works anywhere).
     """
-    import matplotlib.pyplot as plt
-
     data, model, residual, used = maps["data"], maps["model"], maps["residual"], maps["used"]
     shown = np.where(used, data, np.nan)
     if grid is not None:
         extent = grid.extent
         r = grid.radius(*center)
-        unit = "arcsec"
+        axis_unit = "arcsec"
     else:
         ny, nx = data.shape
         extent = (-0.5, nx - 0.5, -0.5, ny - 0.5)
         yy, xx = np.mgrid[:ny, :nx]
         r = np.hypot(xx - (nx - 1) / 2 - center[0], yy - (ny - 1) / 2 - center[1])
-        unit = "pixel"
-    lo, hi = np.nanpercentile(np.where(used, model, np.nan), [1, 99])
+        axis_unit = "pixel"
+    unit_text = _unit_label(unit)
+    value_label = f"{name} [{unit_text}]" if unit_text else name
     sigma = maps.get("sigma")
-    widen = float(np.nanpercentile(np.where(used, sigma, np.nan), 10)) if sigma is not None else 0.0
-    lo, hi = (lo - widen if vmin is None else vmin), (hi + widen if vmax is None else vmax)
+    data_range = np.nanpercentile(shown, [2, 98])
+    data_range = (
+        data_range[0] if vmin is None else vmin,
+        data_range[1] if vmax is None else vmax,
+    )
+    model_range = np.nanpercentile(np.where(used, model, np.nan), [1, 99])
     if normalized_residual and sigma is not None:
         residual = residual / sigma
-        span, residual_title = 4.0, "(data - model) / sigma"
+        span, residual_title, residual_label = 4.0, "(data - model) / sigma", "sigma"
     else:
-        span, residual_title = (
-            np.nanpercentile(np.abs(residual), 99) or 1.0,
-            "residual (data - model)",
-        )
+        span = np.nanpercentile(np.abs(residual), 99) or 1.0
+        residual_title, residual_label = "residual (data - model)", unit_text
 
-    fig, axes = plt.subplots(1, 4, figsize=figsize, layout="constrained")
-    for ax, image, title in [
-        (axes[0], shown, "data"),
-        (axes[1], model, "model (posterior median)"),
-    ]:
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, 4)
+    panels = [
+        (axes[0], shown, f"{name}: data", data_range, cmap, unit_text),
+        (axes[1], model, "model (posterior median)", model_range, cmap, unit_text),
+        (axes[2], residual, residual_title, (-span, span), "RdBu_r", residual_label),
+    ]
+    for ax, image, title, (low, high), colours, label in panels:
         im = ax.imshow(
             image,
             origin="lower",
             extent=extent,
-            vmin=lo,
-            vmax=hi,
-            cmap=cmap,
+            vmin=low,
+            vmax=high,
+            cmap=colours,
             interpolation="nearest",
         )
-        ax.set_title(f"{name}: {title}")
-        ax.set_xlabel(f"x [{unit}]")
-    axes[0].set_ylabel(f"y [{unit}]")
-    fig.colorbar(im, ax=axes[:2], shrink=0.8)
-    im = axes[2].imshow(
-        residual,
-        origin="lower",
-        extent=extent,
-        vmin=-span,
-        vmax=span,
-        cmap="RdBu_r",
-        interpolation="nearest",
-    )
-    axes[2].set_title(residual_title)
-    axes[2].set_xlabel(f"x [{unit}]")
-    fig.colorbar(im, ax=axes[2], shrink=0.8)
+        ax.set_title(title)
+        ax.set_xlabel(f"x [{axis_unit}]")
+        ax.set_ylabel(f"y [{axis_unit}]")
+        fig.colorbar(im, ax=ax, shrink=0.85, label=label)
+        if frame is not None:
+            north_east_arrows(ax, frame)
+    _radial_panel(axes[3], data, model, used, r, n_bins, axis_unit, value_label, truth)
+    return fig
 
+
+def _unit_label(unit) -> str:
+    if unit is None:
+        return ""
+    return unit if isinstance(unit, str) else unit.to_string()
+
+
+def _radial_panel(ax, data, model, used, r, n_bins, axis_unit, value_label, truth):
     edges = np.linspace(0, np.nanmax(r[used]), n_bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
     stats = np.stack(
@@ -109,7 +134,6 @@ def plot_maps(
             for values in (data, model)
         ]
     )
-    ax = axes[3]
     ax.scatter(r[used], data[used], s=1, color="0.7", alpha=0.3, rasterized=True, label="pixels")
     ax.errorbar(
         centres,
@@ -120,14 +144,109 @@ def plot_maps(
         label="data median (16-84%)",
     )
     ax.plot(centres, stats[1, 1], color="C1", lw=2, label="model median")
-    ax.set_xlabel(f"radius [{unit}]")
-    ax.set_ylabel(name)
+    if truth is not None:
+        radii, values = truth
+        ax.plot(radii, values, "k--", lw=1.2, label="truth")
+    ax.set_xlabel(f"radius [{axis_unit}]")
+    ax.set_ylabel(value_label)
     # the y-range follows the binned 16-84% bands and the model, not single noisy pixels
     low = np.nanmin([np.nanmin(stats[0, 0]), np.nanmin(stats[1, 1])])
     high = np.nanmax([np.nanmax(stats[0, 2]), np.nanmax(stats[1, 1])])
     ax.set_ylim(low - 0.15 * (high - low), high + 0.15 * (high - low))
     ax.legend(fontsize="small")
     ax.set_title("radial profile")
+
+
+def north_east_arrows(ax, frame, *, size=0.15, corner=(0.82, 0.18)):
+    """Draw north (N) and east (E) arrows on a map panel whose axes are a grid's pixels.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        A panel drawn with ``origin="lower"`` (x along columns, y along rows).
+    frame : SkyFrame
+        Gives ``north_angle`` (radians counter-clockwise from +x) and ``east_sign``.
+    size : float
+        Arrow length as a fraction of the panel.
+    corner : (float, float)
+        Where the arrows start, in axes fractions.
+    """
+    north = frame.north_angle
+    east = north + frame.east_sign * np.pi / 2
+    for angle, label in ((north, "N"), (east, "E")):
+        dx, dy = size * np.cos(angle), size * np.sin(angle)
+        ax.annotate(
+            "",
+            xy=(corner[0] + dx, corner[1] + dy),
+            xytext=corner,
+            xycoords="axes fraction",
+            arrowprops={"arrowstyle": "->", "color": "w", "lw": 1.5},
+        )
+        ax.text(
+            corner[0] + 1.3 * dx,
+            corner[1] + 1.3 * dy,
+            label,
+            transform=ax.transAxes,
+            color="w",
+            ha="center",
+            va="center",
+            fontsize="small",
+            fontweight="bold",
+        )
+
+
+def corner_figure(idata, *, var_names=None, units=None, truth=None, max_variables=8):
+    """The pairwise posterior of the fitted parameters, labelled with their units.
+
+    Parameters
+    ----------
+    idata : az.InferenceData
+    var_names : list of str, optional
+        Default: the scalar posterior variables (at most ``max_variables``).
+    units : dict, optional
+        ``{name: unit string}``, shown in the axis labels.
+    truth : dict, optional
+        ``{name: true value}``: reference lines of a simulated galaxy.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    posterior = idata.posterior
+    if var_names is None:
+        var_names = [
+            v for v in posterior.data_vars if not v.endswith("__") and posterior[v].ndim == 2
+        ][:max_variables]
+    n = len(var_names)
+    size = max(2.2 * n, 4.0)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    axes = fig.subplots(n, n, squeeze=False)
+    reference = None
+    if truth:
+        reference = {k: v for k, v in truth.items() if k in var_names}
+    az.plot_pair(
+        idata,
+        var_names=var_names,
+        marginals=True,
+        kind="kde",
+        ax=axes,
+        reference_values=reference or None,
+        textsize=9,
+    )
+    units = units or {}
+    for i, name in enumerate(var_names):
+        label = f"{name}\n[{units[name]}]" if units.get(name) else name
+        axes[-1, i].set_xlabel(label, fontsize=9)
+        if i > 0:
+            axes[i, 0].set_ylabel(label, fontsize=9)
+    for ax in axes.ravel():
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(labelsize=8)
+        for tick in ax.get_xticklabels():
+            tick.set_rotation(40)
+            tick.set_horizontalalignment("right")
+    fig.align_labels()
     return fig
 
 
@@ -154,8 +273,6 @@ def _draws_of(source, value):
             raise ValueError(f"no {value!r} among the posterior arrays {sorted(source)}")
         array = np.asarray(source[value], dtype=float)
         return np.moveaxis(array, 0, -1)  # dict arrays are (draws, ...) like pm.draw
-    import arviz as az
-
     idata = _idata_of(source)
     if value not in idata.posterior:
         raise ValueError(
@@ -261,17 +378,14 @@ def plot_relation(
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
-    from pymc_tracers import population
-
     if relation not in _MEANS:
         raise ValueError(f"relation must be one of {sorted(_MEANS)}; got {relation!r}")
     mean_fn = getattr(population, _MEANS[relation])
     params = {"intercept": "intercept", "slope": "slope"} if params is None else dict(params)
     x = np.asarray(covariate, dtype=float)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+        fig = Figure(figsize=(6, 4.5), layout="constrained")
+        ax = fig.subplots()
     else:
         fig = ax.figure
     span = x.max() - x.min()
@@ -360,8 +474,6 @@ def plot_shrinkage(
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     q = [16, 50, 84]
     ind = _galaxy_percentiles(independent, var_name, q)
     hie = _galaxy_percentiles(hierarchical, var_name, q)
@@ -370,10 +482,8 @@ def plot_shrinkage(
             f"{ind.shape[1]} independent fits but {hie.shape[1]} galaxies in the hierarchical fit"
         )
     n_panels = 1 + (covariate is not None)
-    fig, axes = plt.subplots(
-        1, n_panels, figsize=figsize or (5.5 * n_panels, 4.5), layout="constrained", squeeze=False
-    )
-    axes = axes[0]
+    fig = Figure(figsize=figsize or (5.5 * n_panels, 4.5), layout="constrained")
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
     if truth is not None:
         x0 = np.asarray(truth, dtype=float)
         xlabel0 = f"true {var_name}"

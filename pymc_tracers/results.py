@@ -8,17 +8,27 @@ so a result loaded from disk works without the PyMC model that produced it.
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 import warnings
 
 import arviz as az
 import numpy as np
 import xarray as xr
 
+from pymc_tracers.atomic import atomic_write
+from pymc_tracers.grid import PixelGrid
 from pymc_tracers.likelihood import likelihoods_of
+from pymc_tracers.plotting import corner_figure, plot_maps
 
-__all__ = ["ESS_MIN", "R_HAT_MAX", "ConvergenceWarning", "Result"]
+__all__ = [
+    "ESS_MIN",
+    "R_HAT_MAX",
+    "ConvergenceWarning",
+    "Result",
+    "check_convergence",
+    "convergence_report",
+]
 
 #: Convergence thresholds (Vehtari et al. 2021)
 R_HAT_MAX = 1.01
@@ -30,6 +40,70 @@ CONFIG_ATTR = "pymc_tracers"
 
 class ConvergenceWarning(UserWarning):
     """The sampler's diagnostics (R-hat, ESS, divergences) indicate an unreliable posterior."""
+
+
+def convergence_report(idata, *, var_names=None, r_hat_max=R_HAT_MAX, ess_min=ESS_MIN) -> dict:
+    """The one convergence check of every fit: R-hat, bulk and tail ESS, divergences.
+
+    Parameters
+    ----------
+    idata : az.InferenceData
+        With ``posterior`` and (for divergences) ``sample_stats``.
+    var_names : list of str, optional
+        The variables checked (default: every posterior variable).
+    r_hat_max : float
+        Largest rank-normalised split R-hat accepted (Vehtari et al. 2021: 1.01).
+    ess_min : float
+        Smallest bulk effective sample size accepted (400; the tail ESS is reported).
+
+    Returns
+    -------
+    dict
+        ``converged`` (bool), ``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``,
+        ``divergences`` (int), ``problems`` (list of one-line strings, empty when converged)
+        and ``thresholds``. A single chain has no R-hat: that is a problem too.
+    """
+    summary = az.summary(idata, var_names=var_names, kind="diagnostics")
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    report = {
+        "r_hat_max": float(summary["r_hat"].max()),
+        "ess_bulk_min": float(summary["ess_bulk"].min()),
+        "ess_tail_min": float(summary["ess_tail"].min()),
+        "divergences": divergent,
+    }
+    problems = []
+    if not report["r_hat_max"] <= r_hat_max:
+        if math.isnan(report["r_hat_max"]):
+            problems.append("no R-hat (run at least 2 chains)")
+        else:
+            problems.append(f"R-hat up to {report['r_hat_max']:.3f} (> {r_hat_max})")
+    if not report["ess_bulk_min"] >= ess_min:
+        problems.append(f"bulk ESS down to {report['ess_bulk_min']:.0f} (< {ess_min})")
+    if divergent:
+        problems.append(f"{divergent} divergent transitions")
+    report["problems"] = problems
+    report["converged"] = not problems
+    report["thresholds"] = {"r_hat_max": r_hat_max, "ess_min": ess_min}
+    return report
+
+
+def check_convergence(
+    idata, *, var_names=None, r_hat_max=R_HAT_MAX, ess_min=ESS_MIN, what="the fit", stacklevel=2
+) -> dict:
+    """:func:`convergence_report`, with a :class:`ConvergenceWarning` naming ``what`` when the
+    posterior fails it. Returns the report."""
+    report = convergence_report(idata, var_names=var_names, r_hat_max=r_hat_max, ess_min=ess_min)
+    if not report["converged"]:
+        warnings.warn(
+            f"{what} did not converge: "
+            + "; ".join(report["problems"])
+            + ". Its posterior is unreliable: run more draws/tuning, reparametrise, or raise "
+            "target_accept.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return report
 
 
 def model_map_function(model, records):
@@ -161,36 +235,29 @@ class Result:
 
     def diagnostics(self) -> dict:
         """Worst R-hat, smallest bulk/tail ESS and the number of divergent transitions."""
-        summary = az.summary(self.idata, var_names=self._parameter_names(), kind="diagnostics")
-        stats = self.idata.sample_stats
-        divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
-        return {
-            "r_hat_max": float(summary["r_hat"].max()),
-            "ess_bulk_min": float(summary["ess_bulk"].min()),
-            "ess_tail_min": float(summary["ess_tail"].min()),
-            "divergences": divergent,
-        }
+        report = convergence_report(self.idata, var_names=self._parameter_names())
+        return {k: report[k] for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")}
 
     def check_convergence(self, r_hat_max=R_HAT_MAX, ess_min=ESS_MIN) -> bool:
-        """Warn (:class:`ConvergenceWarning`) and return False when R-hat, ESS or divergences
-        show a problem."""
-        d = self.diagnostics()
-        problems = []
-        if not d["r_hat_max"] <= r_hat_max:
-            problems.append(f"R-hat up to {d['r_hat_max']:.3f} (> {r_hat_max})")
-        if not d["ess_bulk_min"] >= ess_min:
-            problems.append(f"bulk ESS down to {d['ess_bulk_min']:.0f} (< {ess_min})")
-        if d["divergences"]:
-            problems.append(f"{d['divergences']} divergent transitions")
-        if problems:
-            warnings.warn(
-                "the posterior may be unreliable: "
-                + "; ".join(problems)
-                + ". Run more draws/tuning, reparametrise, or raise target_accept.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return not problems
+        """Run :func:`check_convergence` (warns with :class:`ConvergenceWarning`), record its
+        report in :attr:`config` (``config["convergence"]``, saved with the result) and return
+        whether the posterior passed."""
+        report = check_convergence(
+            self.idata,
+            var_names=self._parameter_names(),
+            r_hat_max=r_hat_max,
+            ess_min=ess_min,
+            what="the fit",
+            stacklevel=3,
+        )
+        self.config["convergence"] = report
+        self.idata.attrs[CONFIG_ATTR] = json.dumps(self.config, default=_jsonable)
+        return report["converged"]
+
+    @property
+    def convergence(self) -> dict | None:
+        """The last convergence report (:func:`convergence_report`), or None when not run."""
+        return self.config.get("convergence")
 
     def percentiles(self, name, q=(16, 50, 84)) -> np.ndarray:
         """Posterior percentiles of a scalar (or array) parameter."""
@@ -292,16 +359,23 @@ class Result:
         return name
 
     def plot_maps(
-        self, name=None, *, galaxy=None, grid=None, center=(0.0, 0.0), n_bins=12, cmap="viridis"
+        self,
+        name=None,
+        *,
+        galaxy=None,
+        grid=None,
+        center=(0.0, 0.0),
+        n_bins=12,
+        cmap="viridis",
+        **kwargs,
     ):
         """Data / model / residual panels and a radial profile of one likelihood's map.
 
         ``galaxy`` picks one galaxy of a batched (population) likelihood and is required for
         one. ``grid`` (default: the grid stored at fit time) gives arcsec axes; ``center``
-        (arcsec) is the centre of the radial profile.
+        (arcsec) is the centre of the radial profile. Other keywords (``unit``, ``frame`` for
+        north/east arrows, ``truth``) go to :func:`pymc_tracers.plotting.plot_maps`.
         """
-        from pymc_tracers.plotting import plot_maps
-
         name = self._name(name)
         n_galaxies = self._n_galaxies(name)
         if n_galaxies is not None and galaxy is None:
@@ -317,15 +391,16 @@ class Result:
             center=center,
             n_bins=n_bins,
             cmap=cmap,
+            **kwargs,
         )
 
-    def plot_corner(self, var_names=None, **kwargs):
-        """Pairwise posterior plot (``az.plot_pair`` with marginals)."""
-        return az.plot_pair(self.idata, var_names=var_names, marginals=True, kind="kde", **kwargs)
+    def plot_corner(self, var_names=None, *, units=None, truth=None):
+        """Pairwise posterior plot with marginals, labelled with ``units`` (default: the
+        units stored in :attr:`config`); ``truth`` draws reference lines."""
+        stored = {**self.config.get("units", {}), **self.config.get("derived_units", {})}
+        return corner_figure(self.idata, var_names=var_names, units=units or stored, truth=truth)
 
     def _grid(self):
-        from pymc_tracers.grid import PixelGrid
-
         g = self.config.get("grid")
         if g is None:
             return None
@@ -356,7 +431,6 @@ class Result:
             in-memory result always keeps them.
         """
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
         groups = {}
         for group in self.idata.groups():
             data = getattr(self.idata, group)
@@ -366,17 +440,7 @@ class Result:
                 data = data.astype(np.float32)
             groups[group] = data
         idata = az.InferenceData(attrs=dict(self.idata.attrs), **groups)
-        handle, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-        os.close(handle)
-        try:
-            idata.to_netcdf(temporary, compress=True)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        atomic_write(path, lambda tmp: idata.to_netcdf(tmp, compress=True), overwrite=True)
 
     @classmethod
     def load(cls, path) -> Result:

@@ -9,7 +9,7 @@ import pytest
 
 import pymc_tracers as pmt
 from pymc_tracers import cli
-from pymc_tracers.cli import build_parser, estimate_render_bytes, main
+from pymc_tracers.cli import build_parser, demo_command, estimate_render_bytes, main
 
 SUBCOMMAND_USAGE = "usage: pymc-tracers demo"
 TOP_LEVEL_USAGE = "usage: pymc-tracers [-h]"
@@ -34,7 +34,7 @@ def run_failing(argv, capsys):
         (["--fwhm", "inf"], r"--fwhm must be a finite number > 0 \(arcsec\); got inf"),
         (["--draws", "5"], r"--draws must be >= 10; got 5"),
         (["--supersampling", "0"], r"--supersampling must be an integer >= 1; got 0"),
-        (["--max-memory", "0"], r"--max-memory must be a number of GB > 0; got 0\.0"),
+        (["--max-memory", "0"], r"--max-memory must be a number of GiB > 0; got 0\.0"),
         (["--seed", "x"], r"argument --seed: invalid int value: 'x'"),
     ],
 )
@@ -51,8 +51,8 @@ def test_a_huge_psf_is_refused_before_anything_is_rendered(capsys):
     # the estimate, the limit and every lever
     grid, psf = cli.demo_setup(fwhm=100.0)
     needed = estimate_render_bytes(grid, psf)
-    assert needed > 100e9
-    assert f"rendering this field would need about {needed / 1e9:.1f} GB (limit 4.0 GB)" in err
+    assert needed > 100 * 2**30
+    assert f"rendering this field would need about {needed / 2**30:.1f} GiB (limit 4.0 GiB)" in err
     for lever in [
         'convolve_at="pixel"',
         "supersampling=1",
@@ -62,10 +62,10 @@ def test_a_huge_psf_is_refused_before_anything_is_rendered(capsys):
     ]:
         assert lever in err, lever
     # the same refusal from the Python entry point
-    with pytest.raises(ValueError, match=r"would need about .* GB \(limit 4\.0 GB\)"):
+    with pytest.raises(ValueError, match=r"would need about .* GiB \(limit 4\.0 GiB\)"):
         cli.demo(fwhm=100.0)
     # a raised limit lets the check pass (the estimate, not the build, is what refused)
-    assert cli.render_memory_problem(grid, psf, 300e9) is None
+    assert cli.render_memory_problem(grid, psf, 300 * 2**30) is None
 
 
 def test_render_estimate_counts_the_padded_field_and_the_stamp():
@@ -134,7 +134,7 @@ def test_psf_much_larger_than_the_field_warns(monkeypatch, capsys):
             fit_seconds=2.0,
         )
 
-    monkeypatch.setattr(cli, "demo", fake_demo)
+    monkeypatch.setattr(demo_command, "demo", fake_demo)
     assert main(["demo", "--fwhm", "10", "--json"]) == 0
     captured = capsys.readouterr()
     assert "pymc-tracers demo: warning: the PSF stamp (50.0 arcsec across)" in captured.err
@@ -149,7 +149,7 @@ def test_library_errors_become_subcommand_errors(monkeypatch, capsys):
     def refuse(**kwargs):
         raise ValueError("nu must be > 0 (Student-t degrees of freedom); got -1")
 
-    monkeypatch.setattr(cli, "demo", refuse)
+    monkeypatch.setattr(demo_command, "demo", refuse)
     err = run_failing(["demo"], capsys)
     assert SUBCOMMAND_USAGE in err
     assert "pymc-tracers demo: error: nu must be > 0 (Student-t degrees of freedom); got -1" in err

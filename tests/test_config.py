@@ -16,6 +16,7 @@ from astropy.wcs import WCS
 import pymc_tracers as pmt
 from pymc_tracers import config as cfg
 from pymc_tracers.cli import main
+from pymc_tracers.config import run as run_module
 
 TRUTH = cfg.EXAMPLE_TRUTH
 
@@ -81,7 +82,7 @@ def check_outputs(folder, galaxy_fits, *, name="OH"):
 
 def test_init_example_writes_a_config_that_builds(tmp_path, capsys):
     """Fast: the example's files read back (rotated WCS, units), its model builds on the
-    series path, and the galaxy sits where the config says on the sky."""
+    radial path, and the galaxy sits where the config says on the sky."""
     folder = tmp_path / "example"
     assert main(["init-example", str(folder), "--rotation", "-120"]) == 0
     assert "next: pymc-tracers fit" in capsys.readouterr().out
@@ -93,7 +94,7 @@ def test_init_example_writes_a_config_that_builds(tmp_path, capsys):
     # north is rotated clockwise by -120 deg from +y: at 90 + 120 = 210 deg from +x
     assert abs((np.degrees(data.frame.north_angle) - 210.0 + 180) % 360 - 180) < 0.01
     model, info = cfg.build_model(config, data, cfg.make_psf(config))
-    assert info["observation"].path == "series"
+    assert info["observation"].path == "radial"
     assert sorted(rv.name for rv in model.free_RVs) == ["disc_central", "disc_gradient"]
     # at the truth the model reproduces the noiseless map: residuals are pure noise
     model_map = pmt.evaluate(
@@ -139,13 +140,13 @@ def test_killed_while_writing_leaves_the_old_results_and_no_partial_folder(tmp_p
     out.mkdir()
     (out / "old.txt").write_text("previous run")
     stored = pmt.Result(_fake_idata(), {})
-    monkeypatch.setattr(pmt, "fit", lambda model, **kw: _result_for(model, stored))
+    monkeypatch.setattr(run_module, "fit", lambda model, **kw: _result_for(model, stored))
 
-    def interrupted(folder_, *args):
+    def interrupted(folder_, *args, **kwargs):
         (folder_ / "maps.fits").write_text("half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cfg, "_write_outputs", interrupted)
+    monkeypatch.setattr(run_module, "write_galaxy", interrupted)
     with pytest.raises(KeyboardInterrupt):
         cfg.run_fit(config, overwrite=True, progress=None, progressbar=False)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -278,10 +279,28 @@ BAD = [
     ({'tracer = "OH"': 'tracer = "O_H"'}, None, r"O_H"),
     ({'tracer_scale = "log"': 'tracer_scale = "logg"'}, None, r"did you mean 'log'"),
     ({'type = "file"': 'type = "gausian"'}, None, r"did you mean 'gaussian'"),
-    (
+    (  # issue16: series hint (a bad value while the key exists, an unknown key after)
         {"gradient = {": 'outside_range = "clip"\ngradient = {'},
         None,
-        r'outside_range must be "full" or "reject"',
+        r"outside_range",
+    ),
+    # user finding 7: the message names the prior and its bad parameter, not gradient_range
+    (
+        {"mu = 0.0, sigma = 0.2}": "mu = 0.0, sigma = -0.2}"},
+        None,
+        r"^pymc-tracers fit: error: \[components\[0\]\.tracer\] gradient: the Normal prior "
+        r"has sigma = -0\.2; sigma must be > 0$",
+    ),
+    # ... and a bad value names the component (index and name) and the table
+    (
+        {"q = 0.7  ": "q = 1.7  "},
+        None,
+        r"\[components\[0\] \(disc\)\.light\] Exponential: q must be <= 1\.0",
+    ),
+    (
+        {'profile = "LinearGradient"': 'profile = "Radial"'},
+        None,
+        r"tracer profiles are .*Azimuthal.*GPResidual",
     ),
 ]
 

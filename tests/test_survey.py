@@ -1,11 +1,12 @@
-"""pymc-tracers fit-sample: catalogue, Dask fits with resume, failures, population relation.
+"""pymc-tracers fit-sample: catalogue, fits with resume, failures, population relation.
 
 The module fixture simulates 6 small galaxies (11x11 pixels of 0.1 arcsec) whose gradients
 follow a known gradient-mass relation in dex/kpc, writes them as FITS files + TOML configs and a
 catalogue with one extra row pointing at a missing config, then runs the real command line
-twice on a threaded LocalCluster: the first run is stopped after 3 galaxies (the test hook
-``PYMC_TRACERS_STOP_AFTER``), the second resumes, reports the missing galaxy and infers the
-relation by importance reweighting.
+twice in this process (``--scheduler serial``): the first run is stopped after 3 galaxies (as
+Ctrl-C would: the driver is monkeypatched to raise KeyboardInterrupt), the second resumes,
+reports the missing galaxy and infers the relation by importance reweighting. The same two runs
+on a Dask LocalCluster are a slow test.
 """
 
 import contextlib
@@ -22,9 +23,10 @@ import scipy.stats as st
 from astropy.io import fits
 from astropy.table import Table
 
-from pymc_tracers import config, survey
-from pymc_tracers.cli import STOP_AFTER_ENV, main
+from pymc_tracers import atomic, config, survey
+from pymc_tracers.cli import main
 from pymc_tracers.cosmology import arcsec_per_kpc
+from pymc_tracers.survey import dask_driver
 
 #: The simulated relation: gradient [dex/kpc] = intercept + slope (log M* - pivot) + scatter eps
 TRUTH = {"intercept": -0.02, "slope": -0.015, "scatter": 0.003, "pivot": 10.0}
@@ -95,25 +97,37 @@ def _hidden(galaxies):
     return sorted(p.name for p in galaxies.iterdir() if p.name.startswith("."))
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("survey")
+def _interrupt_after(n):
+    """A ``dask_driver._record`` that raises KeyboardInterrupt (as Ctrl-C would) once ``n``
+    galaxies have been written in this run."""
+    record = dask_driver._record
+
+    def interrupting(report, out):
+        record(report, out)
+        if len(report.fitted) >= n:
+            raise KeyboardInterrupt
+
+    return interrupting
+
+
+def _run_sample(folder, runner):
+    """The two command-line runs of the fixtures, with ``runner`` options (the scheduler)."""
     truth = _simulate(folder)
     output = folder / "out"
-    cluster = ["--no-processes", "--workers", "1", "--threads-per-worker", "2", "--quiet"]
     catalogue = str(folder / "catalogue.csv")
     started = time.perf_counter()
-    first = _cli(
-        ["fit-sample", catalogue, "--output", str(output), "--population", "none", *cluster],
-        env={STOP_AFTER_ENV: "3"},
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dask_driver, "_record", _interrupt_after(3))
+        first = _cli(
+            ["fit-sample", catalogue, "--output", str(output), "--population", "none", *runner]
+        )
     first_seconds = time.perf_counter() - started
     after_first = {
         name: (output / "galaxies" / name / survey.DONE_FILE).stat().st_mtime_ns
         for name in survey.finished_galaxies(output)
     }
     # what a run killed while writing leaves behind: a temporary folder that must not count
-    stale = output / "galaxies" / f".g5.crashed{survey._PARTIAL}"
+    stale = output / "galaxies" / f".g5.crashed{atomic.PARTIAL_SUFFIX}"
     stale.mkdir()
     (stale / "posterior.nc").write_text("half written")
     started = time.perf_counter()
@@ -130,7 +144,7 @@ def sample(tmp_path_factory):
             "300",
             "--population-chains",
             "2",
-            *cluster,
+            *runner,
         ]
     )
     second_seconds = time.perf_counter() - started
@@ -145,13 +159,40 @@ def sample(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """The two runs in this process, one galaxy after another (no Dask)."""
+    return _run_sample(tmp_path_factory.mktemp("survey"), ["--scheduler", "serial", "--quiet"])
+
+
+@pytest.fixture(scope="module")
+def dask_sample(tmp_path_factory):
+    """The two runs on a threaded Dask LocalCluster (slow tests only)."""
+    pytest.importorskip("distributed")
+    cluster = ["--no-processes", "--workers", "1", "--threads-per-worker", "2", "--quiet"]
+    return _run_sample(tmp_path_factory.mktemp("dask_survey"), cluster)
+
+
 def test_an_interrupted_run_resumes_with_one_result_per_galaxy(sample):
+    _check_resumed(sample)
+    assert len(sample["after_first"]) == 3  # serial: nothing in flight when it stopped
+
+
+@pytest.mark.slow
+def test_the_dask_runs_resume_report_and_infer_as_the_serial_ones(dask_sample):
+    """The fixture's two runs on a Dask LocalCluster: every check of the serial runs."""
+    _check_resumed(dask_sample)
+    assert 3 <= len(dask_sample["after_first"]) <= 5  # at most the 2 fits in flight on top
+    test_a_missing_config_is_reported_and_the_others_fitted(dask_sample)
+    test_compiled_models_are_shared_between_galaxies_of_one_structure(dask_sample)
+    test_the_population_relation_covers_the_truth(dask_sample)
+
+
+def _check_resumed(sample):
     output, galaxies = sample["output"], sample["output"] / "galaxies"
     code, _, err = sample["first"]
     assert code == 130, err
     assert "interrupted" in err and "run the same command again" in err
-    # stopped after 3 written; at most the 2 fits in flight finished on top
-    assert 3 <= len(sample["after_first"]) <= 5
     names = [f"g{i}" for i in range(N_GALAXIES)]
     assert survey.finished_galaxies(output) == names
     for _ in range(100):  # a fit cancelled in the first run may still be finishing in a thread
@@ -323,7 +364,7 @@ def test_a_killed_worker_process_loses_nothing(sample):
     assert survey.finished_galaxies(output) == names
     visible = sorted(p.name for p in (output / "galaxies").iterdir() if p.name[0] != ".")
     assert visible == names
-    survey._clean_leftovers(output / "galaxies")  # what the next run does first
+    atomic.clean_leftovers(output / "galaxies")  # what the next run does first
     assert sorted(p.name for p in (output / "galaxies").iterdir()) == names
 
 
@@ -419,7 +460,8 @@ def test_interim_prior_is_read_from_the_config_and_must_be_fixed():
     }
     prior = survey.interim_prior(raw, "disc_gradient")
     values = np.array([-0.3, 0.0, 0.1])
-    assert np.allclose(survey._interim_logp(prior, values), st.norm.logpdf(values, 0.0, 0.2))
+    logp = survey.interim.InterimLogDensity()
+    assert np.allclose(logp(prior, values), st.norm.logpdf(values, 0.0, 0.2))
     with pytest.raises(ValueError, match="disc_central has no prior table"):
         survey.interim_prior(raw, "disc_central")
     raw["components"][0]["tracer"]["gradient"]["sigma"] = {"distribution": "HalfNormal"}
@@ -479,21 +521,26 @@ def test_the_first_finished_attempt_wins_and_leftovers_are_cleaned(tmp_path):
     galaxies.mkdir()
     attempts = []
     for text in ("first", "second"):
-        folder = galaxies / f".g.{text}{survey._PARTIAL}"
+        folder = galaxies / f".g.{text}{atomic.PARTIAL_SUFFIX}"
         folder.mkdir()
         (folder / survey.DONE_FILE).write_text(text)
         attempts.append(folder)
-    assert survey._publish(attempts[0], galaxies / "g", replace=False) == "written"
-    assert survey._publish(attempts[1], galaxies / "g", replace=False) == "duplicate"
+    done = survey.worker.is_finished
+    assert atomic.publish_folder(attempts[0], galaxies / "g", replace=False, is_complete=done) == (
+        "written"
+    )
+    assert atomic.publish_folder(attempts[1], galaxies / "g", replace=False, is_complete=done) == (
+        "duplicate"
+    )
     assert (galaxies / "g" / survey.DONE_FILE).read_text() == "first"
     assert sorted(p.name for p in galaxies.iterdir()) == ["g"]
     # a replacement interrupted between its two renames: the old result is put back
-    old = galaxies / f".h.x1{survey._OLD}"
+    old = galaxies / f".h.x1{atomic.OLD_SUFFIX}"
     old.mkdir()
     (galaxies / "g").rename(old / "h")
-    (galaxies / f".k.x2{survey._PARTIAL}").mkdir()
-    removed = survey._clean_leftovers(galaxies)
-    assert sorted(removed) == [f".h.x1{survey._OLD}", f".k.x2{survey._PARTIAL}"]
+    (galaxies / f".k.x2{atomic.PARTIAL_SUFFIX}").mkdir()
+    removed = atomic.clean_leftovers(galaxies)
+    assert sorted(removed) == [f".h.x1{atomic.OLD_SUFFIX}", f".k.x2{atomic.PARTIAL_SUFFIX}"]
     assert sorted(p.name for p in galaxies.iterdir()) == ["h"]
     assert (galaxies / "h" / survey.DONE_FILE).read_text() == "first"
 
@@ -551,7 +598,7 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
     before, wanted = tracer_map(first), tracer_map(second)
     assert np.nanmax(np.abs(before - wanted)) > 1e-3  # the PSFs make a visible difference
     fitter = Fitter(first, backend="jax")
-    survey._swap_model_data(fitter, second, likelihoods_of(second))
+    survey.swap_model_data(fitter, second, likelihoods_of(second))
     assert np.allclose(tracer_map(fitter.model), wanted, rtol=0, atol=1e-12)
     # a prior with another width is another structure
     text = path.read_text().replace("sigma = 0.2}", "sigma = 0.3}", 1)
@@ -563,6 +610,7 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
 
 def test_auto_takes_the_joint_model_for_small_samples_only():
     n = survey.JOINT_MAX_GALAXIES
-    assert survey.choose_method(n, memory_bytes=3.9e9, max_memory_gb=4.0) == "joint"
-    assert survey.choose_method(n + 1, memory_bytes=1e6, max_memory_gb=4.0) == "reweight"
-    assert survey.choose_method(6, memory_bytes=4.1e9, max_memory_gb=4.0) == "reweight"
+    gib = 2**30
+    assert survey.choose_method(n, memory_bytes=3.9 * gib, max_memory_gib=4.0) == "joint"
+    assert survey.choose_method(n + 1, memory_bytes=1e6, max_memory_gib=4.0) == "reweight"
+    assert survey.choose_method(6, memory_bytes=4.1 * gib, max_memory_gib=4.0) == "reweight"
