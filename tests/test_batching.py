@@ -69,6 +69,45 @@ def test_batched_equals_looped(convolve_at, method, tracer_scale):
         np.testing.assert_allclose(grad[i], ref_grad, rtol=1e-5 if tolerance > 1e-10 else 1e-8)
 
 
+@pytest.mark.parametrize("convolve_at", ["subpixel", "pixel"])
+def test_batched_fitted_psfs_equal_looped(convolve_at):
+    """Fitted PSF widths (kernels as tensors, one per galaxy, of different sizes): the batch's
+    values and gradients (for the widths and the light) equal single-galaxy observes."""
+    fwhm, r_eff = pt.dvector("fwhm"), pt.dvector("r_eff")
+    max_fwhm = np.array([0.25, 0.4, 0.55])
+
+    def component(r, gradient):
+        return pmt.Component(
+            pmt.Exponential(r_eff=r, amplitude=2.0, q=0.7, phi=0.4),
+            pmt.LinearGradient(central=8.5, gradient=gradient, q=0.7, phi=0.4),
+        )
+
+    def compiled(observation, inputs):
+        image, tracer_map = observation
+        loss = pt.sum(image**2) + pt.sum(tracer_map**2)
+        outputs = [image, tracer_map, *pt.grad(loss, inputs)]
+        return pytensor.function(inputs, outputs, mode="FAST_COMPILE")
+
+    psfs = [pmt.GaussianPSF(fwhm[i], max_fwhm=max_fwhm[i]) for i in range(3)]
+    gradients = np.array([-0.3, 0.1, -0.5])
+    batch = pmt.observe(
+        component(r_eff, gradients), GRID, psfs, "log", method="full", convolve_at=convolve_at
+    )
+    values = np.array([0.2, 0.33, 0.5]), R_EFF
+    image, tracer_map, d_fwhm, d_r_eff = compiled(batch, [fwhm, r_eff])(*values)
+    assert np.all(d_fwhm != 0)
+    for i in range(3):
+        f, r = pt.dscalar("f"), pt.dscalar("r")
+        psf = pmt.GaussianPSF(f, max_fwhm=max_fwhm[i])
+        single = pmt.observe(
+            component(r, gradients[i]), GRID, psf, "log", method="full", convolve_at=convolve_at
+        )
+        ref = compiled(single, [f, r])(values[0][i], values[1][i])
+        np.testing.assert_allclose(image[i], ref[0], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(tracer_map[i], ref[1], rtol=0, atol=1e-10)
+        np.testing.assert_allclose([d_fwhm[i], d_r_eff[i]], ref[2:], rtol=1e-8)
+
+
 def test_one_psf_for_many_galaxies_and_unbatched_light():
     """A tracer batch over one light profile and one PSF broadcasts the light."""
     central = pt.dvector("central")
