@@ -43,6 +43,7 @@ from pymc_tracers.profiles import (
     GPResidual,
     LightProfile,
     LinearGradient,
+    RadialProfile,
     Sersic,
     TracerProfile,
 )
@@ -51,6 +52,44 @@ from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
 from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 
 __version__ = "0.1.0"
+
+#: Submodules loaded on first access, as SciPy does (``pmt.plotting``, ``pmt.survey``...):
+#: they are not imported with the package, but ``pmt.<name>`` works without an explicit import.
+_LAZY_SUBMODULES = (
+    "atomic",
+    "cli",
+    "config",
+    "convolution",
+    "fields",
+    "fitsutil",
+    "forward",
+    "grid",
+    "likelihood",
+    "numerics",
+    "plotting",
+    "profiles",
+    "psf",
+    "psf_chromatic",
+    "psf_files",
+    "results",
+    "sampling",
+    "simulate_population",
+    "survey",
+    "validation",
+)
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
 
 __all__ = [
     "PixelGrid",
@@ -65,6 +104,7 @@ __all__ = [
     "TracerProfile",
     "Constant",
     "LinearGradient",
+    "RadialProfile",
     "Expression",
     "BrokenGradient",
     "Azimuthal",

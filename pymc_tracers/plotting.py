@@ -4,10 +4,13 @@ without pyplot, so it needs no backend and leaves no global state behind."""
 
 from __future__ import annotations
 
+import warnings
+
 import arviz as az
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from pymc_tracers import population
 from pymc_tracers.baselines import radial_percentiles
@@ -173,6 +176,7 @@ def north_east_arrows(ax, frame, *, size=0.15, corner=(0.82, 0.18)):
     """
     north = frame.north_angle
     east = north + frame.east_sign * np.pi / 2
+    outline = [patheffects.withStroke(linewidth=3, foreground="w")]
     for angle, label in ((north, "N"), (east, "E")):
         dx, dy = size * np.cos(angle), size * np.sin(angle)
         ax.annotate(
@@ -180,19 +184,38 @@ def north_east_arrows(ax, frame, *, size=0.15, corner=(0.82, 0.18)):
             xy=(corner[0] + dx, corner[1] + dy),
             xytext=corner,
             xycoords="axes fraction",
-            arrowprops={"arrowstyle": "->", "color": "w", "lw": 1.5},
+            arrowprops={"arrowstyle": "->", "color": "k", "lw": 1.5, "path_effects": outline},
         )
         ax.text(
-            corner[0] + 1.3 * dx,
-            corner[1] + 1.3 * dy,
+            corner[0] + 1.35 * dx,
+            corner[1] + 1.35 * dy,
             label,
             transform=ax.transAxes,
-            color="w",
+            color="k",
             ha="center",
             va="center",
             fontsize="small",
             fontweight="bold",
+            path_effects=outline,
         )
+
+
+def _truth_lines(axes, var_names, truth) -> None:
+    """Dashed lines at the true values on the marginals and the pair panels."""
+    n = len(var_names)
+    style = {"color": "C3", "ls": "--", "lw": 1.0}
+    for i, y_name in enumerate(var_names):
+        for j, x_name in enumerate(var_names[: i + 1]):
+            ax = axes[i, j]
+            if i == j:
+                if x_name in truth:
+                    rotated = n == 2 and i == 1
+                    (ax.axhline if rotated else ax.axvline)(truth[x_name], **style)
+                continue
+            if x_name in truth:
+                ax.axvline(truth[x_name], **style)
+            if y_name in truth:
+                ax.axhline(truth[y_name], **style)
 
 
 def corner_figure(idata, *, var_names=None, units=None, truth=None, max_variables=8):
@@ -224,28 +247,34 @@ def corner_figure(idata, *, var_names=None, units=None, truth=None, max_variable
     reference = None
     if truth:
         reference = {k: v for k, v in truth.items() if k in var_names}
-    az.plot_pair(
-        idata,
-        var_names=var_names,
-        marginals=True,
-        kind="kde",
-        ax=axes,
-        reference_values=reference or None,
-        textsize=9,
-    )
+    with warnings.catch_warnings():
+        # ArviZ checks the reference values against every posterior variable, not var_names
+        warnings.filterwarnings("ignore", message="Argument reference_values does not include")
+        az.plot_pair(
+            idata,
+            var_names=var_names,
+            marginals=True,
+            kind="kde",
+            ax=axes,
+            reference_values=reference or None,
+            textsize=9,
+        )
     units = units or {}
+    _truth_lines(axes, var_names, truth or {})
+    axes[0, 0].set_ylabel("")
     for i, name in enumerate(var_names):
         label = f"{name}\n[{units[name]}]" if units.get(name) else name
         axes[-1, i].set_xlabel(label, fontsize=9)
         if i > 0:
             axes[i, 0].set_ylabel(label, fontsize=9)
-    for ax in axes.ravel():
+    for ax in fig.axes:  # plot_pair removes the upper triangle's axes
         ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.yaxis.set_major_locator(MaxNLocator(3))
         ax.tick_params(labelsize=8)
-        for tick in ax.get_xticklabels():
-            tick.set_rotation(40)
-            tick.set_horizontalalignment("right")
+        ax.tick_params(axis="x", labelrotation=40)
+    for i in range(n):  # the marginals' density axes carry no information worth a tick
+        rotated = n == 2 and i == 1  # ArviZ draws the last of two marginals sideways
+        (axes[i, i].xaxis if rotated else axes[i, i].yaxis).set_major_locator(NullLocator())
     fig.align_labels()
     return fig
 

@@ -398,6 +398,9 @@ class Result:
         """Pairwise posterior plot with marginals, labelled with ``units`` (default: the
         units stored in :attr:`config`); ``truth`` draws reference lines."""
         stored = {**self.config.get("units", {}), **self.config.get("derived_units", {})}
+        if var_names is None and self.config.get("free_parameters"):
+            posterior = self.idata.posterior.data_vars
+            var_names = [v for v in self.config["free_parameters"] if v in posterior]
         return corner_figure(self.idata, var_names=var_names, units=units or stored, truth=truth)
 
     def _grid(self):

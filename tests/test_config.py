@@ -1,6 +1,7 @@
 """``pymc-tracers fit CONFIG.toml`` and ``init-example``: end to end through the command line,
 written files read back, and one clear line for every bad configuration."""
 
+import os
 import re
 import subprocess
 import sys
@@ -437,3 +438,198 @@ def test_auto_priors_and_image_fit_through_the_command_line(tmp_path, capsys):
         lo, hi = result.percentiles(param, (2.5, 97.5))
         assert lo <= truth <= hi, (param, lo, hi)
     assert "disc_light_r_eff" in result.config["auto_priors"]
+
+
+# ----------------------------------------------------------------------------- user findings
+def _posterior(draws, chains=2, seed=0, spread=0.01):
+    """A posterior of the example's free parameters: independent draws (converged) when
+    ``draws`` is large, too few for the ESS threshold when small."""
+    import arviz as az
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    post = {
+        "disc_central": (("chain", "draw"), 8.6 + spread * rng.normal(size=(chains, draws))),
+        "disc_gradient": (("chain", "draw"), -0.15 + spread * rng.normal(size=(chains, draws))),
+    }
+    return az.InferenceData(posterior=xr.Dataset(post))
+
+
+@pytest.fixture
+def fake_fit(monkeypatch):
+    """Replace the sampler of ``pymc-tracers fit`` by stored draws: ``fake_fit(draws=...)``."""
+
+    def install(draws):
+        stored = pmt.Result(_posterior(draws), {})
+        monkeypatch.setattr(run_module, "fit", lambda model, **kw: _result_for(model, stored))
+
+    return install
+
+
+def test_an_unconverged_fit_says_so_records_it_and_exits_3(tmp_path, fake_fit, capsys):
+    """User finding 1: the convergence check runs, is recorded in the result files, and the
+    exit status tells a script that the numbers are unreliable."""
+    config = cfg.write_example(tmp_path / "ex", truth={"shape": (15, 15)})
+    fake_fit(draws=20)  # 40 draws: bulk ESS far below 400
+    assert main(["fit", str(config), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "warning: the fit did not converge: " in err and "bulk ESS down to" in err
+    assert "exit status 3" in err
+    out = tmp_path / "ex" / "results"
+    meta = Table.read(out / "summary.ecsv").meta["convergence"]
+    assert meta["converged"] is False and meta["ess_bulk_min"] < 400
+    assert pmt.Result.load(out / "posterior.nc").convergence["converged"] is False
+    # converged draws: exit 0, recorded as converged
+    fake_fit(draws=1500)
+    assert main(["fit", str(config), "--quiet", "--overwrite"]) == 0
+    assert Table.read(out / "summary.ecsv").meta["convergence"]["converged"] is True
+
+
+def test_result_files_are_readable_by_collaborators(tmp_path, fake_fit):
+    """User finding 5: under umask 022 every file is 0644 and the folder 0755."""
+    config = cfg.write_example(tmp_path / "ex", truth={"shape": (15, 15)})
+    fake_fit(draws=30)
+    previous = os.umask(0o022)
+    try:
+        out = cfg.run_fit(config, progress=None, progressbar=False)["output"]
+    finally:
+        os.umask(previous)
+    assert os.stat(out).st_mode & 0o777 == 0o755
+    modes = {p.name: os.stat(p).st_mode & 0o777 for p in out.iterdir()}
+    assert set(modes) >= {"maps.fits", "posterior.nc", "summary.ecsv", "report_maps.png"}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_tracer_scale_defaults_from_the_unit(tmp_path):
+    """User finding 6: log for a tracer in dex; any other unit must say which."""
+    folder = tmp_path / "ex"
+    config = cfg.write_example(folder, truth={"shape": (15, 15)})
+    text = config.read_text().replace('tracer_scale = "log"', "", 1)
+    config.write_text(text)
+    loaded = cfg.load_config(config)
+    data = cfg.read_data(loaded)
+    _, info = cfg.build_model(loaded, data, cfg.make_psf(loaded))
+    assert info["tracer_scale"] == "log"
+    with fits.open(folder / "galaxy.fits", mode="update") as hdus:
+        hdus["OH"].header["BUNIT"] = "km/s"
+        hdus["OH_ERR"].header["BUNIT"] = "km/s"
+    config.write_text(text.replace('tracer = "OH"', 'tracer = "OH"\ntracer_name = "velocity"'))
+    loaded = cfg.load_config(config)
+    data = cfg.read_data(loaded)
+    with pytest.raises(cfg.ConfigError, match=r"unit 'km / s', not dex.*tracer_scale = \"linear\""):
+        cfg.build_model(loaded, data, cfg.make_psf(loaded))
+    loaded.model["tracer_scale"] = "linear"
+    assert cfg.build_model(loaded, data, cfg.make_psf(loaded))[1]["tracer_scale"] == "linear"
+
+
+def test_init_example_writes_its_truth_into_the_files(tmp_path):
+    """User finding 13: the truth is in the FITS headers and in the configuration's comments."""
+    config = cfg.write_example(tmp_path / "ex", rotation_deg=30.0, seed=4)
+    with fits.open(tmp_path / "ex" / "galaxy.fits") as hdus:
+        header = hdus[0].header
+        assert header["TRUE_Z0"] == TRUTH["central"] and header["TRUE_GRD"] == TRUTH["gradient"]
+        assert header["TRUE_REF"] == TRUTH["r_eff"] and header["TRUE_PA"] == TRUTH["pa"]
+        assert header["TRUE_ROT"] == 30.0 and header["SEED"] == 4
+        assert "dex/arcsec" in header.comments["TRUE_GRD"]
+    with fits.open(tmp_path / "ex" / "psf.fits") as hdus:
+        assert hdus[0].header["TRUEFWHM"] == TRUTH["psf_fwhm"]
+    text = config.read_text()
+    assert f"gradient {TRUTH['gradient']} dex/arcsec" in text
+    assert f"# dex / arcsec; truth {TRUTH['gradient']}" in text
+    assert f"# dex; truth {TRUTH['central']}" in text
+
+
+def test_every_profile_class_is_available_from_toml():
+    """The config's profiles are the profile classes: every one that TOML can express, with
+    its constructor's parameters (no second table to keep in step)."""
+    import inspect
+
+    from pymc_tracers import profiles
+
+    for kind, table, base in (
+        ("light", cfg.LIGHT_PROFILES, profiles.LightProfile),
+        ("tracer", cfg.TRACER_PROFILES, profiles.TracerProfile),
+    ):
+        for name in profiles.__all__:
+            cls = getattr(profiles, name)
+            if not (inspect.isclass(cls) and issubclass(cls, base)) or cls is base:
+                continue
+            parameters = list(inspect.signature(cls).parameters)
+            if "function" in parameters:  # a Python callable: not expressible in TOML
+                assert name not in table
+                continue
+            assert list(table[name]) == parameters, name
+    assert {"Azimuthal", "Azimuthal.from_components", "GPResidual"} <= set(cfg.TRACER_PROFILES)
+    if hasattr(profiles, "RadialProfile"):
+        assert "RadialProfile.spline" in cfg.TRACER_PROFILES
+    assert cfg.TRACER_PROFILES["LinearGradient"]["gradient"] == "T/arcsec"
+    assert cfg.LIGHT_PROFILES["Gaussian"]["sigma"] == "arcsec"
+
+
+def test_azimuthal_and_gp_profiles_build_from_toml(tmp_path):
+    """A nested radial profile table, and a vector prior (``shape``) for a GP's coefficients."""
+    folder = tmp_path / "ex"
+    config = cfg.write_example(folder, truth={"shape": (15, 15)})
+    text = config.read_text()
+    tracer = text[text.index("[components.tracer]") : text.index("[sampler]")]
+    azimuthal = """[components.tracer]
+profile = "Azimuthal.from_components"
+radial = {profile = "LinearGradient", central = {distribution = "Normal", mu = 8.5, sigma = 0.5}, gradient = {distribution = "Normal", mu = 0, sigma = 0.2}, x0 = "light.x0", y0 = "light.y0", q = "light.q", phi = "light.phi"}
+x0 = "light.x0"
+y0 = "light.y0"
+q = "light.q"
+phi = "light.phi"
+cos1 = {distribution = "Normal", mu = 0, sigma = 0.05}
+sin1 = {distribution = "Normal", mu = 0, sigma = 0.05}
+
+"""  # noqa: E501
+    config.write_text(text.replace(tracer, azimuthal))
+    loaded = cfg.load_config(config)
+    model, info = cfg.build_model(loaded, cfg.read_data(loaded), cfg.make_psf(loaded))
+    names = sorted(rv.name for rv in model.free_RVs)
+    assert names == ["disc_cos1", "disc_radial_central", "disc_radial_gradient", "disc_sin1"]
+    assert info["units"]["disc_radial_gradient"] == "dex / arcsec"
+    assert info["units"]["disc_cos1"] == "dex"
+    gp = """[components.tracer]
+profile = "GPResidual"
+coefficients = {distribution = "Normal", mu = 0, sigma = 1, shape = 9}
+amplitude = {distribution = "HalfNormal", sigma = 0.1}
+length_scale = 0.5
+L = [1.5, 1.5]
+n_basis = [3, 3]
+
+"""
+    config.write_text(text.replace(tracer, gp))
+    loaded = cfg.load_config(config)
+    model, info = cfg.build_model(loaded, cfg.read_data(loaded), cfg.make_psf(loaded))
+    point = model.initial_point()
+    assert point["disc_coefficients"].shape == (9,)
+    assert list(model.coords["disc_coefficients_index"]) == list(range(9))
+    config.write_text(text.replace(tracer, gp.replace("shape = 9", "shape = 0")))
+    with pytest.raises(cfg.ConfigError, match=r"coefficients: shape must be an integer >= 1"):
+        cfg.load_config(config)
+
+
+def test_gradients_per_effective_radius_and_per_kpc(tmp_path, fake_fit):
+    """User finding 10: dex/R_e and (with a redshift) dex/kpc beside dex/arcsec."""
+    from pymc_tracers.cosmology import arcsec_per_kpc
+
+    config = cfg.write_example(tmp_path / "ex", truth={"shape": (15, 15)})
+    text = config.read_text().replace('name = "OH" ', 'name = "OH"\nredshift = 0.05 ', 1)
+    config.write_text(text)
+    assert cfg.load_config(config).model["redshift"] == 0.05
+    fake_fit(draws=30)
+    out = cfg.run_fit(config, progress=None, progressbar=False)
+    post = out["result"].idata.posterior
+    gradient = post["disc_gradient"].values
+    np.testing.assert_allclose(post["disc_gradient_per_re"].values, gradient * TRUTH["r_eff"])
+    np.testing.assert_allclose(
+        post["disc_gradient_per_kpc"].values, gradient * float(arcsec_per_kpc(0.05))
+    )
+    rows = {r["parameter"]: r for r in Table.read(out["output"] / "summary.ecsv")}
+    assert rows["disc_gradient_per_re"]["unit"] == "dex"
+    assert rows["disc_gradient_per_kpc"]["unit"] == "dex / kpc"
+    assert out["parameters"]["disc_gradient_per_kpc"][2] == "dex / kpc"
+    config.write_text(text.replace("redshift = 0.05", "redshift = -1"))
+    with pytest.raises(cfg.ConfigError, match=r"\[model\] redshift must be a number > 0"):
+        cfg.load_config(config)

@@ -179,3 +179,22 @@ def test_imports_point_downward(level):
         if _layer(target) is not None and _layer(target) > level
     )
     assert not upward, f"imports to a higher layer: {upward}"
+
+
+def test_submodules_are_reached_lazily_from_the_package():
+    """User finding 8: ``pmt.simulate_population`` and ``pmt.plotting`` work without an explicit
+    import (a fresh interpreter: nothing imported them before)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pymc_tracers as pmt\n"
+        "assert 'pymc_tracers.simulate_population' not in sys.modules\n"
+        "assert callable(pmt.simulate_population.population_sample)\n"
+        "assert callable(pmt.plotting.plot_maps) and callable(pmt.survey.fit_sample)\n"
+        "assert callable(pmt.config.run_fit) and 'plotting' in dir(pmt)\n"
+        "try:\n    pmt.no_such_thing\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "module 'pymc_tracers' has no attribute 'no_such_thing'" in done.stdout

@@ -795,3 +795,72 @@ def test_plane_of_a_cube_and_a_float_mask(tmp_path):
     assert io.moffat_fwhm_at(
         6891 * u.AA, fwhm_ref=0.8, wavelength_ref=700 * u.nm, slope=-3e-5
     ) == pytest.approx(0.8 + 3e-5 * 109)
+
+
+# ----------------------------------------------------------------------------- user findings
+def test_ifu_flux_units_per_spaxel_are_understood(tmp_path):
+    """User finding 7: MaNGA's BUNIT reads as flux per pixel, without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unit = io.parse_unit("1E-17 erg/s/cm^2/spaxel", "HA")
+        assert unit == 1e-17 * u.erg / u.s / u.cm**2 / u.pix
+        assert io.parse_unit("1e-20 erg/s/cm2/Angstrom/spx", "HA") == (
+            1e-20 * u.erg / u.s / u.cm**2 / u.AA / u.pix
+        )
+        shape = (6, 7)
+        wcs = make_wcs(shape, 0.5)
+        flux = np.full(shape, 3.0)
+        path = write(
+            tmp_path / "manga.fits",
+            hdu(np.full(shape, 8.5), wcs, "OH", "dex"),
+            hdu(flux, wcs, "HA", "1E-17 erg/s/cm^2/spaxel"),
+        )
+        data = io.read_maps(path, tracer="OH", image="HA")
+    assert data.units["image"] == unit
+    # a string that is no unit at all: one warning that names the map and the way out
+    with pytest.warns(io.UnitWarning, match=r"HA\[x\]: BUNIT 'furlongs per glorp'.*tracer_unit="):
+        io.parse_unit("furlongs per glorp", "HA[x]")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    """User finding 5: results are readable by collaborators (0644 under umask 022), as an
+    ordinary open() would make them; a private umask keeps them private."""
+    previous = os.umask(umask)
+    try:
+        model = np.ones((4, 5))
+        maps = io.write_maps(tmp_path / "maps.fits", {"model": model, "data": model})
+        summary = pd.DataFrame({"mean": [1.0], "sd": [0.1]}, index=["central"])
+        table = io.write_summary(tmp_path / "summary.ecsv", summary, units={"central": "dex"})
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("reference")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    assert os.stat(tmp_path / "plain.txt").st_mode & 0o777 == expected
+    for path in (maps, table):
+        assert os.stat(path).st_mode & 0o777 == expected, path.name
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_map_options_are_one_object(tmp_path):
+    """read_maps takes its reading options as keywords or as one MapOptions."""
+    shape = (6, 7)
+    wcs = make_wcs(shape, 0.5)
+    err = np.full(shape, 0.04)  # a variance: sigma 0.2
+    path = write(
+        tmp_path / "v.fits", hdu(np.full(shape, 8.5), wcs, "OH", "dex"), hdu(err, wcs, "ERR")
+    )
+    options = io.MapOptions(error_type="variance", supersampling=3)
+    a = io.read_maps(path, tracer="OH", tracer_error="ERR", options=options)
+    b = io.read_maps(path, tracer="OH", tracer_error="ERR", error_type="variance", supersampling=3)
+    np.testing.assert_allclose(a.tracer_error, 0.2)
+    np.testing.assert_array_equal(a.tracer_error, b.tracer_error)
+    assert a.grid.supersampling == b.grid.supersampling == 3
+    # keywords override the object's fields
+    c = io.read_maps(path, tracer="OH", tracer_error="ERR", options=options, supersampling=1)
+    assert c.grid.supersampling == 1
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['snr_cut'\].*'snr_min'"):
+        io.read_maps(path, tracer="OH", snr_cut=3)
+    with pytest.raises(ValueError, match="error_type must be 'sigma' or 'variance' or 'ivar'"):
+        io.MapOptions(error_type="sd")

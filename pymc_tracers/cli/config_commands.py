@@ -70,6 +70,8 @@ def run_config_command(args) -> int:
     d = out["diagnostics"]
     print(f"{out['name']}: posterior mean +/- sd")
     for name, (mean, sd, unit) in out["parameters"].items():
+        if name.endswith("_per_re"):  # tracer units per effective radius
+            unit = f"{unit} / R_e".strip()
         print(f"  {name:<24s} {mean:+.4f} +/- {sd:.4f} {unit}")
     print(
         f"  R-hat max {d['r_hat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "

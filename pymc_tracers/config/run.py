@@ -15,6 +15,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from astropy.io import fits
+
 from pymc_tracers import io
 from pymc_tracers.atomic import partial_folder, publish_folder
 from pymc_tracers.binned import binned_likelihoods_of
@@ -23,7 +25,6 @@ from pymc_tracers.config.data import make_psf, read_data
 from pymc_tracers.config.derived import add_derived_gradients
 from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.schema import FitConfig, load_config
-from pymc_tracers.plotting import corner_figure
 from pymc_tracers.results import ConvergenceWarning, Result
 from pymc_tracers.sampling import fit
 
@@ -140,9 +141,27 @@ def write_galaxy(folder, run: GalaxyRun, result: Result, *, reports: bool = True
     if reports:
         figure = result.plot_maps(name, frame=run.data.frame, unit=unit)
         figure.savefig(folder / "report_maps.png", dpi=90)
-        corner = corner_figure(result.idata, units=units)
+        corner = result.plot_corner(units=units, truth=simulated_truth(run))
         corner.savefig(folder / "report_corner.png", dpi=80)
     shutil.copyfile(run.config.path, folder / "config.toml")
+
+
+def simulated_truth(run: GalaxyRun) -> dict | None:
+    """The truth of a simulated galaxy (``pymc-tracers init-example``: ``TRUE_Z0`` and
+    ``TRUE_GRD`` in the primary header of ``[data] file``) as ``{parameter: value}`` for the
+    single component's ``central`` and ``gradient``; None for real data."""
+    path = run.config.data.get("file")
+    if path is None or len(run.config.components) != 1:
+        return None
+    header = fits.getheader(path, 0)
+    stem = run.config.components[0]["name"]
+    stem = f"{stem}_" if stem else ""
+    truth = {
+        f"{stem}{key}": float(header[card])
+        for key, card in (("central", "TRUE_Z0"), ("gradient", "TRUE_GRD"))
+        if card in header and f"{stem}{key}" in run.info["units"]
+    }
+    return truth or None
 
 
 def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=True) -> dict:

@@ -39,7 +39,7 @@ from pymc_tracers.io.bins import bin_average_numpy, bin_ids, bin_values, validat
 from pymc_tracers.io.checks import MapOptions
 from pymc_tracers.io.fits import read_maps
 from pymc_tracers.io.galaxy_data import GalaxyData
-from pymc_tracers.io.units import BadDataWarning, is_abundance, parse_unit
+from pymc_tracers.io.units import BadDataWarning, UnitWarning, is_abundance, parse_unit
 from pymc_tracers.io.wcs import SkyFrame, sky_frame
 from pymc_tracers.io.writing import summary_table, write_maps, write_summary
 from pymc_tracers.psf import read_psf
@@ -50,6 +50,7 @@ __all__ = [
     "GalaxyData",
     "MapOptions",
     "SkyFrame",
+    "UnitWarning",
     "bin_average_numpy",
     "bin_ids",
     "bin_values",
