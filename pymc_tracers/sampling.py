@@ -53,6 +53,7 @@ def fit(
     config=None,
     backend="auto",
     log_likelihood=True,
+    observations=None,
     **sample_kwargs,
 ) -> Result:
     """Sample a pymc_tracers model with NUTS and wrap the result.
@@ -84,6 +85,11 @@ def fit(
     log_likelihood : bool
         Compute pointwise log-likelihoods (needed for LOO/WAIC/BIC; costs a pass over the
         draws). They stay in memory; :meth:`Result.save` stores them only when asked.
+    observations : list of Observation, optional
+        What :func:`~pymc_tracers.observe` returned. Those on the radial path are compared
+        with the exact full path at a few posterior draws after sampling; the largest error
+        (tracer units) is stored as ``config["radial_error"]``, with a warning when it
+        exceeds the tolerance.
     **sample_kwargs
         Passed on to ``pm.sample``.
 
@@ -92,6 +98,7 @@ def fit(
     Result
     """
     model = pm.modelcontext(model)
+    observations = _as_observations(observations)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     _check_counts(draws=draws, tune=tune, chains=chains, sampler=sampler)
@@ -149,7 +156,30 @@ def fit(
             "tune": tune,
             "chains": chains,
         },
+        observations=observations,
     )
+
+
+def _as_observations(observations) -> list:
+    if observations is None:
+        return []
+    if isinstance(observations, Observation):
+        return [observations]
+    observations = list(observations)
+    if not all(isinstance(o, Observation) for o in observations):
+        raise TypeError("observations must be pmt.Observation objects (what pmt.observe returns)")
+    return observations
+
+
+def _posterior_radial_error(observations, posterior):
+    """The largest error of the radial renderers' maps at posterior draws (None if none)."""
+    errors = [
+        o.renderer.check_posterior(posterior)
+        for o in observations
+        if hasattr(o.renderer, "check_posterior")
+    ]
+    errors = [e for e in errors if np.isfinite(e)]
+    return max(errors) if errors else None
 
 
 def _check_counts(*, draws, tune, chains, sampler):
@@ -202,8 +232,10 @@ def _finish(
     config,
     settings,
     map_function=None,
+    observations=(),
 ) -> Result:
-    """The one ending of every fit: log-likelihood pass, configuration, maps, convergence."""
+    """The one ending of every fit: log-likelihood pass, configuration, maps, convergence, and
+    the radial path's accuracy at posterior draws."""
     sampling_seconds = time.perf_counter() - started
     config = dict(config or {})
     config.update(settings)
@@ -221,6 +253,9 @@ def _finish(
         # kept in the (small) configuration, so BIC works on results saved without the
         # pointwise values
         config["max_log_likelihood"] = max_total_log_likelihood(idata.log_likelihood)
+    radial_error = _posterior_radial_error(observations, idata.posterior)
+    if radial_error is not None:
+        config["radial_error"] = radial_error
     result = Result.from_model(
         idata,
         model,
@@ -306,11 +341,7 @@ class Fitter:
             raise ValueError(f"unknown backend {backend!r}; use 'numba' or 'jax'")
         self.model = pm.modelcontext(model)
         self.records = {r.name: r for r in likelihoods_of(self.model)}
-        if observations is not None and not isinstance(observations, (list, tuple)):
-            raise TypeError("observations must be a list of pmt.Observation (from pmt.observe)")
-        if isinstance(observations, Observation):
-            observations = [observations]
-        self.observations = list(observations or [])
+        self.observations = _as_observations(observations)
         self.backend = _nutpie_backend(backend)
         self.swappable_data = bool(swappable_data)
         start = time.perf_counter()
@@ -476,4 +507,5 @@ class Fitter:
                 "chains": chains,
             },
             map_function=self._map_function,
+            observations=self.observations,
         )

@@ -9,10 +9,13 @@ weights (:mod:`~pymc_tracers.forward.radial_nodes`). The numerator is then ``B c
 **Choosing M.** A pixel's error is at most the largest pointwise interpolation error of ``f``
 over the rendered radii (the pixel is a mean of ``f`` with non-negative weights), which is
 cheap to measure for given node values. The node count is the smallest that meets the
-tolerance at most prior draws of the model (:data:`COVERED_FRACTION` of
-:data:`PRIOR_DRAWS`), or, with a stated ``dynamic_range`` D (dex), for a log-averaged
-tracer that changes linearly by D across the field. The maps are then compared with the exact
-full path at a few prior draws (:meth:`RadialTransferRenderer.check`).
+tolerance at the prior's typical draws (:data:`COVERED_FRACTION` of :data:`PRIOR_DRAWS`),
+or, with a stated ``dynamic_range`` D (dex), for a log-averaged tracer that changes linearly
+by D across the field. The cost of an evaluation grows with M, so wide priors cost more. The
+maps are compared with the exact full path at a few prior draws when built
+(:meth:`RadialTransferRenderer.check`) and, by ``pmt.fit(observations=...)``, at posterior
+draws after sampling (:meth:`RadialTransferRenderer.check_posterior`), where the tolerance
+matters.
 """
 
 from __future__ import annotations
@@ -33,16 +36,15 @@ from pymc_tracers.forward.radial_nodes import (
     MAX_RADIAL_NODES,
     NODE_COUNTS,
     STENCIL,
+    NodeLayout,
     exponential_node_count,
-    interpolation_weights,
+    layout_error,
     node_fields,
-    pointwise_error,
-    probe_fractions,
 )
 from pymc_tracers.forward.transfer import TransferRenderer, _Columns, fixed_columns, is_symbolic
 from pymc_tracers.profiles.tracer import elliptical_radius_grid
 
-__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "PriorSample"]
+__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws"]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -50,10 +52,11 @@ logger = logging.getLogger("pymc_tracers")
 DEFAULT_DYNAMIC_RANGE = 3.0
 #: Nodes for a linearly averaged, non-polynomial profile without a prior to measure.
 DEFAULT_LINEAR_NODES = 128
-#: Prior draws that choose the node count, and the fraction of them it must cover.
+#: Prior draws that choose the node count, and the fraction of them it must cover: the prior's
+#: typical half. The posterior is checked after sampling (``pmt.fit(observations=...)``).
 PRIOR_DRAWS = 16
-COVERED_FRACTION = 0.75
-#: Prior draws at which the maps are compared with the exact full path.
+COVERED_FRACTION = 0.5
+#: Draws at which the maps are compared with the exact full path.
 CHECK_DRAWS = 3
 #: Pixels fainter than this fraction of their galaxy's brightest pixel are left out of the
 #: comparison: there FFT round-off (~1e-16 of each field's peak) limits every path.
@@ -67,41 +70,58 @@ class RadialAccuracyWarning(UserWarning):
     """A radial transfer's map differs from the full path by more than its tolerance."""
 
 
-class PriorSample:
-    """Joint prior draws of the random variables behind some tensors, and a way to evaluate
-    other tensors of them at those draws.
+class ParameterDraws:
+    """Joint draws of the random variables behind some tensors (from the prior, or from a
+    posterior), and a way to evaluate tensors of them at those draws.
 
-    Parameters
-    ----------
-    outputs : list of tensor
-    n : int
-        Number of draws.
+    Use :meth:`from_prior` or :meth:`from_posterior`; false when there is nothing to draw.
     """
 
-    def __init__(self, outputs, n, seed=20240313):
-        self.random = [
+    def __init__(self, random, values):
+        self.random = random
+        self.values = values
+        self.n = 0 if values is None else len(values[0])
+
+    @staticmethod
+    def _random_ancestors(outputs):
+        return [
             v
             for v in ancestors(outputs)
             if v.owner is not None
             and isinstance(v.owner.op, RandomVariable)
             and v is v.owner.outputs[v.owner.op.default_output]
         ]
-        self.values = None
-        if not self.random:
-            return
+
+    @classmethod
+    def from_prior(cls, outputs, n, seed=20240313):
+        random = cls._random_ancestors(outputs)
+        if not random:
+            return cls(random, None)
         try:
-            values = pm.draw(self.random, draws=n, random_seed=seed)
+            values = pm.draw(random, draws=n, random_seed=seed)
         except Exception as error:  # inputs that are neither random variables nor data
             logger.info("radial transfer: no prior draws (%s)", error)
-            return
-        self.values = [np.asarray(v) for v in values] if len(self.random) > 1 else [values]
-        self.n = n
+            return cls(random, None)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        values = [np.asarray(v) for v in values]
+        return cls(random, values)
+
+    @classmethod
+    def from_posterior(cls, outputs, posterior, n):
+        """``n`` draws spread over the chains and draws of an ArviZ ``posterior`` group."""
+        random = cls._random_ancestors(outputs)
+        if not random or any(v.name not in posterior for v in random):
+            return cls(random, None)
+        stacked = posterior.stack(sample=("chain", "draw"))
+        picks = np.linspace(0, stacked.sizes["sample"] - 1, n).round().astype(int)
+        values = [np.moveaxis(stacked[v.name].values, -1, 0)[picks] for v in random]
+        return cls(random, values)
 
     def __bool__(self):
-        return self.values is not None
+        return self.values is not None and self.n > 0
 
     def function(self, outputs, inputs=()):
-        """``f(*inputs, draw)``: the outputs at prior draw ``draw``."""
+        """``f(*inputs, draw=i)``: the outputs at draw ``i``."""
         stand_ins = [v.type() for v in self.random]
         replaced = clone_replace(outputs, replace=dict(zip(self.random, stand_ins)))
         compiled = pytensor.function(
@@ -155,19 +175,25 @@ class RadialTransferRenderer(TransferRenderer):
         radii = [elliptical_radius_grid(x, y, x0, y0, q, phi) for x, y in points]
         r_max = np.max([np.max(r, axis=(-2, -1)) for r in radii], axis=0)  # () or (Ng,)
         r_max = r_max * (1 + 1e-12) + 1e-12  # every radius strictly inside
+        # breakpoints (arcsec) become segment edges when every galaxy shares one r_max
+        breaks = np.asarray(form.breakpoints) / r_max if np.ndim(r_max) == 0 else ()
         if index not in self._counts:
-            self._counts[index] = self._node_count(form, r_max)
-        count = self._counts[index]
-        spacing = r_max / (count - 1)
-        node_radii = np.multiply.outer(spacing, np.arange(count))  # (M,) or (Ng, M)
-        weights = [
-            interpolation_weights(r, np.asarray(spacing)[..., None, None], count) for r in radii
-        ]
+            self._counts[index] = self._node_count(form, r_max, breaks)
+        layout = NodeLayout(self._counts[index], breaks)
+        if swap and layout.total != self._columns[index].count:
+            raise ValueError(
+                "the new PSF moves the profile's breakpoints to other node segments; build a "
+                "new model for it"
+            )
+        node_radii = np.multiply.outer(r_max, layout.fractions)  # (M,) or (Ng, M)
+        scale = np.asarray(r_max)[..., None, None]
+        weights = [layout.weights(r / scale) for r in radii]
 
         def factors(start, stop, k):
             first, w = weights[k]
             return node_fields(first, w, start, stop)
 
+        count = layout.total
         if swap:
             return _Columns("radial", count, None, factors, node_radii)
         nodes = self._hold_nodes(index, node_radii)
@@ -195,15 +221,16 @@ class RadialTransferRenderer(TransferRenderer):
         )
 
     # ------------------------------------------------------------------ node count
-    def _node_count(self, form, r_max) -> int:
+    def _node_count(self, form, r_max, breaks) -> int:
         degree = form.polynomial_degree
-        if degree == 0 or (
+        exact = degree == 0 or (
             self.tracer_scale == "linear" and degree is not None and degree < STENCIL
-        ):
+        )
+        if exact:
             return STENCIL  # the interpolant is exact
         if self.dynamic_range is not None:
             return self._stated_count(form, r_max, self.dynamic_range)
-        measured = self._measured_count(form, r_max)
+        measured = self._measured_count(form, r_max, breaks)
         if measured is not None:
             return measured
         return self._stated_count(form, r_max, DEFAULT_DYNAMIC_RANGE)
@@ -213,31 +240,31 @@ class RadialTransferRenderer(TransferRenderer):
             count = exponential_node_count(dynamic_range, self.tolerance)
         else:
             count = DEFAULT_LINEAR_NODES
-        if form.feature_scale is not None:
+        if form.feature_scale is not None and not form.breakpoints:
             features = NODES_PER_FEATURE * float(np.max(r_max)) / form.feature_scale
             count = max(count, 1 + math.ceil(features))
         return int(min(count, MAX_RADIAL_NODES))
 
-    def _measured_count(self, form, r_max):
-        """The smallest count that meets the tolerance at most prior draws, or None."""
-        radii_in = pt.dvector("fractions")
+    def _measured_count(self, form, r_max, breaks):
+        """The smallest count that meets the tolerance at the prior's typical draws, or None."""
+        fractions = pt.dvector("fractions")
         r_max_t = pt.as_tensor_variable(np.asarray(r_max, dtype=float))
-        radii = r_max_t[..., None] * radii_in if r_max_t.ndim else r_max_t * radii_in
+        radii = r_max_t[..., None] * fractions if r_max_t.ndim else r_max_t * fractions
         z = self._z_at(form, radii)
-        prior = PriorSample([z], PRIOR_DRAWS)
+        prior = ParameterDraws.from_prior([z], PRIOR_DRAWS)
         if not prior:
             return None
-        z_at = prior.function([z], [radii_in])
+        z_at = prior.function([z], [fractions])
         needed = np.full(prior.n, MAX_RADIAL_NODES)
         open_draws = list(range(prior.n))
         for count in NODE_COUNTS:
-            fractions = probe_fractions(count)
+            layout = NodeLayout(count, breaks)
+            probes = layout.probes()
+            where = np.concatenate([probes, layout.fractions])
             for draw in list(open_draws):
-                (exact,) = z_at(fractions, draw=draw)
-                nodes = exact[..., :: fractions.size // (count - 1) if count > 1 else 1]
-                error = float(
-                    np.max(pointwise_error(exact, nodes, fractions, count, self.tracer_scale))
-                )
+                (values,) = z_at(where, draw=draw)
+                z_probes, z_nodes = values[..., : probes.size], values[..., probes.size :]
+                error = float(np.max(layout_error(layout, z_probes, z_nodes, self.tracer_scale)))
                 if error <= self.tolerance:
                     needed[draw] = count
                     open_draws.remove(draw)
@@ -248,29 +275,53 @@ class RadialTransferRenderer(TransferRenderer):
         return count
 
     # ------------------------------------------------------------------ check
-    def check(self, draws=CHECK_DRAWS) -> float:
-        """The largest error of the map against the exact full path at prior draws.
+    def _exact_fields(self):
+        fields = []
+        for component in self.components:
+            for x, y in self.numerics.point_sets:
+                z = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
+                fields.append(z if self.tracer_scale == "linear" else 10.0**z)
+        return fields
 
-        Warns (:class:`RadialAccuracyWarning`) when it exceeds the tolerance at a draw whose
-        tracer the node count covers (every draw for a stated ``dynamic_range``). Returns 0
+    def check(self) -> float:
+        """The largest error of the map against the exact full path at a few prior draws.
+
+        Warns (:class:`RadialAccuracyWarning`) when it exceeds the tolerance while the node
+        count covers every prior draw (or was set by a stated ``dynamic_range``). Returns 0
         when the model has no prior to draw from.
         """
-        numerics = self.numerics
-        exact_fields = []
-        for component in self.components:
-            for x, y in numerics.point_sets:
-                z = component.tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y))
-                exact_fields.append(z if self.tracer_scale == "linear" else 10.0**z)
-        coefficients = self._coefficients()
-        prior = PriorSample([coefficients, *exact_fields], draws, seed=20240314)
-        if not prior:
+        outputs = [self._coefficients(), *self._exact_fields()]
+        draws = ParameterDraws.from_prior(outputs, CHECK_DRAWS, seed=20240314)
+        worst = self._error_at(draws, outputs)
+        if worst > self.tolerance and (self.covered is None or self.covered == 1.0):
+            self._warn(worst, "a prior draw")
+        return worst
+
+    def check_posterior(self, posterior, n=CHECK_DRAWS) -> float:
+        """The largest error of the map against the exact full path at ``n`` posterior
+        draws (an ArviZ ``posterior`` group); warns when it exceeds the tolerance.
+
+        Returns NaN when the posterior lacks the model's random variables.
+        """
+        outputs = [self._coefficients(), *self._exact_fields()]
+        draws = ParameterDraws.from_posterior(outputs, posterior, n)
+        if not draws:
+            return float("nan")
+        worst = self._error_at(draws, outputs)
+        if worst > self.tolerance:
+            self._warn(worst, "a posterior draw")
+        return worst
+
+    def _error_at(self, draws, outputs) -> float:
+        if not draws:
             return 0.0
-        evaluate = prior.function([coefficients, *exact_fields])
+        numerics = self.numerics
+        evaluate = draws.function(outputs)
         light, basis = self._value("light"), self._value("basis")
         bright = light >= CHECK_LIGHT_FLOOR * np.max(light, axis=-1, keepdims=True)
         n_sets = len(numerics.point_sets)
         errors = []
-        for draw in range(draws):
+        for draw in range(draws.n):
             c, *fields = evaluate(draw=draw)
             approx = np.einsum("...pk,...k->...p", basis, c)
             exact = 0.0
@@ -286,20 +337,19 @@ class RadialTransferRenderer(TransferRenderer):
                     error = np.abs(approx - exact) / light
             error = np.where(np.broadcast_to(bright, error.shape), error, 0.0)
             errors.append(float(np.nanmax(error)))
-        worst = max(errors)
+        logger.info("radial transfer: %s nodes; errors at draws %s", self.node_counts, errors)
+        return max(errors)
+
+    def _warn(self, worst, where):
         counts = "+".join(str(c.count) for c in self._columns if c.kind == "radial")
-        logger.info("radial transfer: %s nodes; errors at prior draws %s", counts, errors)
-        if worst > self.tolerance and (self.covered is None or self.covered == 1.0):
-            warnings.warn(
-                f"radial transfer ({counts} nodes): at a prior draw its tracer map differs from "
-                f"the exact full path by {worst:.1e} (tolerance {self.tolerance:.0e} "
-                f"{'dex' if self.tracer_scale == 'log' else 'in tracer units'}). Give "
-                "observe(..., dynamic_range=...) a larger value, or method='full' for an "
-                "exact map",
-                RadialAccuracyWarning,
-                stacklevel=5,
-            )
-        return worst
+        warnings.warn(
+            f"radial transfer ({counts} nodes): at {where} its tracer map differs from the "
+            f"exact full path by {worst:.1e} (tolerance {self.tolerance:.0e} "
+            f"{'dex' if self.tracer_scale == 'log' else 'in tracer units'}). Give "
+            "observe(..., dynamic_range=...) a larger value, or method='full' for an exact map",
+            RadialAccuracyWarning,
+            stacklevel=6,  # the user's observe() or fit()
+        )
 
     def describe(self):
         text = super().describe()

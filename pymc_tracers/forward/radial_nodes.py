@@ -1,9 +1,10 @@
 """Radial nodes and local interpolation weights: a radial tracer as values at M radii.
 
 A tracer that depends on position only through the elliptical radius ``r`` is sampled at
-``M`` equally spaced nodes ``r_m = m h`` (``h = r_max / (M - 1)``, ``r_max`` the largest radius
-the forward model renders), and ``f(Z(r))`` at every sub-pixel is interpolated from the node
-values with local Lagrange weights on :data:`STENCIL` neighbouring nodes::
+``M`` nodes ``r_m`` on ``[0, r_max]`` (``r_max`` the largest radius the forward model renders),
+equally spaced, or equally spaced within segments between a profile's breakpoints (a spline's
+knots: :class:`NodeLayout`), and ``f(Z(r))`` at every sub-pixel is interpolated from the node
+values with local Lagrange weights on :data:`STENCIL` neighbouring nodes of its segment::
 
     f(Z(r)) ~= sum_m w_m(r) f(Z(r_m))
 
@@ -15,7 +16,7 @@ light-weighted ratio is a fixed matrix times ``f(Z(r_m))``.
 the largest pointwise interpolation error of ``f`` over the rendered radii. The error of a
 degree-7 interpolant falls as ``h^8``: for ``f = 10**Z`` with ``Z`` changing by ``D`` dex
 across the field it is below 1e-7 dex with about ``10 D + 2`` nodes (a cubic needs ``48 D``).
-:func:`pointwise_error` measures it for given node values, which is how the node count is
+:func:`layout_error` measures it for given node values, which is how the node count is
 chosen (:func:`smallest_node_count`).
 """
 
@@ -27,9 +28,9 @@ __all__ = [
     "MAX_RADIAL_NODES",
     "STENCIL",
     "NODE_COUNTS",
-    "interpolation_weights",
+    "NodeLayout",
     "node_fields",
-    "interpolate",
+    "layout_error",
     "pointwise_error",
     "smallest_node_count",
     "exponential_node_count",
@@ -50,33 +51,81 @@ NODE_COUNTS = tuple(
 PROBES_PER_SPACING = 4
 
 
-def interpolation_weights(r, spacing, n_nodes):
-    """The :data:`STENCIL` nodes and Lagrange weights of each radius.
-
-    Parameters
-    ----------
-    r : ndarray
-        Radii (arcsec), any shape, within ``[0, (n_nodes - 1) spacing]``.
-    spacing : float or ndarray
-        Node spacing ``h`` (arcsec), broadcastable against ``r`` (per galaxy).
-    n_nodes : int
-        At least :data:`STENCIL`.
-
-    Returns
-    -------
-    first : ndarray of int
-        The first node of each radius's stencil (nodes ``first .. first + STENCIL - 1``).
-    weights : ndarray, shape ``(STENCIL, *r.shape)``
-    """
-    u = np.asarray(r, dtype=float) / spacing
-    first = np.clip(np.floor(u).astype(np.int64) - (STENCIL // 2 - 1), 0, n_nodes - STENCIL)
-    t = u - first
-    weights = np.ones((STENCIL, *t.shape))
+def _lagrange(t):
+    """Weights of nodes ``0 .. STENCIL - 1`` at positions ``t`` (in node spacings)."""
+    weights = np.ones((STENCIL, *np.shape(t)))
     for k in range(STENCIL):
         for other in range(STENCIL):
             if other != k:
                 weights[k] *= (t - other) / (k - other)
-    return first, weights
+    return weights
+
+
+class NodeLayout:
+    """Radial nodes on ``[0, 1]`` (in units of the largest rendered radius), equally spaced
+    within segments between breakpoints.
+
+    A profile that is smooth except at known radii (a spline's knots) is interpolated within
+    each segment only, so no stencil straddles a kink: high-order accuracy everywhere.
+
+    Parameters
+    ----------
+    total : int
+        Nodes wanted (each segment gets at least :data:`STENCIL`; the total may grow).
+    breaks : sequence of float
+        Breakpoints in ``(0, 1)``.
+    """
+
+    def __init__(self, total: int, breaks=()):
+        breaks = sorted(float(b) for b in breaks if 0.0 < b < 1.0)
+        self.edges = np.array([0.0, *breaks, 1.0])
+        lengths = np.diff(self.edges)
+        self.counts = [max(STENCIL, round(total * length)) for length in lengths]
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        self.total = int(sum(self.counts))
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """The nodes, ``(total,)``; a breakpoint is a node of both its segments."""
+        return np.concatenate(
+            [np.linspace(a, b, n) for a, b, n in zip(self.edges[:-1], self.edges[1:], self.counts)]
+        )
+
+    def probes(self, per_spacing=PROBES_PER_SPACING) -> np.ndarray:
+        """Where the interpolation error is measured: between and on the nodes."""
+        return np.unique(
+            np.concatenate(
+                [
+                    np.linspace(a, b, per_spacing * (n - 1) + 1)
+                    for a, b, n in zip(self.edges[:-1], self.edges[1:], self.counts)
+                ]
+            )
+        )
+
+    def weights(self, u):
+        """The first node of each position's stencil and its :data:`STENCIL` weights.
+
+        ``u`` is in ``[0, 1]`` (any shape); returns ``first`` (global node index, shape of
+        ``u``) and ``weights`` ``(STENCIL, *u.shape)``.
+        """
+        u = np.asarray(u, dtype=float)
+        segment = np.clip(
+            np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1
+        )
+        start = self.edges[segment]
+        counts = np.asarray(self.counts)[segment]
+        spacing = (self.edges[segment + 1] - start) / (counts - 1)
+        position = (u - start) / spacing
+        local = np.clip(
+            np.floor(position).astype(np.int64) - (STENCIL // 2 - 1), 0, counts - STENCIL
+        )
+        return self.offsets[segment] + local, _lagrange(position - local)
+
+    def interpolate(self, node_values, u):
+        """Interpolate ``node_values`` ``(..., total)`` to positions ``u`` ``(F,)``."""
+        first, weights = self.weights(u)
+        stencil = first[:, None] + np.arange(STENCIL)[None, :]
+        return np.sum(node_values[..., stencil] * weights.T, axis=-1)
 
 
 def node_fields(first, weights, start, stop):
@@ -89,34 +138,30 @@ def node_fields(first, weights, start, stop):
     return fields
 
 
-def interpolate(node_values, fractions, n_nodes):
-    """Interpolate values at ``n_nodes`` equally spaced nodes on ``[0, 1]`` to ``fractions``.
-
-    ``node_values`` is ``(..., n_nodes)``; returns ``(..., len(fractions))``.
-    """
-    first, weights = interpolation_weights(fractions, 1.0 / (n_nodes - 1), n_nodes)
-    stencil = first[:, None] + np.arange(STENCIL)[None, :]  # (F, STENCIL)
-    return np.sum(node_values[..., stencil] * weights.T, axis=-1)
-
-
-def pointwise_error(exact, node_values, fractions, n_nodes, tracer_scale):
+def pointwise_error(exact, approx, tracer_scale):
     """Largest interpolation error in tracer units (dex for log averaging).
 
-    ``exact`` holds the tracer ``Z`` at ``fractions`` of ``r_max`` and ``node_values`` at the
-    nodes, each ``(..., F)`` and ``(..., n_nodes)``; errors are maximised over the last axis.
+    ``exact`` holds the tracer ``Z`` at some radii and ``approx`` the interpolated ``f(Z)``
+    there (``10**(Z - reference)`` for log averaging, see :func:`log_reference`).
     """
     if tracer_scale == "log":
-        reference = exact.max(axis=-1, keepdims=True)  # 10**(Z - max) stays in range
-        approx = interpolate(10.0 ** (node_values - reference), fractions, n_nodes)
         with np.errstate(divide="ignore", invalid="ignore"):
-            error = np.abs(np.log10(approx) - (exact - reference))
+            error = np.abs(np.log10(approx) - exact)
         return np.where(np.isfinite(error), error, np.inf).max(axis=-1)
-    return np.abs(interpolate(node_values, fractions, n_nodes) - exact).max(axis=-1)
+    return np.abs(approx - exact).max(axis=-1)
 
 
-def probe_fractions(n_nodes: int) -> np.ndarray:
-    """Where the error of ``n_nodes`` nodes is measured: between and on the nodes."""
-    return np.linspace(0.0, 1.0, PROBES_PER_SPACING * (n_nodes - 1) + 1)
+def layout_error(layout, z_probes, z_nodes, tracer_scale):
+    """Largest interpolation error of ``f(Z)`` on ``layout`` at its probes (tracer units).
+
+    ``z_probes`` and ``z_nodes`` hold ``Z`` at ``layout.probes()`` and ``layout.fractions``,
+    each with any leading axes.
+    """
+    if tracer_scale == "log":
+        reference = z_nodes.max(axis=-1, keepdims=True)  # 10**(Z - max) stays in range
+        approx = layout.interpolate(10.0 ** (z_nodes - reference), layout.probes())
+        return pointwise_error(z_probes - reference, approx, "log")
+    return pointwise_error(z_probes, layout.interpolate(z_nodes, layout.probes()), "linear")
 
 
 def smallest_node_count(error_of, tolerance) -> int:
@@ -134,10 +179,12 @@ def exponential_node_count(dynamic_range: float, tolerance: float) -> int:
         return NODE_COUNTS[0]
 
     def error_of(count):
-        fractions = probe_fractions(count)
-        nodes = np.linspace(0.0, 1.0, count)
-        return pointwise_error(
-            dynamic_range * fractions, dynamic_range * nodes, fractions, count, "log"
+        layout = NodeLayout(count)
+        return layout_error(
+            layout,
+            dynamic_range * layout.probes(),
+            dynamic_range * layout.fractions,
+            "log",
         )
 
     return smallest_node_count(error_of, tolerance)

@@ -141,11 +141,14 @@ class TransferRenderer(Renderer):
             for first in range(0, columns.count, chunk):
                 last = min(first + chunk, columns.count)
                 factors = [columns.factors(first, last, k) for k in range(n_sets)]
-                fields = [f * part[None] for f, part in zip(factors, light)]
+                fields = [
+                    _with_column_axis(f, part) * part[None] for f, part in zip(factors, light)
+                ]
                 if numerics.n_psfs is not None:  # the kernel stack needs a galaxy axis
                     fields = [f if f.ndim == 4 else f[:, None] for f in fields]
                 numerator = numerics.convolve_and_bin(fields)
-                means = numerics.pixel_mean(factors) / len(self.components)
+                shaped = [_with_column_axis(f, part) for f, part in zip(factors, light)]
+                means = numerics.pixel_mean(shaped) / len(self.components)
                 cols = slice(start + first, start + last)
                 basis[..., cols] = np.moveaxis(
                     np.broadcast_to(numerator, (last - first, *lead, ny, nx)).reshape(
@@ -209,12 +212,15 @@ class TransferRenderer(Renderer):
         numerator = _matvec(self._tensors["basis"], coefficients)
         fallback = _matvec(self._tensors["fallback"], coefficients)
         basis = self._tensors["basis"]
+        ny, nx = self.numerics.grid.shape
         if basis.ndim == 3 or coefficients.ndim == 2:
-            n = basis.shape[0] if basis.ndim == 3 else coefficients.shape[0]
-            shape = (n, *self.numerics.grid.shape)
+            # static where possible, so the light does not depend on the tracer's inputs
+            n = basis.type.shape[0] if basis.ndim == 3 else self.n_galaxies
+            n = coefficients.shape[0] if n is None else n
+            shape = (n, ny, nx)
+            light = pt.broadcast_to(light, (n, ny * nx))
         else:
-            shape = self.numerics.grid.shape
-        light = pt.broadcast_to(light, numerator.shape)
+            shape = (ny, nx)
         weighted_sum, light_sum = numerator.reshape(shape), light.reshape(shape)
         tracer_map = light_weighted_ratio(
             weighted_sum, light_sum, fallback.reshape(shape), self.tracer_scale
@@ -340,6 +346,15 @@ class TransferRenderer(Renderer):
             measured = f", error {self.max_error:.1e} at prior draws" if self.max_error else ""
             text += measured + ")"
         return text
+
+
+def _with_column_axis(factors, light):
+    """Columns ``(k, [Ng,] H, W)`` shaped to broadcast against light ``([N,] H, W)`` after a
+    leading column axis."""
+    missing = light.ndim - (factors.ndim - 1)
+    if missing <= 0:
+        return factors
+    return factors.reshape((factors.shape[0], *([1] * missing), *factors.shape[1:]))
 
 
 def _matvec(basis, coefficients):

@@ -13,6 +13,7 @@ import inspect
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 
 from pymc_tracers.profiles.light import _check_number, elliptical_radius, per_galaxy
 from pymc_tracers.profiles.tracer import (
@@ -247,8 +248,11 @@ class RadialProfile(TracerProfile):
     q, phi : float, array (N,) or variable
         Axis ratio b/a and major-axis angle (radians, counter-clockwise from +x).
     feature_scale : float, optional
-        The shortest radial scale (arcsec) on which the profile bends, e.g. the spacing of a
-        spline's knots. The radial transfer path spaces its nodes finely enough for it.
+        The shortest radial scale (arcsec) on which the profile bends. Without a prior to
+        measure the profile at, the radial transfer path spaces its nodes finely enough for it.
+    breakpoints : sequence of float, optional
+        Fixed radii (arcsec) where the profile is not smooth (its slope or curvature jumps):
+        the radial transfer path interpolates on each side separately.
 
     Examples
     --------
@@ -260,7 +264,9 @@ class RadialProfile(TracerProfile):
         free = pmt.RadialProfile.spline(radii=[0, 0.5, 1, 2, 4], values=knots)
     """
 
-    def __init__(self, function, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, feature_scale=None):
+    def __init__(
+        self, function, *, x0=0.0, y0=0.0, q=1.0, phi=0.0, feature_scale=None, breakpoints=()
+    ):
         if not callable(function):
             raise TypeError(f"RadialProfile needs a callable f(r); got {type(function).__name__}")
         try:
@@ -277,6 +283,7 @@ class RadialProfile(TracerProfile):
             if feature_scale is None
             else _check_fixed_positive(feature_scale, "feature_scale", "arcsec")
         )
+        self._breakpoints = tuple(float(b) for b in breakpoints)
         self._extra = {}
 
     @classmethod
@@ -303,22 +310,14 @@ class RadialProfile(TracerProfile):
             raise ValueError(f"spline radii must be at least 2 finite numbers; got {radii!r}")
         if np.any(np.diff(knots) <= 0):
             raise ValueError(f"spline radii must increase strictly; got {knots.tolist()}")
-        values = _check_number(values, "values")
-        size = getattr(values, "shape", (None,))[-1] if getattr(values, "ndim", 0) else None
-        if isinstance(size, (int, np.integer)) and size != knots.size:
-            raise ValueError(
-                f"spline values have {size} entries along their last axis but there are "
-                f"{knots.size} knot radii"
-            )
-        if getattr(values, "ndim", 1) == 0:
-            raise ValueError("spline values must be an array (K,) or (N, K), one per knot radius")
+        values = _knot_values(values, knots.size)
         profile = cls(
             lambda r: natural_cubic_spline(r, knots, values),
             x0=x0,
             y0=y0,
             q=q,
             phi=phi,
-            feature_scale=float(np.min(np.diff(knots))),
+            breakpoints=tuple(knots),
         )
         profile._extra = {"values": values}
         profile._knots = knots
@@ -342,7 +341,10 @@ class RadialProfile(TracerProfile):
         if geometry is None:
             return None
         return RadialForm(
-            geometry=geometry, of_radius=self._of_radius, feature_scale=self._feature_scale
+            geometry=geometry,
+            of_radius=self._of_radius,
+            feature_scale=self._feature_scale,
+            breakpoints=self._breakpoints,
         )
 
     def __repr__(self):
@@ -350,6 +352,26 @@ class RadialProfile(TracerProfile):
         return (
             f"RadialProfile({name}, x0={self.x0!r}, y0={self.y0!r}, q={self.q!r}, phi={self.phi!r})"
         )
+
+
+def _knot_values(values, n_knots):
+    """Spline values ``(K,)`` or ``(N, K)``: numbers are checked, variables passed through."""
+    if not isinstance(values, Variable):
+        values = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("spline values must be finite numbers (tracer units)")
+    if values.ndim not in (1, 2):
+        raise ValueError(
+            f"spline values must be (K,) or (N, K), one per knot radius; got {values.ndim} "
+            "dimensions"
+        )
+    size = values.shape[-1] if isinstance(values, np.ndarray) else values.type.shape[-1]
+    if size is not None and size != n_knots:
+        raise ValueError(
+            f"spline values have {size} entries along their last axis but there are "
+            f"{n_knots} knot radii"
+        )
+    return values
 
 
 def _natural_spline_matrices(knots):
@@ -385,6 +407,8 @@ def natural_cubic_spline(r, knots, values):
     knots = np.asarray(knots, dtype=float)
     r = pt.as_tensor_variable(r)
     values = pt.as_tensor_variable(values)
+    if values.ndim == 2 and r.ndim < 3:
+        r = r[None]  # a map shared by the galaxies: give it their axis
     second = pt.dot(values, _natural_spline_matrices(knots).T)  # (..., K)
     k = knots.size
     rc = pt.clip(r, knots[0], knots[-1])

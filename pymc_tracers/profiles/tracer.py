@@ -149,14 +149,18 @@ class RadialForm:
         linear gradient), else ``None``. Cubic interpolation in ``r`` is then exact for
         linear averaging.
     feature_scale : float or None
-        The shortest radial scale (arcsec) on which ``Z`` bends (a softened break's width, a
-        spline's knot spacing): radial nodes are spaced finely enough to follow it.
+        The shortest radial scale (arcsec) on which ``Z`` bends (a softened break's width):
+        radial nodes are spaced finely enough to follow it.
+    breakpoints : tuple of float
+        Radii (arcsec) where ``Z`` is not smooth but its position is fixed (a spline's knots):
+        the radial nodes are laid out so that no interpolation stencil straddles one.
     """
 
     geometry: tuple | None
     of_radius: Callable
     polynomial_degree: int | None = None
     feature_scale: float | None = None
+    breakpoints: tuple = ()
 
 
 def fixed_geometry(x0, y0, q, phi) -> tuple | None:
@@ -288,6 +292,7 @@ class SumTracer(TracerProfile):
             of_radius=of_radius,
             polynomial_degree=None if None in degrees else max(degrees),
             feature_scale=min(scales) if scales else None,
+            breakpoints=tuple(sorted({b for f in forms for b in f.breakpoints})),
         )
 
     def __repr__(self):
