@@ -308,6 +308,8 @@ class TransferRenderer(Renderer):
         self._columns = [
             self._columns_of(i, numerics, swap=True) for i in range(len(self.components))
         ]
+        for new, old in zip(self._columns, old_columns):
+            new.coefficients = old.coefficients  # the graph's own (only their shapes matter)
         try:
             arrays = self._build(numerics, lights)
             swapped = {name: c.nodes for name, c in zip(self._node_names(), self._columns)}
