@@ -14,6 +14,7 @@ import io as stdio
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -614,3 +615,116 @@ def test_auto_takes_the_joint_model_for_small_samples_only():
     assert survey.choose_method(n, memory_bytes=3.9 * gib, max_memory_gib=4.0) == "joint"
     assert survey.choose_method(n + 1, memory_bytes=1e6, max_memory_gib=4.0) == "reweight"
     assert survey.choose_method(6, memory_bytes=4.1 * gib, max_memory_gib=4.0) == "reweight"
+
+
+# ------------------------------------------------------------------------------ user findings
+def test_a_relation_without_scatter_samples_cleanly():
+    """User finding 1: five galaxies exactly on a line, each measured precisely, gave R-hat 2.2
+    and 763 divergences. The reweighted likelihood is smooth down to zero scatter (each
+    galaxy's draws stand for their kernel density), so NUTS samples it cleanly."""
+    from pymc_tracers.results import convergence_report
+
+    rng = np.random.default_rng(7)
+    x = np.array([9.2, 9.6, 10.0, 10.4, 10.8])
+    y = -0.02 - 0.08 * (x - 10.0)  # no intrinsic scatter
+    draws = y[:, None] + 0.004 * rng.normal(size=(5, 1000))
+    log_interim = st.norm.logpdf(draws, 0.0, 0.2)
+    idata, _ = survey.reweighted_relation(
+        draws,
+        log_interim,
+        x,
+        pivot=10.0,
+        interim=(0.0, 0.2),
+        draws=1000,
+        tune=1000,
+        chains=2,
+        seed=1,
+    )
+    report = convergence_report(idata, var_names=["intercept", "slope", "scatter"])
+    assert report["converged"], report["problems"]
+    assert report["divergences"] == 0
+    lo, hi = np.quantile(idata.posterior["slope"].values, [0.025, 0.975])
+    assert lo < -0.08 < hi and hi - lo < 0.03
+
+
+def test_a_small_relation_says_what_it_cannot_constrain_and_its_slope_unit(sample, tmp_path):
+    """User findings 1 and 2: three galaxies are too few for an intrinsic scatter (said, and
+    recorded); the slope's unit is the parameter's unit per unit of the covariate; the
+    relation's convergence check is recorded in its files."""
+    rows = Table.read(sample["folder"] / "catalogue.csv")[:3]
+    rows["config"] = [str(sample["folder"] / c) for c in rows["config"]]
+    rows["log_mass"].unit = "dex"
+    catalogue = tmp_path / "three.ecsv"
+    rows.write(catalogue, format="ascii.ecsv")
+    said = []
+    result = survey.infer_relation(
+        sample["output"],
+        catalogue,
+        method="reweight",
+        draws=300,
+        tune=300,
+        say=said.append,
+        write=True,
+        plot=False,
+    )
+    assert any("3 galaxies are too few to constrain an intrinsic scatter" in s for s in said)
+    assert result.info["scatter_constrained"] is False
+    table = Table.read(sample["output"] / "population" / "relation_summary.ecsv")
+    units = dict(zip(table["parameter"], table["unit"]))
+    assert units["slope"] == "(dex / arcsec) / (dex)" and units["intercept"] == "dex / arcsec"
+    assert "per dex of log_mass" in table.meta["slope_unit_note"]
+    assert set(table.meta["convergence"]) >= {"converged", "r_hat_max", "divergences"}
+    assert table.meta["convergence"]["converged"] == result.converged
+
+
+def test_fit_sample_without_dask_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    """User finding 3: no traceback, exit 2, the pip command; and the README says so."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    path = _catalogue(tmp_path, "name,config,log_mass\na,a.toml,10.5\n")
+    code, _, err = _cli(["fit-sample", str(path), "--output", str(tmp_path / "out")])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert 'pip install "pymc_tracers[survey]"' in lines[0]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(li for li in readme.splitlines() if "pymc-tracers fit-sample" in li)
+    assert "pymc_tracers[survey]" in line, line
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_cluster_run_quietly(tmp_path):
+    """User finding 4: SIGINT during fit-sample on a process LocalCluster exits 130 with the
+    resume message and no Dask tracebacks."""
+    import signal
+    import subprocess
+
+    pytest.importorskip("distributed")
+    _simulate(tmp_path, n=4)
+    output = tmp_path / "out"
+    argv = [
+        "fit-sample",
+        str(tmp_path / "catalogue.csv"),
+        "--output",
+        str(output),
+        "--population",
+        "none",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pymc_tracers.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not survey.finished_galaxies(output) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "run the same command again" in lines[-1]
+    assert len(lines) <= 3, err
+    assert "Traceback" not in err and "CommClosedError" not in err

@@ -32,6 +32,7 @@ __all__ = [
     "read_markers",
     "relation_samples",
     "resolve_parameter",
+    "shrink_draws",
 ]
 
 
@@ -188,15 +189,25 @@ def relation_samples(
     }
 
 
-def kde_bandwidth(samples) -> np.ndarray:
-    """Silverman's kernel-density bandwidth of each galaxy's draws, ``(N,)``:
-    ``0.9 min(sd, IQR / 1.34) K^(-1/5)`` (units of the draws)."""
+#: Kernel width of each galaxy's draws as a fraction of their standard deviation.
+SMOOTHING = 0.5
+
+
+def kde_bandwidth(samples, fraction: float = SMOOTHING) -> np.ndarray:
+    """The kernel width of each galaxy's draws, ``(N,)``: ``fraction`` of their standard
+    deviation (units of the draws)."""
+    return fraction * np.asarray(samples, dtype=float).std(axis=1)
+
+
+def shrink_draws(samples, bandwidth) -> np.ndarray:
+    """Draws pulled towards their mean by ``sqrt(1 - h^2 / var)``, so that a kernel density of
+    width ``h`` over them has the draws' own mean and variance (West 1993)."""
     samples = np.asarray(samples, dtype=float)
-    sd = samples.std(axis=1)
-    q75, q25 = np.percentile(samples, [75, 25], axis=1)
-    spread = np.minimum(sd, (q75 - q25) / 1.34)
-    spread = np.where(spread > 0, spread, sd)
-    return 0.9 * spread * samples.shape[1] ** -0.2
+    mean = samples.mean(axis=1, keepdims=True)
+    var = samples.var(axis=1, keepdims=True)
+    h2 = np.asarray(bandwidth, dtype=float)[:, None] ** 2
+    factor = np.sqrt(np.clip(1.0 - h2 / np.where(var > 0, var, np.inf), 0.0, 1.0))
+    return mean + factor * (samples - mean)
 
 
 def importance_log_likelihood(samples, log_interim, mean, scatter, *, bandwidth=None):
@@ -205,10 +216,11 @@ def importance_log_likelihood(samples, log_interim, mean, scatter, *, bandwidth=
     ``sum_n log[(1/K) sum_k Normal(y_nk | mean_n, sqrt(scatter_n^2 + h_n^2)) / p_0(y_nk)]``.
 
     With ``bandwidth`` ``h_n`` each galaxy's draws stand for a kernel density estimate of its
-    posterior (Gaussian kernels of width ``h_n``, :func:`kde_bandwidth`) instead of K points:
-    the likelihood then stays smooth as the intrinsic scatter goes to zero (without it, it
-    becomes a sum of ever narrower spikes at the draws, which NUTS cannot sample), at the cost
-    of a bias of order ``h_n^2`` in the scatter.
+    posterior (Gaussian kernels of width ``h_n``, :func:`kde_bandwidth`, over the draws pulled
+    in by :func:`shrink_draws` so the estimate keeps their variance) instead of K points: the
+    likelihood then stays smooth as the intrinsic scatter goes to zero. Without it, it becomes
+    a sum of ever narrower spikes at the draws, which NUTS cannot sample (divergences, R-hat
+    far above 1 for samples without intrinsic scatter).
 
     Parameters
     ----------
@@ -235,6 +247,8 @@ def importance_log_likelihood(samples, log_interim, mean, scatter, *, bandwidth=
             f"and {log_interim.shape}"
         )
     k = samples.shape[1]
+    if bandwidth is not None:
+        samples = shrink_draws(samples, bandwidth)
     if isinstance(mean, Variable) or isinstance(scatter, Variable):
         mu = pt.as_tensor_variable(mean)
         sigma = pt.as_tensor_variable(scatter)
@@ -261,6 +275,7 @@ def importance_ess(samples, log_interim, mean, scatter, *, bandwidth=None) -> np
     mu = np.asarray(mean, dtype=float)[:, None]
     width = np.asarray(scatter, dtype=float)
     if bandwidth is not None:
+        samples = shrink_draws(samples, bandwidth)
         width = np.sqrt(width**2 + np.asarray(bandwidth, dtype=float)[:, None] ** 2)
     log_w = -0.5 * ((samples - mu) / width) ** 2 - log_interim
     w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
