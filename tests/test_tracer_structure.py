@@ -15,15 +15,9 @@ from scipy import signal, special
 
 import pymc_tracers as pmt
 from pymc_tracers.fields import gp_residual
-from pymc_tracers.profiles.tracer import (
-    Azimuthal,
-    BrokenGradient,
-    GPResidual,
-    azimuthal_numpy,
-    broken_gradient_numpy,
-    gp_kernel_numpy,
-    gp_residual_numpy,
-)
+from pymc_tracers.profiles.azimuthal import Azimuthal, azimuthal_numpy
+from pymc_tracers.profiles.gp import GPResidual, gp_kernel_numpy, gp_residual_numpy
+from pymc_tracers.profiles.radial import BrokenGradient, broken_gradient_numpy
 
 PIXEL = 0.1
 S = 2
@@ -337,9 +331,9 @@ def _both_paths(profile_of, inputs, values, tracer_scale, convolve_at="subpixel"
     "case, convolve_at",
     [
         (case, "subpixel")
-        for case in ["broken", "azimuthal polar", "azimuthal cartesian", "gp", "composition", "log"]
+        for case in ["broken", "azimuthal polar", "azimuthal cartesian", "gp", "composition"]
     ]
-    + [("composition", "pixel"), ("log", "pixel")],
+    + [("composition", "pixel")],
 )
 def test_linear_path_equals_full_path(case, convolve_at):
     c, a, b, d = pt.dscalar("c"), pt.dscalar("a"), pt.dscalar("b"), pt.dscalar("d")
@@ -369,33 +363,25 @@ def test_linear_path_equals_full_path(case, convolve_at):
             + Azimuthal(None, **dict(HARMONICS, m1=b))
             + GPResidual(beta, **GP)
         )
-    else:  # log averaging: free central values, fixed structure (products of terms)
-        tracer_scale = "log"
-        inputs, values = [c, a], [8.2, 8.6]
-        profile_of = lambda c, a: (
-            pmt.LinearGradient(central=c, gradient=-0.3)
-            + Azimuthal(None, **HARMONICS)
-            + GPResidual(gp_coefficients(), **GP)
-            + BrokenGradient(**dict(BROKEN, central=a - 8.6))
-        )
     result = _both_paths(profile_of, inputs, values, tracer_scale, convolve_at)
     (path, fast), (full_path, full) = result["auto"], result["full"]
-    assert path == "linear" and full_path == "full"
+    assert path == "linear" and full_path == convolve_at
     for got, want in zip(fast, full):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 def test_free_geometry_or_break_takes_the_full_path():
     r_break, x0 = pt.dscalar("r_break"), pt.dscalar("x0")
-    assert observe_map(BrokenGradient(**dict(BROKEN, r_break=r_break))).path == "full"
-    assert observe_map(Azimuthal(8.0, **dict(HARMONICS, x0=x0))).path == "full"
+    # a free break radius is still radial: the radial transfer takes it
+    assert observe_map(BrokenGradient(**dict(BROKEN, r_break=r_break))).path == "radial"
+    assert observe_map(Azimuthal(8.0, **dict(HARMONICS, x0=x0))).path == "subpixel"
     amplitude = pt.dscalar("amplitude")
     gp = GPResidual(gp_coefficients(), **dict(GP, amplitude=amplitude))
-    assert observe_map(gp + 8.0, "log").path == "full"
+    assert observe_map(gp + 8.0, "log").path == "subpixel"
     assert observe_map(gp + 8.0, "linear").path == "linear"
     # more basis functions than MAX_LINEAR_TERMS: one graph node per term does not pay
     large = GPResidual(np.zeros(81), **dict(GP, amplitude=amplitude, n_basis=9))
-    assert observe_map(large + 8.0, "linear").path == "full"
+    assert observe_map(large + 8.0, "linear").path == "subpixel"
 
 
 # ---------------------------------------------------------------- batches
@@ -491,21 +477,14 @@ def test_bad_inputs_raise_clear_errors():
             gp_residual("gp3", amplitude=0.1, length_scale=0.02, grid=GRID, n_basis=4)
 
 
-def test_fixed_structure_rides_on_the_log_series_of_a_fitted_gradient():
-    """10**(gradient + harmonics + GP): the Chebyshev series times fixed factors."""
-    from pymc_tracers.profiles.tracer import LOG_SERIES_TOLERANCE
-
+def test_log_averaged_structure_that_is_not_radial_takes_the_full_path():
+    """10**(gradient + harmonics + GP): neither radial nor linear in its parameters."""
     c, g = pt.dscalar("c"), pt.dscalar("g")
-
-    def profile():
-        return (
-            pmt.LinearGradient(central=c, gradient=g, gradient_range=(-0.6, 0.2))
-            + Azimuthal(None, **HARMONICS)
-            + GPResidual(gp_coefficients(), **GP)
-        )
-
-    series = observe_map(profile(), "log")
-    full = observe_map(profile(), "log", method="full")
-    assert series.path == "series"
-    got, want = run([series[1], full[1]], [c, g], [8.3, -0.35])
-    assert 0 < np.max(np.abs(got - want)) <= 5 * LOG_SERIES_TOLERANCE
+    profile = (
+        pmt.LinearGradient(central=c, gradient=g)
+        + Azimuthal(None, **HARMONICS)
+        + GPResidual(gp_coefficients(), **GP)
+    )
+    observation = observe_map(profile, "log")
+    assert observation.path == "subpixel"
+    assert "not radial" in observation.reason
