@@ -103,6 +103,11 @@ class _Workspace(threading.local):
             self.arrays[key] = array
         return array
 
+    @staticmethod
+    def keeps(shape, dtype) -> bool:
+        """Whether a work array of this shape is kept between calls."""
+        return math.prod(shape) * np.dtype(dtype).itemsize <= WORKSPACE_BYTES // 2
+
     def get(self, role, shape, dtype):
         key = (role, tuple(shape), np.dtype(dtype).str)
         array = self.arrays.get(key)
@@ -112,7 +117,7 @@ class _Workspace(threading.local):
             if held + size > WORKSPACE_BYTES:
                 self.arrays.clear()
             array = np.empty(shape, dtype)
-            if size <= WORKSPACE_BYTES // 2:
+            if self.keeps(shape, dtype):
                 self.arrays[key] = array
         return array
 
@@ -139,11 +144,15 @@ def _complex_dtype(*arrays):
 def _spectrum(x, period, work, role, lead=None):
     """2-D real FFT of ``x`` (..., m1, m2) zero-padded to ``period``: (..., L1, L2 // 2 + 1),
     in the work array ``role`` (a real FFT along rows that hold data, then a complex FFT along
-    columns in place)."""
+    columns in place). Spectra too large to keep run on :data:`FFT_WORKERS` threads."""
     m1 = x.shape[-2]
     lead = x.shape[:-2] if lead is None else lead
-    spectrum = work.get(role, (*lead, period[0], period[1] // 2 + 1), _complex_dtype(x))
+    shape, dtype = (*lead, period[0], period[1] // 2 + 1), _complex_dtype(x)
     x = np.broadcast_to(x, (*lead, *x.shape[-2:]))
+    if not work.keeps(shape, dtype):
+        rows = scipy.fft.rfft(x, n=period[1], axis=-1, workers=FFT_WORKERS)
+        return scipy.fft.fft(rows, n=period[0], axis=-2, overwrite_x=True, workers=FFT_WORKERS)
+    spectrum = work.get(role, shape, dtype)
     np.fft.rfft(x, n=period[1], axis=-1, out=spectrum[..., :m1, :])
     spectrum[..., m1:, :] = 0
     return np.fft.fft(spectrum, axis=-2, out=spectrum)
@@ -152,10 +161,13 @@ def _spectrum(x, period, work, role, lead=None):
 def _real_rows(spectrum, period, rows, work):
     """Rows ``rows`` (a slice) of the period-``period`` real signal whose 2-D real FFT is
     ``spectrum`` (overwritten), in a work array."""
+    shape = (*spectrum.shape[:-2], len(range(period[0])[rows]), period[1])
+    if not work.keeps(shape, spectrum.real.dtype):
+        lines = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True, workers=FFT_WORKERS)
+        return scipy.fft.irfft(lines[..., rows, :], n=period[1], axis=-1, workers=FFT_WORKERS)
     np.fft.ifft(spectrum, axis=-2, out=spectrum)
-    lines = spectrum[..., rows, :]
-    real = work.get("real", (*lines.shape[:-1], period[1]), spectrum.real.dtype)
-    return np.fft.irfft(lines, n=period[1], axis=-1, out=real)
+    real = work.get("real", shape, spectrum.real.dtype)
+    return np.fft.irfft(spectrum[..., rows, :], n=period[1], axis=-1, out=real)
 
 
 def _valid(spectrum, period, m, k, work, dtype):

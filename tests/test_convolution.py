@@ -200,3 +200,23 @@ def test_pytensor_dispatch_is_left_alone():
         assert not jax_funcify.dispatch(op_class).__module__.startswith("pymc_tracers")
     for op_class in (FixedKernelConvolution, KernelConvolution, KernelConvolutionGrad):
         assert jax_funcify.dispatch(op_class).__module__ == convolution.__name__
+
+
+def test_arrays_too_large_to_keep_give_the_same_result(rng, monkeypatch):
+    """Spectra too large for the kept work arrays take scipy's threaded FFTs instead."""
+    x, k = rng.normal(size=(3, 20, 23)), rng.uniform(size=(3, 5, 7))
+    g = rng.normal(size=(3, 16, 17))
+
+    def results():
+        ops = FixedKernelConvolution(k), FixedKernelCorrelation(k)
+        return [
+            ops[0].convolve(x),
+            ops[1].correlate(g),
+            convolution.convolve_numpy(x, k),
+            *convolution.convolution_gradients_numpy(x, k, g),
+        ]
+
+    kept = results()
+    monkeypatch.setattr(convolution, "WORKSPACE_BYTES", 0)
+    for a, b in zip(kept, results()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
