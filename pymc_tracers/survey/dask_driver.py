@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ __all__ = [
 
 #: ``scheduler=SERIAL`` fits the galaxies one after another in this process, without Dask.
 SERIAL = "serial"
+#: The environment of the worker processes of a LocalCluster this module starts: Dask logs
+#: errors only, and PyTensor's BLAS notice is not repeated by every worker.
+_QUIET_WORKERS = {
+    "DASK_LOGGING__DISTRIBUTED": "error",
+    "PYTHONWARNINGS": "ignore:PyTensor could not link to a BLAS",
+}
 #: Loggers that print tracebacks while an interrupted cluster shuts down.
 _NOISY_LOGGERS = ("distributed", "tornado", "asyncio")
 
@@ -296,16 +303,34 @@ def _client(distributed, scheduler, options):
     """``(client, LocalCluster we started or None, whether we close the client)``."""
     if scheduler is None:
         # the workers inherit an ignored SIGINT: Ctrl-C reaches this process only, which
-        # cancels the tasks and closes the cluster (no tracebacks from every worker)
+        # cancels the tasks and closes the cluster; and they log only errors (a cancelled
+        # task is no news)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            cluster = distributed.LocalCluster(**options)
+            with _environment(_QUIET_WORKERS):
+                cluster = distributed.LocalCluster(**options)
         finally:
             signal.signal(signal.SIGINT, previous)
         return distributed.Client(cluster), cluster, True
     if isinstance(scheduler, distributed.Client):
         return scheduler, None, False
     return distributed.Client(scheduler), None, True  # an address or a Cluster object
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    """Environment variables set while the block runs (the LocalCluster's processes inherit
+    them), restored afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager

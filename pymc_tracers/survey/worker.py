@@ -21,6 +21,7 @@ from collections import OrderedDict
 from importlib.metadata import version
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pymc as pm
 
@@ -246,38 +247,43 @@ def _fit_and_publish(name, config_path, galaxies, reports, reuse_compiled, repla
         with warnings.catch_warnings(), quiet_arviz(), state.file_locks():
             warnings.simplefilter("ignore", ConvergenceWarning)
             write_galaxy(temporary, run, result, reports=reports)
-            summary = result.summary()
-        convergence = result.convergence
-        units = {**run.info["units"], **result.config.get("derived_units", {})}
-        marker = {
-            "name": name,
-            "config": str(run.config.path),
-            "likelihood": run.info["name"],
-            "parameters": {
-                p: [float(summary.loc[p, "mean"]), float(summary.loc[p, "sd"]), units[p]]
-                for p in summary.index
-                if p in units
-            },
-            "diagnostics": result.diagnostics(),
-            "convergence": convergence,
-            "converged": bool(convergence["converged"]),
-            "compiled": how,
-            "render_bytes": int(field_render_bytes(run.data.grid, run.psf)),
-            "n_pixels": int(result.n_data()),
-            "seconds": {
-                "build": built - t0,
-                "fit": fitted - built,
-                "write": time.perf_counter() - fitted,
-            },
-            "worker": {"host": socket.gethostname(), "pid": os.getpid()},
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "pymc_tracers": version("pymc_tracers"),
+            marker = _marker(name, run, result, how)
+        marker["seconds"] = {
+            "build": built - t0,
+            "fit": fitted - built,
+            "write": time.perf_counter() - fitted,
         }
         (temporary / DONE_FILE).write_text(json.dumps(marker, indent=1, default=jsonable))
         status = publish_folder(
             temporary, galaxies / name, replace=replace, is_complete=is_finished
         )
     return {"name": name, "status": status, "compiled": how, "converged": marker["converged"]}
+
+
+def _marker(name, run, result, how) -> dict:
+    """The completion marker ``done.json`` of a galaxy (without its timings)."""
+    summary = result.summary()
+    convergence = result.convergence
+    units = {**run.info["units"], **result.config.get("derived_units", {})}
+    return {
+        "name": name,
+        "config": str(run.config.path),
+        "likelihood": run.info["name"],
+        "parameters": {
+            p: [float(summary.loc[p, "mean"]), float(summary.loc[p, "sd"]), units[p]]
+            for p in summary.index
+            if p in units
+        },
+        "diagnostics": result.diagnostics(),
+        "convergence": convergence,
+        "converged": bool(convergence["converged"]),
+        "compiled": how,
+        "render_bytes": int(field_render_bytes(run.data.grid, run.psf)),
+        "n_pixels": int(result.n_data()),
+        "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pymc_tracers": version("pymc_tracers"),
+    }
 
 
 def is_finished(folder) -> bool:
@@ -288,14 +294,18 @@ def is_finished(folder) -> bool:
 @contextlib.contextmanager
 def quiet_arviz():
     """Silence ArviZ's per-call warning that one chain is too few for R-hat (the convergence
-    check in done.json says so once)."""
-    logger = logging.getLogger("arviz")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    check in done.json says so once). ArviZ logs through its own ``Logger("arviz")`` object,
+    not the one ``logging.getLogger("arviz")`` returns, so both are quietened."""
+    loggers = {id(x): x for x in (getattr(az, "_log", None), logging.getLogger("arviz"))}
+    loggers = [x for x in loggers.values() if x is not None]
+    levels = [x.level for x in loggers]
+    for x in loggers:
+        x.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for x, level in zip(loggers, levels):
+            x.setLevel(level)
 
 
 def jsonable(value):
