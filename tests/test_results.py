@@ -270,3 +270,56 @@ def test_figure3_result_file_is_small(tmp_path):
     print("file sizes (MB):", sizes)
     assert sizes["default.nc"] <= 5.0
     assert sizes["ll.nc"] < 0.6 * sizes["all.nc"]
+
+
+# ----------------------------------------------------------------------------- figures
+def test_the_maps_figure_is_readable(small_fit):
+    """User finding 9: units on every axis and colour bar, north/east arrows, the data on their
+    own colour scale, truth lines; made without pyplot (no figure left open)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from pymc_tracers.io.wcs import SkyFrame
+
+    result, _ = small_fit
+    grid = result._grid()
+    frame = SkyFrame(wcs=None, grid=grid, north_angle=np.pi / 2 + 0.3, east_sign=1)
+    open_before = plt.get_fignums()
+    radii = np.linspace(0, 1.5, 5)
+    fig = result.plot_maps(unit="dex", frame=frame, truth=(radii, 8.0 - 0.2 * radii))
+    assert isinstance(fig, Figure) and plt.get_fignums() == open_before
+    data_ax, model_ax, residual_ax, profile_ax = fig.axes[:4]
+    for ax in (data_ax, model_ax, residual_ax):
+        assert ax.get_xlabel() == "x [arcsec]" and ax.get_ylabel() == "y [arcsec]"
+        assert {t.get_text() for t in ax.texts} >= {"N", "E"}
+    colour_bars = [ax.get_ylabel() for ax in fig.axes[4:]]
+    assert colour_bars == ["dex", "dex", "sigma"]
+    assert profile_ax.get_xlabel() == "radius [arcsec]"
+    assert profile_ax.get_ylabel() == "metallicity [dex]"
+    assert "truth" in [t.get_text() for t in profile_ax.get_legend().get_texts()]
+    # the noisy data on their own scale: wider than the model's, which stays resolved
+    data_range = np.subtract(*data_ax.images[0].get_clim()[::-1])
+    model_range = np.subtract(*model_ax.images[0].get_clim()[::-1])
+    assert data_range > model_range
+    # N points along north_angle (counter-clockwise from +x), E 90 deg counter-clockwise of it
+    north = next(t for t in data_ax.texts if t.get_text() == "N").get_position()
+    east = next(t for t in data_ax.texts if t.get_text() == "E").get_position()
+    start = np.array([0.82, 0.18])
+    angle_n = np.arctan2(*(np.array(north) - start)[::-1])
+    angle_e = np.arctan2(*(np.array(east) - start)[::-1])
+    assert np.angle(np.exp(1j * (angle_n - (np.pi / 2 + 0.3)))) == pytest.approx(0, abs=1e-9)
+    assert np.angle(np.exp(1j * (angle_e - (np.pi + 0.3)))) == pytest.approx(0, abs=1e-9)
+
+
+def test_the_corner_figure_has_units_and_truth_lines(small_fit):
+    result, _ = small_fit
+    fig = result.plot_corner(
+        units={"central": "dex", "gradient": "dex / arcsec"},
+        truth={"central": 8.0, "gradient": -0.2},
+    )
+    labels = [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+    assert "gradient\n[dex / arcsec]" in labels and "central\n[dex]" in labels
+    dashed = [line for ax in fig.axes for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) >= 4  # two marginals and the pair panel's two lines
+    # the x tick labels are rotated so long numbers do not run into each other
+    assert all(t.get_rotation() == 40 for ax in fig.axes for t in ax.get_xticklabels())
