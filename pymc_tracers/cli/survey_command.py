@@ -159,35 +159,9 @@ def run_survey_command(args, sub) -> int:
         print(f"{prog}: warning: {name} did not converge (see its done.json)", file=sys.stderr)
     relation_converged = True
     if args.population != "none":
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)  # said in one line below
-                relation = survey.infer_relation(
-                    args.output,
-                    catalogue,
-                    parameter=args.relation_param,
-                    covariate=args.covariate,
-                    per_kpc=args.per_kpc,
-                    redshift_column=args.redshift_column,
-                    method=args.population,
-                    draws=args.population_draws,
-                    tune=args.population_draws,
-                    chains=args.population_chains,
-                    max_draws=args.max_draws,
-                    max_memory_gib=args.max_memory,
-                    say=say,
-                )
-        except ValueError as error:
-            print(f"{prog}: population relation: {' '.join(str(error).split())}", file=sys.stderr)
+        relation_converged = _relation(args, catalogue, say, prog)
+        if relation_converged is None:
             return 2
-        relation_converged = relation.converged
-        if not relation_converged:
-            problems = "; ".join(relation.info["convergence"]["problems"])
-            print(
-                f"{prog}: warning: the population relation did not converge: {problems}; its "
-                "numbers are unreliable (raise --population-draws)",
-                file=sys.stderr,
-            )
     if report.failed:
         print(
             f"{prog}: {len(report.failed)} of {len(catalogue)} galaxies failed (see "
@@ -198,3 +172,37 @@ def run_survey_command(args, sub) -> int:
     if report.unconverged or not relation_converged:
         return EXIT_NOT_CONVERGED
     return 0
+
+
+def _relation(args, catalogue, say, prog):
+    """Infer the population relation: True/False (converged), None after a bad input (one line
+    on stderr)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # said in one line below
+            relation = survey.infer_relation(
+                args.output,
+                catalogue,
+                parameter=args.relation_param,
+                covariate=args.covariate,
+                per_kpc=args.per_kpc,
+                redshift_column=args.redshift_column,
+                method=args.population,
+                draws=args.population_draws,
+                tune=args.population_draws,
+                chains=args.population_chains,
+                max_draws=args.max_draws,
+                max_memory_gib=args.max_memory,
+                say=say,
+            )
+    except ValueError as error:
+        print(f"{prog}: population relation: {' '.join(str(error).split())}", file=sys.stderr)
+        return None
+    if not relation.converged:
+        problems = "; ".join(relation.info["convergence"]["problems"])
+        print(
+            f"{prog}: warning: the population relation did not converge: {problems}; its "
+            "numbers are unreliable (raise --population-draws)",
+            file=sys.stderr,
+        )
+    return relation.converged

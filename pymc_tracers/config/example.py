@@ -158,41 +158,13 @@ def write_example(
     image, tracer_map, weighted, light_sum = evaluate(
         [obs.image, obs.tracer_map, obs.weighted_sum, obs.light_sum]
     )
-    rng = np.random.default_rng(seed)
-    peak = image.max()
-    faint = image < 2e-3 * peak
-    sigma = np.sqrt(0.02**2 + 0.02**2 * peak / np.maximum(image, 1e-300))
-    sigma = np.where(faint, np.nan, sigma)
-    extra = []
-    if bin_map is not None:
-        bins = io.validate_bin_map(bin_map, shape=shape)
-        bins = np.where(faint, -1, bins)
-        ids = io.bin_ids(bins)
-        values = np.log10(io.bin_average_numpy(weighted, light_sum, bins))
-        position = np.searchsorted(ids, np.clip(bins, 0, None))
-        weights = np.where(bins >= 0, 1.0 / np.where(faint, np.inf, sigma) ** 2, 0.0)
-        per_bin_sigma = 1.0 / np.sqrt(np.bincount(position[bins >= 0], weights[bins >= 0]))
-        noisy = values + per_bin_sigma * rng.normal(size=ids.size)
-        tracer_data = np.where(bins >= 0, noisy[position], np.nan)
-        sigma = np.where(bins >= 0, per_bin_sigma[position], np.nan)
-        extra.append(("BINID", bins.astype(np.int32), None))
-    else:
-        tracer_data = np.where(faint, np.nan, tracer_map + sigma * rng.normal(size=shape))
-    image_error = 0.01 * peak * np.ones(shape)
-    image_data = image + image_error * rng.normal(size=shape)
-
+    maps, extra = _noisy_maps(image, tracer_map, weighted, light_sum, seed=seed, bin_map=bin_map)
     header = wcs.to_header()
     hdus = [fits.PrimaryHDU()]
     hdus[0].header["OBJECT"] = "pymc-tracers example galaxy"
     for key, value, comment in _truth_cards(truth, rotation_deg, seed, centre):
         hdus[0].header[key] = (value, comment)
-    for extname, array, unit in [
-        ("OH", tracer_data, "dex"),
-        ("OH_ERR", sigma, "dex"),
-        ("HALPHA", image_data, "1e-17 erg / (s cm2)"),
-        ("HALPHA_ERR", image_error, "1e-17 erg / (s cm2)"),
-        *extra,
-    ]:
+    for extname, array, unit in [*maps, *extra]:
         h = header.copy()
         h["EXTNAME"] = extname
         if unit:
@@ -223,6 +195,42 @@ def write_example(
     )
     (folder / "config.toml").write_text(text)
     return folder / "config.toml"
+
+
+def _noisy_maps(image, tracer_map, weighted, light_sum, *, seed, bin_map):
+    """The observed maps of the example: ``([(EXTNAME, array, BUNIT)], [extra extensions])``;
+    with a bin map the tracer is binned (each bin's light-weighted ratio, errors combined in
+    inverse variance)."""
+    shape = image.shape
+    rng = np.random.default_rng(seed)
+    peak = image.max()
+    faint = image < 2e-3 * peak
+    sigma = np.sqrt(0.02**2 + 0.02**2 * peak / np.maximum(image, 1e-300))
+    sigma = np.where(faint, np.nan, sigma)
+    extra = []
+    if bin_map is not None:
+        bins = io.validate_bin_map(bin_map, shape=shape)
+        bins = np.where(faint, -1, bins)
+        ids = io.bin_ids(bins)
+        values = np.log10(io.bin_average_numpy(weighted, light_sum, bins))
+        position = np.searchsorted(ids, np.clip(bins, 0, None))
+        weights = np.where(bins >= 0, 1.0 / np.where(faint, np.inf, sigma) ** 2, 0.0)
+        per_bin_sigma = 1.0 / np.sqrt(np.bincount(position[bins >= 0], weights[bins >= 0]))
+        noisy = values + per_bin_sigma * rng.normal(size=ids.size)
+        tracer_data = np.where(bins >= 0, noisy[position], np.nan)
+        sigma = np.where(bins >= 0, per_bin_sigma[position], np.nan)
+        extra.append(("BINID", bins.astype(np.int32), None))
+    else:
+        tracer_data = np.where(faint, np.nan, tracer_map + sigma * rng.normal(size=shape))
+    image_error = 0.01 * peak * np.ones(shape)
+    image_data = image + image_error * rng.normal(size=shape)
+    maps = [
+        ("OH", tracer_data, "dex"),
+        ("OH_ERR", sigma, "dex"),
+        ("HALPHA", image_data, "1e-17 erg / (s cm2)"),
+        ("HALPHA_ERR", image_error, "1e-17 erg / (s cm2)"),
+    ]
+    return maps, extra
 
 
 def _truth_cards(truth, rotation_deg, seed, centre):

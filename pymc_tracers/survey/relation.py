@@ -295,47 +295,9 @@ def infer_relation(
         f"population: {label} ({unit}) against {covariate} over {len(names)} galaxies, "
         f"method {method}"
     )
-    info = {
-        "parameter": label,
-        "unit": unit,
-        "covariate": covariate,
-        "covariate_unit": catalogue.unit(covariate),
-        "pivot": pivot,
-        "per_kpc": bool(per_kpc),
-        "n_galaxies": len(names),
-        "draws_per_galaxy": int(stored["samples"].shape[1]),
-        "scatter_constrained": len(names) >= MIN_GALAXIES_FOR_SCATTER,
-    }
-    if not info["scatter_constrained"]:
-        say(
-            f"  note: {len(names)} galaxies are too few to constrain an intrinsic scatter "
-            f"(fewer than {MIN_GALAXIES_FOR_SCATTER}); its posterior follows its prior"
-        )
+    info = _info(stored, catalogue, covariate, pivot, per_kpc, names, say)
     settings = dict(draws=draws, tune=tune, chains=chains, seed=seed)
-    if method == "reweight":
-        idata, widths = reweighted_relation(
-            stored["samples"],
-            stored["log_interim"],
-            x,
-            pivot=pivot,
-            interim=stored["interim"],
-            priors=priors,
-            **settings,
-        )
-        y_draws = stored["samples"].T
-    else:
-        model, widths = joint_model(
-            configs,
-            names,
-            label,
-            x,
-            pivot=pivot,
-            interim=stored["interim"],
-            scale=stored["scale"],
-            priors=priors,
-        )
-        idata = sample_relation(model, **settings)
-        y_draws = idata.posterior["y"].stack(s=("chain", "draw")).transpose("s", ...).values
+    idata, widths, y_draws = _sample(method, stored, x, pivot, priors, configs, names, settings)
     info.update(_checks(idata, stored, x, pivot, method, names, say))
     info["hyperpriors"] = {k: list(np.atleast_1d(v).astype(float)) for k, v in widths.items()}
     info["seconds"] = time.perf_counter() - started
@@ -355,6 +317,55 @@ def infer_relation(
     for k in HYPERPARAMETERS:
         say(f"  {k:<9s} {s.loc[k, 'mean']:+.4f} +/- {s.loc[k, 'sd']:.4f}")
     return result
+
+
+def _info(stored, catalogue, covariate, pivot, per_kpc, names, say) -> dict:
+    """What the relation records about itself; says when the scatter cannot be constrained."""
+    info = {
+        "parameter": stored["label"],
+        "unit": stored["unit"],
+        "covariate": covariate,
+        "covariate_unit": catalogue.unit(covariate),
+        "pivot": pivot,
+        "per_kpc": bool(per_kpc),
+        "n_galaxies": len(names),
+        "draws_per_galaxy": int(stored["samples"].shape[1]),
+        "scatter_constrained": len(names) >= MIN_GALAXIES_FOR_SCATTER,
+    }
+    if not info["scatter_constrained"]:
+        say(
+            f"  note: {len(names)} galaxies are too few to constrain an intrinsic scatter "
+            f"(fewer than {MIN_GALAXIES_FOR_SCATTER}); its posterior follows its prior"
+        )
+    return info
+
+
+def _sample(method, stored, x, pivot, priors, configs, names, settings):
+    """``(idata, hyperprior widths, per-galaxy draws of y (S, N))`` of one method."""
+    if method == "reweight":
+        idata, widths = reweighted_relation(
+            stored["samples"],
+            stored["log_interim"],
+            x,
+            pivot=pivot,
+            interim=stored["interim"],
+            priors=priors,
+            **settings,
+        )
+        return idata, widths, stored["samples"].T
+    model, widths = joint_model(
+        configs,
+        names,
+        stored["label"],
+        x,
+        pivot=pivot,
+        interim=stored["interim"],
+        scale=stored["scale"],
+        priors=priors,
+    )
+    idata = sample_relation(model, **settings)
+    y_draws = idata.posterior["y"].stack(s=("chain", "draw")).transpose("s", ...).values
+    return idata, widths, y_draws
 
 
 def _checks(idata, stored, x, pivot, method, names, say) -> dict:
