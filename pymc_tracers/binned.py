@@ -234,8 +234,8 @@ def binned_tracer_likelihood(
     model.add_coord(dim, used_ids)
     labels = list(model.coords.get(BINNED_LIKELIHOODS_COORD) or ())
     labels.append(f"{name}|{shape[0]}x{shape[1]}")
-    if BINNED_LIKELIHOODS_COORD in model.coords:
-        model._coords[BINNED_LIKELIHOODS_COORD] = tuple(labels)
+    if BINNED_LIKELIHOODS_COORD in model.coords:  # public API: the dim grows by one label
+        model.set_dim(BINNED_LIKELIHOODS_COORD, len(labels), coord_values=labels)
     else:
         model.add_coord(BINNED_LIKELIHOODS_COORD, labels)
     pm.Data(f"{name}_bin_map", bins)

@@ -177,9 +177,7 @@ def fit_both(n, scale, seed, draws=200):
             obs = pmt.observe(
                 pmt.Component(
                     LIGHT,
-                    pmt.LinearGradient(
-                        central=central, gradient=gradient, gradient_range=(-1.0, 0.5)
-                    ),
+                    pmt.LinearGradient(central=central, gradient=gradient),
                 ),
                 grid,
                 psf,
@@ -257,3 +255,21 @@ def test_result_maps_from_binned_records():
     )
     assert np.isnan(maps["model"][~inside]).all()
     assert np.nanmax(np.abs(maps["residual"])) < 5 * sigma
+
+
+def test_two_binned_likelihoods_are_both_recorded_and_survive_clone_model():
+    """The record of binned likelihoods is a model dim grown with PyMC's public set_dim (not
+    its private ``_coords``), so a second one is found, also in a cloned model."""
+    from pymc.model.fgraph import clone_model
+
+    grid, psf, _, _, bins = setup()
+    obs = pmt.observe(pmt.Component(LIGHT, pmt.LinearGradient(**TRUTH)), grid, psf)
+    ids = io.bin_ids(bins)
+    values = np.full(ids.max() + 1, 8.0)
+    with pm.Model() as model:
+        binned_tracer_likelihood("Z", obs, values, bins, sigma=0.05)
+        binned_tracer_likelihood("W", obs, values + 0.1, bins, sigma=0.05)
+    for m in (model, clone_model(model)):
+        records = binned_likelihoods_of(m)
+        assert [r.name for r in records] == ["Z", "W"]
+        np.testing.assert_allclose(records[1].data[bins >= 0], 8.1)
