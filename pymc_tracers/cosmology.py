@@ -15,6 +15,8 @@ Example
 
 from __future__ import annotations
 
+import astropy.cosmology as ac
+import astropy.units as u
 import numpy as np
 
 __all__ = [
@@ -39,8 +41,6 @@ def get_cosmology(cosmology=None):
         ``None`` gives Planck18; a string names an astropy realisation (``"Planck18"``,
         ``"WMAP9"``, ...); a dict is the output of :func:`cosmology_config`.
     """
-    import astropy.cosmology as ac
-
     if cosmology is None:
         cosmology = DEFAULT_COSMOLOGY
     if isinstance(cosmology, ac.Cosmology):
@@ -111,8 +111,6 @@ def gradient_per_kpc(gradient, *, redshift, cosmology=None):
 
 def _plain(value):
     """A JSON-friendly copy of a cosmology parameter: (value, unit) for quantities."""
-    import astropy.units as u
-
     if isinstance(value, u.Quantity):
         v = value.value
         return {"value": v.tolist() if np.ndim(v) else float(v), "unit": value.unit.to_string()}
@@ -151,9 +149,6 @@ def cosmology_from_config(config: dict):
     A named astropy realisation whose parameters match is returned as the realisation itself
     (with its metadata); otherwise the class is instantiated with the stored parameters.
     """
-    import astropy.cosmology as ac
-    import astropy.units as u
-
     try:
         cls = getattr(ac, config["class"])
         stored = config["parameters"]

@@ -14,6 +14,7 @@ import warnings
 
 import arviz as az
 import numpy as np
+import pymc as pm
 import xarray as xr
 
 from pymc_tracers.atomic import atomic_write
@@ -286,8 +287,6 @@ class Result:
         ``model`` must be the model that was fitted (same variable names), e.g. rebuilt by the
         same code. Returns ``self``.
         """
-        import pymc as pm
-
         if "log_likelihood" in self.idata.groups():
             del self.idata.log_likelihood
         with model:
