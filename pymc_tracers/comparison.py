@@ -253,8 +253,10 @@ def compare(
     pandas.DataFrame
         ``az.compare``'s table (rank, elpd, p, elpd_diff, weight, se, dse, warning, scale),
         plus ``n_points`` (pixels or galaxies left out in turn), ``n_pareto_k_bad`` and
-        ``pareto_k_max`` (LOO only), and ``bic`` (NaN when a result lacks the configuration
-        ``pmt.fit`` stores).
+        ``pareto_k_max`` (LOO only), and ``bic``: NaN for hierarchical fits (per-galaxy free
+        parameters; ``table.attrs["bic_note"]`` says why: BIC counts each galaxy's parameters
+        as free while the population prior pools them, so it over-penalises such models and
+        can point against LOO) and when a result lacks the configuration ``pmt.fit`` stores.
 
     Warns
     -----
@@ -331,11 +333,27 @@ def compare(
                 ParetoKWarning,
                 stacklevel=2,
             )
-    table["bic"] = [_bic_or_nan(results[m]) for m in table.index]
+    table["bic"] = [_bic_or_nan(results[m], galaxy_dim) for m in table.index]
+    hierarchical = [m for m in table.index if _is_hierarchical(results[m], galaxy_dim)]
+    if hierarchical:
+        table.attrs["bic_note"] = (
+            f"no BIC for the hierarchical models {hierarchical}: it counts every per-galaxy "
+            "parameter as free, while the population prior pools them (fewer effective "
+            "parameters), so it over-penalises them and can point against LOO; use LOO/K-fold"
+        )
     return table
 
 
-def _bic_or_nan(result) -> float:
+def _is_hierarchical(result, galaxy_dim) -> bool:
+    """Whether a fit has free parameters per galaxy (a ``galaxy_dim`` dimension)."""
+    posterior = _idata(result).posterior
+    return any(galaxy_dim in posterior[v].dims for v in posterior.data_vars)
+
+
+def _bic_or_nan(result, galaxy_dim="galaxy") -> float:
+    """BIC, or NaN for a hierarchical fit or one without the configuration BIC needs."""
+    if _is_hierarchical(result, galaxy_dim):
+        return float("nan")
     try:
         return bic(result)
     except ValueError:

@@ -272,3 +272,25 @@ def test_galaxy_level_on_a_batched_likelihood_matches_scipy():
             used = np.isfinite(data[g])
             expected = stats.norm.logpdf(data[g][used], model_map[g][used], 0.05).sum()
             assert grouped.values[0, draw, g] == pytest.approx(expected, rel=1e-9)
+
+
+def test_bic_is_left_out_for_hierarchical_fits_and_says_why(rng):
+    """User finding 11: BIC beside galaxy-level LOO pointed the other way without comment. It
+    counts every per-galaxy parameter, so it is not shown for hierarchical fits."""
+    (a, b), _ = _population_idata(rng)
+    config = {**a.config, "free_parameters": {"slope": 1}, "max_log_likelihood": -100.0}
+    flat = pmt.Result(a.idata, config)  # no per-galaxy parameters: BIC is shown
+    assert np.isfinite(pmt.bic(flat))
+    per_galaxy = b.idata.posterior.assign(
+        gradient=(("chain", "draw", "galaxy"), rng.normal(size=(2, 60, 4)))
+    )
+    hierarchical = pmt.Result(
+        az.InferenceData(posterior=per_galaxy, log_likelihood=b.idata.log_likelihood),
+        {**b.config, "free_parameters": {"slope": 1, "gradient": 4}, "max_log_likelihood": -99.0},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParetoKWarning)
+        table = pmt.compare({"flat": flat, "hierarchical": hierarchical}, level="galaxy")
+    assert np.isfinite(table.loc["flat", "bic"])
+    assert np.isnan(table.loc["hierarchical", "bic"])
+    assert "['hierarchical']" in table.attrs["bic_note"] and "pools" in table.attrs["bic_note"]
