@@ -25,7 +25,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from pymc_tracers import atomic, config, survey
-from pymc_tracers.cli import main
+from pymc_tracers.cli import build_parser, main
 from pymc_tracers.cosmology import arcsec_per_kpc
 from pymc_tracers.survey import dask_driver
 
@@ -733,3 +733,20 @@ def test_ctrl_c_stops_a_cluster_run_quietly(tmp_path):
     assert "run the same command again" in lines[-1]
     assert len(lines) <= 3, err
     assert "Traceback" not in err and "CommClosedError" not in err
+
+
+def test_the_relation_takes_gradients_per_effective_radius(sample):
+    """User finding 10: the relation in dex/R_e (the light profile's fixed r_eff, 0.6")."""
+    names = [f"g{i}" for i in range(N_GALAXIES)]
+    plain = survey.relation_samples(sample["output"], names, "gradient", max_draws=50)
+    per_re = survey.relation_samples(sample["output"], names, "gradient", per_re=True, max_draws=50)
+    r_eff = config.EXAMPLE_TRUTH["r_eff"]
+    assert plain["unit"] == "dex / arcsec" and per_re["unit"] == "dex / R_e"
+    np.testing.assert_allclose(per_re["scale"], r_eff)
+    np.testing.assert_allclose(per_re["samples"], plain["samples"] * r_eff)
+    np.testing.assert_allclose(per_re["log_interim"], plain["log_interim"] - np.log(r_eff))
+    with pytest.raises(ValueError, match="not both"):
+        survey.relation_samples(
+            sample["output"], names, "gradient", per_re=True, redshift=np.ones(len(names))
+        )
+    assert "--per-re" in build_parser().subcommands["fit-sample"].format_help()

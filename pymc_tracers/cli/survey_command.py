@@ -72,6 +72,12 @@ def add_survey_command(sub) -> dict:
         action="store_true",
         help="convert the parameter from per-arcsec to per-kpc with the redshift column",
     )
+    s.add_argument(
+        "--per-re",
+        action="store_true",
+        help="convert the parameter from per-arcsec to per effective radius (the light "
+        "profile's fixed r_eff in each config): dex/R_e",
+    )
     s.add_argument("--redshift-column", default="redshift", metavar="COLUMN")
     s.add_argument(
         "--population",
@@ -186,6 +192,7 @@ def _relation(args, catalogue, say, prog):
                 parameter=args.relation_param,
                 covariate=args.covariate,
                 per_kpc=args.per_kpc,
+                per_re=args.per_re,
                 redshift_column=args.redshift_column,
                 method=args.population,
                 draws=args.population_draws,

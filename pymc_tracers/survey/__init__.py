@@ -54,7 +54,7 @@ Population relation
         galaxies' likelihoods in one PyMC model, each galaxy's parameter drawn from the
         relation, its other parameters keeping their config priors. Exact, but the model
         holds every galaxy's data and its graph grows with the sample. ``"auto"`` uses it
-        up to :data:`JOINT_MAX_GALAXIES` galaxies whose rendering fits in ``max_memory_gb``.
+        up to :data:`JOINT_MAX_GALAXIES` galaxies whose rendering fits in ``max_memory_gib``.
     ``"reweight"``
         Importance reweighting of the stored per-galaxy posterior samples (Hogg, Myers &
         Bovy 2010, ApJ 725, 2166): ``L(theta) = prod_n mean_k p(y_nk | theta) / p_0(y_nk)``,

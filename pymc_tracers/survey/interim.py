@@ -8,6 +8,7 @@ import contextlib
 import json
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pymc as pm
@@ -19,6 +20,8 @@ from pytensor.graph.basic import Variable
 from scipy.special import logsumexp
 
 from pymc_tracers.config import prior_from
+from pymc_tracers.config.components import check_component
+from pymc_tracers.config.derived import gradient_labels
 from pymc_tracers.cosmology import arcsec_per_kpc
 from pymc_tracers.survey.worker import DONE_FILE
 
@@ -120,7 +123,7 @@ def interim_moments(prior) -> tuple[float, float]:
 
 
 def relation_samples(
-    output, names, parameter, *, redshift=None, max_draws=1000, file_lock=None
+    output, names, parameter, *, redshift=None, per_re=False, max_draws=1000, file_lock=None
 ) -> dict:
     """Stored posterior draws of one parameter per galaxy, with their interim log prior.
 
@@ -135,6 +138,9 @@ def relation_samples(
     redshift : array_like, optional
         One per galaxy: convert from per-arcsec to per-kpc (``y_kpc = y * arcsec_per_kpc(z)``,
         the interim density divided by ``arcsec_per_kpc(z)``, its Jacobian).
+    per_re : bool
+        Convert a gradient from per-arcsec to per effective radius of its component's light
+        profile (``y_re = y * r_eff``, r_eff fixed in each galaxy's configuration, arcsec).
     max_draws : int
         Draws kept per galaxy, K (evenly thinned; every galaxy gets the same K, the smallest
         available if fewer).
@@ -158,9 +164,14 @@ def relation_samples(
         raise ValueError(f"no result for {missing}; run fit-sample first")
     label = resolve_parameter(parameter, markers[names[0]]["parameters"])
     unit = markers[names[0]]["parameters"][label][2]
+    if per_re and redshift is not None:
+        raise ValueError("give per-kpc or per-R_e gradients, not both")
     scale = np.ones(len(names)) if redshift is None else arcsec_per_kpc(redshift)
     if redshift is not None:
         unit = unit.replace("/ arcsec", "/ kpc") if "/ arcsec" in unit else f"{unit} arcsec / kpc"
+    if per_re:
+        scale = np.array([_fixed_r_eff(output / "galaxies" / n, label) for n in names])
+        unit = unit.replace("/ arcsec", "/ R_e") if "/ arcsec" in unit else f"{unit} arcsec / R_e"
     draws, log_interim, moments = [], [], []
     for name, factor in zip(names, scale):
         folder = output / "galaxies" / name
@@ -208,6 +219,24 @@ def shrink_draws(samples, bandwidth) -> np.ndarray:
     h2 = np.asarray(bandwidth, dtype=float)[:, None] ** 2
     factor = np.sqrt(np.clip(1.0 - h2 / np.where(var > 0, var, np.inf), 0.0, 1.0))
     return mean + factor * (samples - mean)
+
+
+def _fixed_r_eff(folder: Path, label: str) -> float:
+    """The fixed effective radius (arcsec) of the component whose gradient is ``label``."""
+    raw = tomllib.loads((folder / "config.toml").read_text())
+    components = raw.get("components", [])
+    components = [components] if isinstance(components, dict) else list(components)
+    checked = [check_component(c, i, len(components)) for i, c in enumerate(components)]
+    sources = dict(gradient_labels(SimpleNamespace(components=checked)))
+    if label not in sources:
+        raise ValueError(f"{folder.name}: {label!r} is not a gradient (per-R_e needs one)")
+    source = sources[label]
+    if source is None or source[0] != "fixed":
+        raise ValueError(
+            f"{folder.name}: the r_eff of {label!r}'s light profile is not a fixed number, so "
+            "its per-R_e gradient has no fixed scale; use the per-arcsec or per-kpc relation"
+        )
+    return float(source[1])
 
 
 def importance_log_likelihood(samples, log_interim, mean, scatter, *, bandwidth=None):

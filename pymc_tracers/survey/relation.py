@@ -206,6 +206,7 @@ def infer_relation(
     parameter="gradient",
     covariate="log_mass",
     per_kpc=False,
+    per_re=False,
     redshift_column="redshift",
     method="auto",
     pivot=None,
@@ -235,6 +236,9 @@ def infer_relation(
     per_kpc : bool
         Convert ``y`` from per-arcsec to per-kpc with the catalogue's ``redshift_column``
         (:func:`pymc_tracers.cosmology.gradient_per_kpc`, Planck18): dex/arcsec -> dex/kpc.
+    per_re : bool
+        Convert ``y`` from per-arcsec to per effective radius of its component's light profile
+        (its fixed ``r_eff`` in each galaxy's configuration): dex/arcsec -> dex/R_e.
     method : {"auto", "joint", "reweight"}
         ``"joint"``: the joint hierarchical model (re-reads every galaxy's data; the sample
         must fit in memory). ``"reweight"``: importance reweighting of the stored draws (needs
@@ -284,6 +288,7 @@ def infer_relation(
         names,
         parameter,
         redshift=redshift,
+        per_re=per_re,
         max_draws=max_draws,
         file_lock=state.file_locks,
     )
@@ -296,6 +301,7 @@ def infer_relation(
         f"method {method}"
     )
     info = _info(stored, catalogue, covariate, pivot, per_kpc, names, say)
+    info["per_re"] = bool(per_re)
     settings = dict(draws=draws, tune=tune, chains=chains, seed=seed)
     idata, widths, y_draws = _sample(method, stored, x, pivot, priors, configs, names, settings)
     info.update(_checks(idata, stored, x, pivot, method, names, say))
