@@ -1,7 +1,7 @@
 """Joint hierarchical fit of a simulated galaxy sample: time, memory, recovery, batching speedup.
 
 Run: ``python benchmarks/population.py [--n-galaxies 100] [--draws 1000] [--seed 0]
-[--light fixed|free] [--method auto|full] [--outside-range reject|full] [--compile-data]``
+[--light fixed|free] [--method auto|full] [--compile-data]``
 
 Simulates a sample from a known gradient-mass relation
 (:func:`pymc_tracers.simulate_population.population_sample`: exponential discs of varying
@@ -11,7 +11,8 @@ and masks, log-averaged metallicity), then fits the joint hierarchical model
 relation with log M*) with nutpie, 2 chains. ``--light free`` fits each galaxy's light profile
 (r_eff, amplitude) from its image jointly (full FFT path); ``fixed`` holds it at the truth.
 
-``--method full`` bypasses the log-series fast path; ``--draws 0`` only builds and compiles the
+No gradient range or other hint is given: with fixed light the forward model takes the radial
+transfer path, whose node count it measures at prior draws. ``--method full`` bypasses it; ``--draws 0`` only builds and compiles the
 model and times one logp + gradient (for samples too large to sample here). Data are passed to
 the compiled sampler as arrays; ``--compile-data`` bakes them in as constants (slightly faster
 sampling, but compiling then holds extra copies: 6.7 GB against 3.55 GiB at 1000 galaxies).
@@ -44,9 +45,6 @@ from pymc_tracers.simulate_population import population_model, population_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_seconds  # noqa: E402
-
-#: population_model's default HalfNormal sigma of the intrinsic scatter (dex/kpc).
-SCATTER_PRIOR_SIGMA = 0.05
 
 
 def peak_rss_mb() -> float:
@@ -92,14 +90,12 @@ def realised_relation(sample):
     return {"intercept": intercept, "slope": slope, "scatter": float(np.std(residual, ddof=2))}
 
 
-def batched_speedup(sample, light, backend, n, method="auto", outside_range="full"):
+def batched_speedup(sample, light, backend, n, method="auto"):
     """Loop-form over batched-form logp+gradient time on the first ``n`` galaxies."""
     sub = sample.subset(np.arange(min(n, sample.n_galaxies)))
     times = {}
     for form in ("batched", "loop"):
-        model = population_model(
-            sub, light=light, form=form, method=method, outside_range=outside_range
-        )
+        model = population_model(sub, light=light, form=form, method=method)
         call = logp_and_gradient(model, backend)
         times[form] = median_seconds(call, repeats=10, warmup=1)
     return times["loop"] / times["batched"], times, sub.n_galaxies
@@ -123,14 +119,7 @@ def main(argv=None):
         "--method",
         choices=["auto", "full"],
         default="auto",
-        help="forward-model path passed to observe (auto: the log series)",
-    )
-    parser.add_argument(
-        "--outside-range",
-        choices=["full", "reject"],
-        default="reject",
-        help="log series outside its gradient range (-0.35 to +0.12 dex/kpc): take the full "
-        "path, or treat the range as a hard bound (no full path in the graph)",
+        help="forward-model path passed to observe (auto: the radial transfer)",
     )
     parser.add_argument(
         "--speedup-galaxies",
@@ -160,13 +149,14 @@ def main(argv=None):
     )
 
     start = time.perf_counter()
-    model = population_model(
-        sample, light=args.light, method=args.method, outside_range=args.outside_range
-    )
+    model = population_model(sample, light=args.light, method=args.method)
     build_seconds = time.perf_counter() - start
     observation = model.observations[0]
-    path = getattr(observation, "path", "unknown")
-    print(f"model built in {build_seconds:.1f} s; forward-model path: {path}", flush=True)
+    path = observation.path
+    print(
+        f"model built in {build_seconds:.1f} s; forward model: {observation.renderer.describe()}",
+        flush=True,
+    )
 
     report = {
         "n_galaxies": sample.n_galaxies,
@@ -175,9 +165,9 @@ def main(argv=None):
         "chains": args.chains,
         "backend": args.backend,
         "path": path,
-        "outside_range": args.outside_range,
+        "radial_nodes": getattr(observation.renderer, "node_counts", None),
+        "radial_error_prior": observation.max_error,
         "data": "compiled" if args.compile_data else "swappable",
-        "series_pieces": getattr(observation, "series_pieces", None),
         "build_seconds": build_seconds,
     }
     if args.draws == 0:
@@ -192,16 +182,13 @@ def main(argv=None):
             flush=True,
         )
     else:
-        # one large fit; chains started unjittered (inside the log series' gradient range)
-        # (the scatter starts below its HalfNormal's sigma: at sigma its log-space gradient is
-        # zero, which stalls nutpie's first mass-matrix guess). Data baked in as constants
+        # one large fit with nutpie's defaults (jittered starts). Data baked in as constants
         # (--compile-data) cost a transient copy or two of every data array while compiling.
         fitter = pmt.Fitter(
             model,
+            observations=model.observations,
             backend=args.backend,
             swappable_data=not args.compile_data,
-            jitter=False,
-            initial_points={"scatter": 0.5 * SCATTER_PRIOR_SIGMA},
         )
         print(f"compiled in {fitter.compile_seconds:.1f} s", flush=True)
         with warnings.catch_warnings():
@@ -231,6 +218,7 @@ def main(argv=None):
                 "r_hat_max": diagnostics["r_hat_max"],
                 "divergences": diagnostics["divergences"],
                 "n_steps_mean": float(result.idata.sample_stats["n_steps"].mean()),
+                "radial_error_posterior": result.config.get("radial_error"),
             }
         )
         realised = realised_relation(sample)
@@ -261,7 +249,6 @@ def main(argv=None):
             args.light,
             args.backend,
             args.speedup_galaxies,
-            outside_range=args.outside_range,
         )
         report.update(
             batched_speedup=speedup,

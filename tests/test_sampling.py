@@ -134,13 +134,16 @@ def tiny_galaxy(*, seed=0, fwhm=1.0, shape=(21, 21)):
     return grid, psf, light, data, sigma
 
 
-def gradient_model(grid, psf, light, data, sigma):
+def gradient_model(grid, psf, light, data, sigma, observations=None):
+    """The model; ``observations``, a list, receives the Observation (for PSF swaps)."""
     with pm.Model() as model:
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         disc = pmt.Component(light, pmt.LinearGradient(central=central, gradient=gradient))
-        _, tracer = pmt.observe(disc, grid, psf)
-        pmt.tracer_likelihood("metallicity", tracer, data, sigma=sigma)
+        observation = pmt.observe(disc, grid, psf)
+        pmt.tracer_likelihood("metallicity", observation, data, sigma=sigma)
+    if observations is not None:
+        observations.append(observation)
     return model
 
 
@@ -222,8 +225,9 @@ def test_fitter_with_the_jax_backend_runs_in_float64(jax_x64_off):
 
 def test_fitter_refits_new_data_and_psfs_without_recompiling():
     first = tiny_galaxy(seed=1, fwhm=1.0)
-    model = gradient_model(*first)
-    fitter = pmt.Fitter(model, backend="jax")
+    observations = []
+    model = gradient_model(*first, observations=observations)
+    fitter = pmt.Fitter(model, observations=observations, backend="jax")
     compiled = fitter.compiled
     grid, psf, light, data, sigma = tiny_galaxy(seed=2, fwhm=0.4)
     with warnings.catch_warnings():

@@ -35,7 +35,8 @@ class LinearBasisRenderer(TransferRenderer):
 
         def factors(start, stop, k):
             chosen = [np.asarray(t.factors[k], dtype=float) for t in terms[start:stop]]
-            shape = np.broadcast_shapes(*(f.shape for f in chosen))
+            # constants state their factor as (1, 1): spread them over the sample points
+            shape = np.broadcast_shapes(points[k][0].shape, *(f.shape for f in chosen))
             return np.stack([np.broadcast_to(f, shape) for f in chosen])
 
         return _Columns("linear", len(terms), coefficients, factors)

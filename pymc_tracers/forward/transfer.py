@@ -248,30 +248,29 @@ class TransferRenderer(Renderer):
             compact = pt.as_tensor_variable(values)
         self._compact.append((index, tuple(shape)))
         coefficients = self._coefficients()
-        if compact.ndim == 2 and coefficients.ndim == 1:  # (used, K): one set of coefficients
+        if len(shape) == 2:  # one galaxy: (used, K)
             ratio = pt.dot(compact, coefficients)
-        elif compact.ndim == 2:  # galaxies sharing one basis, each with its coefficients
-            galaxy = index // int(np.prod(shape[-2:]))
-            ratio = pt.sum(compact * coefficients[galaxy], axis=-1)
-        else:  # (N, width, K), padded per galaxy
-            per_galaxy = _matvec(compact, coefficients)  # (N, width)
-            ratio = per_galaxy.reshape((-1,))[self._padded_positions(index, shape)]
+        else:  # galaxies in groups of similar pixel counts, each block (n, width, K)
+            groups = _PixelGroups.of(index, shape)
+            parts, start = [], 0
+            for members, width in zip(groups.members, groups.widths):
+                block = compact[start : start + members.size * width]
+                block = block.reshape((members.size, width, -1))
+                start += members.size * width
+                if coefficients.ndim == 1:
+                    parts.append(pt.dot(block, coefficients).reshape((-1,)))
+                else:  # one small matrix product per galaxy
+                    chosen = coefficients[members][:, :, None]
+                    parts.append(pt.matmul(block, chosen)[:, :, 0].reshape((-1,)))
+            flat = parts[0] if len(parts) == 1 else pt.concatenate(parts)
+            ratio = flat[groups.position]
         if self.tracer_scale == "linear":
             return ratio
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
 
-    def _padded_positions(self, index, shape):
-        galaxy = index // int(np.prod(shape[-2:]))
-        counts = np.bincount(galaxy, minlength=shape[0])
-        width = max(int(counts.max()), 1)
-        rank = np.empty(index.size, dtype=np.int64)
-        order = np.argsort(galaxy, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank[order] = np.arange(index.size) - np.repeat(starts, counts)
-        return galaxy * width + rank
-
     def _compact_basis(self, index, shape, light, basis, fallback):
-        """``(B + e G) / (L + e)`` at the used pixels: ``(used, K)`` or ``(N, width, K)``."""
+        """``(B + e G) / (L + e)`` at the used pixels: ``(used, K)`` for one galaxy, else the
+        stacked blocks of :class:`_PixelGroups` (padding rows are zero)."""
         n_pixels = int(np.prod(shape[-2:]))
         galaxy, pixel = np.divmod(index, n_pixels)
         peak = np.max(np.maximum(light, 0.0), axis=-1, keepdims=True)
@@ -280,18 +279,16 @@ class TransferRenderer(Renderer):
             rows = (basis[pixel] + epsilon * fallback[pixel]) / (
                 np.maximum(light[pixel], 0.0) + epsilon
             )[:, None]
-            return rows
-        rows = (basis[galaxy, pixel] + epsilon[galaxy] * fallback[galaxy, pixel]) / (
-            np.maximum(light[galaxy, pixel], 0.0) + epsilon[galaxy, 0]
-        )[:, None]
+        else:
+            rows = (basis[galaxy, pixel] + epsilon[galaxy] * fallback[galaxy, pixel]) / (
+                np.maximum(light[galaxy, pixel], 0.0) + epsilon[galaxy, 0]
+            )[:, None]
         if len(shape) == 2:
             return rows
-        positions = self._padded_positions(index, shape)
-        counts = np.bincount(galaxy, minlength=shape[0])
-        width = max(int(counts.max()), 1)
-        padded = np.zeros((shape[0] * width, rows.shape[-1]))
-        padded[positions] = rows
-        return padded.reshape((shape[0], width, rows.shape[-1]))
+        groups = _PixelGroups.of(index, shape)
+        stacked = np.zeros((groups.n_rows, rows.shape[-1]))
+        stacked[groups.position] = rows
+        return stacked
 
     # ------------------------------------------------------------------ PSF swap
     def psf_updates(self, psf) -> dict:
@@ -348,6 +345,43 @@ class TransferRenderer(Renderer):
             measured = f", error {self.max_error:.1e} at prior draws" if self.max_error else ""
             text += measured + ")"
         return text
+
+
+#: A batch's used pixels are laid out per galaxy, padded to the largest galaxy of its group;
+#: galaxies sorted by pixel count into this many groups waste little on padding.
+PIXEL_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class _PixelGroups:
+    """Galaxies sorted by their number of used pixels into a few groups; each group's pixels
+    are a block ``(galaxies, width, columns)`` padded to its largest galaxy, so an evaluation
+    is one small matrix product per galaxy (a sum in the gradient, not a scatter).
+
+    ``position`` is each used pixel's row in the stacked, flattened blocks.
+    """
+
+    members: list
+    widths: list
+    position: np.ndarray
+    n_rows: int
+
+    @classmethod
+    def of(cls, index, shape):
+        galaxy = np.asarray(index) // int(np.prod(shape[-2:]))
+        counts = np.bincount(galaxy, minlength=shape[0])
+        order = np.argsort(galaxy, kind="stable")
+        rank = np.empty(galaxy.size, dtype=np.int64)
+        rank[order] = np.arange(galaxy.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        by_count = np.argsort(counts, kind="stable")
+        members = [m for m in np.array_split(by_count, min(PIXEL_GROUPS, shape[0])) if m.size]
+        widths = [max(int(counts[m].max()), 1) for m in members]
+        block_start = np.zeros(shape[0], dtype=np.int64)
+        start = 0
+        for m, width in zip(members, widths):
+            block_start[m] = start + width * np.arange(m.size)
+            start += width * m.size
+        return cls(members, widths, block_start[galaxy] + rank, start)
 
 
 def _with_column_axis(factors, light):
