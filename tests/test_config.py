@@ -114,7 +114,7 @@ def test_init_example_then_fit_through_the_command_line(tmp_path, capsys):
     assert main(["init-example", str(folder)]) == 0
     config = folder / "config.toml"
     assert "Exponential" in config.read_text()
-    set_options(config, draws=200, tune=200)
+    set_options(config, draws=600, tune=300)  # enough for the convergence check (exit 0)
     assert main(["fit", str(config), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "disc_gradient" in printed and "results in" in printed
