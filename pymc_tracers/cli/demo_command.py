@@ -3,7 +3,6 @@ with the forward model and with weighted least squares."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import warnings
@@ -27,15 +26,6 @@ __all__ = ["DEMO_SHAPE", "demo", "demo_setup", "wall_seconds"]
 DEMO_SHAPE = (121, 121)
 
 _STARTED = time.perf_counter()
-
-
-def demo_series_hint() -> dict:  # issue16: series hint
-    """The demo's gradient range for the log series (``LinearGradient(gradient_range=...)``),
-    when the class still takes one; to be removed with the series fast path (issue 16)."""
-    if "gradient_range" not in inspect.signature(LinearGradient).parameters:
-        return {}
-    # the range lets log averaging take its fast series (full path outside it)
-    return {"gradient_range": (-0.5, 0.1)}
 
 
 def _seconds_since_process_start() -> float | None:
@@ -102,10 +92,10 @@ def demo(
         gradient = pm.Normal("gradient", 0.0, 1.0)
         disc = Component(
             Exponential(r_eff=truth["r_eff"], amplitude=truth["amplitude"]),
-            LinearGradient(central=central, gradient=gradient, **demo_series_hint()),
+            LinearGradient(central=central, gradient=gradient),
         )
-        _, metallicity = observe(disc, galaxy.grid, galaxy.psf, tracer_scale)
-        tracer_likelihood("metallicity", metallicity, galaxy.tracer_map, sigma=galaxy.tracer_error)
+        observation = observe(disc, galaxy.grid, galaxy.psf, tracer_scale)
+        tracer_likelihood("metallicity", observation, galaxy.tracer_map, sigma=galaxy.tracer_error)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = fit(
@@ -117,6 +107,7 @@ def demo(
             grid=galaxy.grid,
             log_likelihood=False,
             config={"demo": "figure3", "fwhm": fwhm, "seed": seed},
+            observations=[observation],
         )
     p16, p50, p84 = result.percentiles("gradient")
     diagnostics = result.diagnostics()
@@ -137,6 +128,9 @@ def demo(
         "ess_bulk_min": diagnostics["ess_bulk_min"],
         "divergences": diagnostics["divergences"],
         "n_pixels": result.n_data(),
+        "path": observation.path,
+        "path_detail": observation.renderer.describe(),
+        "radial_error_posterior": result.config.get("radial_error"),
         "sampling_seconds": result.config["sampling_seconds"],
     }
     if output:

@@ -168,6 +168,7 @@ def main(argv=None):
         f"  R-hat max {out['r_hat_max']:.3f}, bulk ESS min {out['ess_bulk_min']:.0f}, "
         f"divergences {out['divergences']}, {out['n_pixels']} pixels"
     )
+    print(f"  forward model    {out['path_detail']}")
     print(f"  wall time {out['seconds']:.1f} s {timed}; sampling {out['sampling_seconds']:.1f} s")
     if out.get("figure"):
         print(f"  maps written to {out['figure']}")

@@ -274,7 +274,8 @@ class RadialTransferRenderer(TransferRenderer):
             needed = np.where((errors <= self.tolerance) & (needed > count), count, needed)
             if np.mean(needed <= count) >= COVERED_FRACTION:
                 break
-        count = int(np.quantile(needed, COVERED_FRACTION, method="higher"))
+        ordered = np.sort(needed, axis=None)
+        count = int(ordered[math.ceil(COVERED_FRACTION * ordered.size) - 1])
         self.covered = float(np.mean(needed <= count))
         return count
 
