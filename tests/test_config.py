@@ -280,7 +280,7 @@ BAD = [
     ({'tracer = "OH"': 'tracer = "O_H"'}, None, r"O_H"),
     ({'tracer_scale = "log"': 'tracer_scale = "logg"'}, None, r"did you mean 'log'"),
     ({'type = "file"': 'type = "gausian"'}, None, r"did you mean 'gaussian'"),
-    (  # issue16: series hint (a bad value while the key exists, an unknown key after)
+    (  # a key the profile does not take is named (outside_range went with the log series)
         {"gradient = {": 'outside_range = "clip"\ngradient = {'},
         None,
         r"outside_range",

@@ -9,7 +9,7 @@ import pymc as pm
 from pymc_tracers.binned import binned_tracer_likelihood
 from pymc_tracers.config.auto import auto_prior, light_estimates
 from pymc_tracers.config.data import sky_position
-from pymc_tracers.config.errors import ConfigError, is_number, one_line
+from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.registry import profile_specs
 from pymc_tracers.config.schema import FitConfig
 from pymc_tracers.forward import Component, observe
@@ -92,7 +92,6 @@ class _ModelBuilder:
                 self.fixed[label] = value
             else:
                 values[key] = self.parameter(how, value, key, label, registry, spec)
-        add_series_hint(spec, values)  # issue16: series hint
         try:
             profile = registry.make(dict(values))
         except (ValueError, TypeError) as error:
@@ -141,26 +140,6 @@ class _ModelBuilder:
 class _Built:
     def __init__(self, profile, values):
         self.profile, self.values = profile, values
-
-
-def add_series_hint(spec, values) -> None:  # issue16: series hint
-    """Give a LinearGradient with a Normal or Uniform gradient prior a ``gradient_range``
-    (the prior's +-3 sigma, or its bounds) for the log-averaging series, when the class still
-    takes one. To be removed with the series fast path (issue 16)."""
-    if spec["profile"] != "LinearGradient" or "gradient_range" in values:
-        return
-    if "gradient_range" not in profile_specs("tracer")["LinearGradient"].parameters:
-        return
-    how, prior = spec["params"].get("gradient", (None, None))
-    if how != "prior":
-        return
-    if prior.distribution == "Uniform":
-        low, high = prior.parameters.get("lower"), prior.parameters.get("upper")
-        if is_number(low) and is_number(high):
-            values["gradient_range"] = (float(low), float(high))
-    elif prior.distribution == "Normal" and is_number(prior.parameters.get("sigma")):
-        mu, sigma = float(prior.parameters.get("mu", 0.0)), float(prior.parameters["sigma"])
-        values["gradient_range"] = (mu - 3 * sigma, mu + 3 * sigma)
 
 
 def variable_name(text) -> str:
@@ -228,8 +207,8 @@ def _likelihoods(name, observation, data, config) -> None:
             nu=nu,
         )
     else:
-        tracer_likelihood(name, observation.tracer_map, nu=nu, **data.tracer_data())
+        tracer_likelihood(name, observation, nu=nu, **data.tracer_data())
     if config.model.get("fit_image"):
         if data.image is None or data.image_error is None:
             raise ConfigError("[model] fit_image = true needs [data] image and image_error")
-        image_likelihood(f"{name}_image", observation.image, **data.image_data())
+        image_likelihood(f"{name}_image", observation, **data.image_data())

@@ -55,7 +55,6 @@ PARAMETER_UNITS = {
     "gradient": "T/arcsec",
     "inner": "T/arcsec",
     "outer": "T/arcsec",
-    "gradient_range": "T/arcsec",
 }
 #: Units that depend on the kind of profile: a light profile's ``sigma`` is a width, a tracer
 #: profile's ``amplitude`` (a GP residual's) is in tracer units.

@@ -229,6 +229,7 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
                 map_draws=s.get("map_draws", 100),
                 grid=data.grid,
                 config=run.record(),
+                observations=[run.info["observation"]],
                 **kwargs,
             )
         except ValueError as error:

@@ -161,7 +161,8 @@ def _sample(run, record, state: WorkerState, *, reuse_compiled):
         log_likelihood=False,
     )
     if run.info["binned"] or not reuse_compiled:
-        return fit(run.model, config=record, **settings), "uncached"
+        observations = [run.info["observation"]]
+        return fit(run.model, config=record, observations=observations, **settings), "uncached"
     records = likelihoods_of(run.model)
     key = model_fingerprint(run.model, records)
     fitter, lock, reused = state.fitter(run.model, key)
