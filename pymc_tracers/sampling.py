@@ -103,7 +103,7 @@ def fit(
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     _check_counts(draws=draws, tune=tune, chains=chains, sampler=sampler)
     if sampler == "nutpie":
-        backend = _nutpie_backend(backend)
+        backend = nutpie_backend(backend)
         sample_kwargs["nuts_sampler_kwargs"] = {
             "backend": backend,
             "gradient_backend": "jax" if backend == "jax" else "pytensor",
@@ -205,7 +205,9 @@ def _enable_jax_x64(why: str):
     return jax
 
 
-def _nutpie_backend(backend):
+def nutpie_backend(backend):
+    """nutpie's compilation backend for ``backend`` (``"auto"``: JAX when installed, in
+    64-bit)."""
     if backend not in NUTPIE_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of {NUTPIE_BACKENDS}")
     if backend == "auto":
@@ -342,7 +344,7 @@ class Fitter:
         self.model = pm.modelcontext(model)
         self.records = {r.name: r for r in likelihoods_of(self.model)}
         self.observations = _as_observations(observations)
-        self.backend = _nutpie_backend(backend)
+        self.backend = nutpie_backend(backend)
         self.swappable_data = bool(swappable_data)
         start = time.perf_counter()
         self.compiled = nutpie.compile_pymc_model(
@@ -424,6 +426,11 @@ class Fitter:
                 "observations built inside it"
             )
         return updates
+
+    def swap_data(self, updates: dict) -> None:
+        """Swap model data by name into the compiled model (e.g. another galaxy's basis maps
+        from a model of the same structure); data the compiled model does not use are skipped."""
+        self.compiled = self._compiled_with(updates)
 
     def _compiled_with(self, updates):
         """The compiled model with ``updates`` swapped in (data it does not use are skipped:

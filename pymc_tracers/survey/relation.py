@@ -17,7 +17,7 @@ import pymc as pm
 from pymc_tracers.config import build_model, load_config, make_psf, read_data
 from pymc_tracers.population import linear_mean, linear_relation
 from pymc_tracers.results import check_convergence
-from pymc_tracers.sampling import NUTPIE_SETTINGS, _nutpie_backend
+from pymc_tracers.sampling import NUTPIE_SETTINGS, nutpie_backend
 from pymc_tracers.survey.catalogue import Catalogue, read_catalogue
 from pymc_tracers.survey.interim import (
     importance_ess,
@@ -114,7 +114,7 @@ def sample_relation(model, *, draws, tune, chains, seed, target_accept=0.99):
     """NUTS (nutpie) on a relation's model. The hyperparameters are few and cheap, so a high
     ``target_accept`` (small steps) costs little and keeps NUTS clear of the narrow region at
     small scatter, where the intercept and slope are pinned by the precise galaxies."""
-    backend = _nutpie_backend("auto")  # sampling.py: to be made public
+    backend = nutpie_backend("auto")
     with model:
         return pm.sample(
             draws=draws,

@@ -133,7 +133,7 @@ def swap_model_data(fitter, model, records):
     if updates:
         with fitter.model:
             pm.set_data(updates)
-        fitter.compiled = fitter._compiled_with(updates)  # sampling.py: to be made public
+        fitter.swap_data(updates)
 
 
 def field_render_bytes(grid, psf) -> int:
