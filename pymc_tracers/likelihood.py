@@ -379,7 +379,7 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
     labels = list(model.coords.get(LIKELIHOODS_COORD) or ())
     labels.append(f"{name}|{kind}|{'x'.join(map(str, shape))}")
     if LIKELIHOODS_COORD in model.coords:
-        model._coords[LIKELIHOODS_COORD] = tuple(labels)
+        model.set_dim(LIKELIHOODS_COORD, len(labels), coord_values=labels)
     else:
         model.add_coord(LIKELIHOODS_COORD, labels)
     if observation is not None and kind == "tracer":
