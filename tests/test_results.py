@@ -28,13 +28,16 @@ def tiny_galaxy(*, seed=0, fwhm=1.0, shape=(15, 15)):
     return grid, psf, light, data, sigma
 
 
-def gradient_model(grid, psf, light, data, sigma, mask=None):
+def gradient_model(grid, psf, light, data, sigma, mask=None, observations=None):
+    """The model; ``observations``, a list, receives the Observation (for PSF swaps)."""
     with pm.Model() as model:
         central = pm.Normal("central", 8.0, 1.0)
         gradient = pm.Normal("gradient", 0.0, 1.0)
         disc = pmt.Component(light, pmt.LinearGradient(central=central, gradient=gradient))
-        _, tracer = pmt.observe(disc, grid, psf)
-        pmt.tracer_likelihood("metallicity", tracer, data, sigma=sigma, mask=mask)
+        observation = pmt.observe(disc, grid, psf)
+        pmt.tracer_likelihood("metallicity", observation, data, sigma=sigma, mask=mask)
+    if observations is not None:
+        observations.append(observation)
     return model
 
 
@@ -213,7 +216,8 @@ def test_batched_likelihood_maps_per_galaxy():
 
 def test_models_through_pm_do_and_clone_model_still_fit_and_plot():
     grid, psf, light, data, sigma = tiny_galaxy(seed=3)
-    model = gradient_model(grid, psf, light, data, sigma)
+    observations = []
+    model = gradient_model(grid, psf, light, data, sigma, observations=observations)
 
     fixed = pm.do(model, {"central": 8.0})
     result = quiet_fit(fixed, random_seed=2, grid=grid)
@@ -232,9 +236,9 @@ def test_models_through_pm_do_and_clone_model_still_fit_and_plot():
     np.testing.assert_allclose(result.maps()["model"], expected, atol=2e-3)
     assert len(result.plot_maps().axes) >= 4
 
-    # the Fitter finds the linear-path bases of the clone, so it can swap the PSF
+    # the observation's renderer recomputes its data by name, which the clone shares
     other_psf = pmt.GaussianPSF(0.4)
-    fitter = pmt.Fitter(cloned, backend="jax")
+    fitter = pmt.Fitter(cloned, observations=observations, backend="jax")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pmt.ConvergenceWarning)
         refit = fitter.fit(psf=other_psf, random_seed=4, **TINY)

@@ -41,7 +41,13 @@ from pymc_tracers.forward.radial_nodes import (
     layout_error,
     node_fields,
 )
-from pymc_tracers.forward.transfer import TransferRenderer, _Columns, fixed_columns, is_symbolic
+from pymc_tracers.forward.transfer import (
+    BUILD_MODE,
+    TransferRenderer,
+    _Columns,
+    fixed_columns,
+    is_symbolic,
+)
 from pymc_tracers.profiles.tracer import elliptical_radius_grid
 
 __all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws"]
@@ -126,7 +132,7 @@ class ParameterDraws:
         stand_ins = [v.type() for v in self.random]
         replaced = clone_replace(outputs, replace=dict(zip(self.random, stand_ins)))
         compiled = pytensor.function(
-            [*inputs, *stand_ins], replaced, on_unused_input="ignore", mode="FAST_COMPILE"
+            [*inputs, *stand_ins], replaced, on_unused_input="ignore", mode=BUILD_MODE
         )
 
         def at(*args, draw):

@@ -109,9 +109,7 @@ class NodeLayout:
         ``u``) and ``weights`` ``(STENCIL, *u.shape)``.
         """
         u = np.asarray(u, dtype=float)
-        segment = np.clip(
-            np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1
-        )
+        segment = np.clip(np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1)
         start = self.edges[segment]
         counts = np.asarray(self.counts)[segment]
         spacing = (self.edges[segment + 1] - start) / (counts - 1)

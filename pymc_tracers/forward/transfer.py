@@ -46,6 +46,9 @@ logger = logging.getLogger("pymc_tracers")
 
 #: Default largest error of a radial transfer's tracer map (tracer units: dex for log).
 DEFAULT_TOLERANCE = 1e-7
+#: How build-time graphs (fixed fields, prior draws) are compiled: C code with few rewrites
+#: (quick to compile; PyTensor's Python-only mode cannot run every elementwise op).
+BUILD_MODE = pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_compile")
 #: Working memory of one chunk of basis columns while building (bytes).
 BUILD_CHUNK_BYTES = 2**27
 
@@ -107,7 +110,7 @@ class TransferRenderer(Renderer):
             for c in self.components
         ]
         flat = [g for per_set in graphs for g in per_set]
-        values = pytensor.function([], flat, mode="FAST_COMPILE")()
+        values = pytensor.function([], flat, mode=BUILD_MODE)()
         n_sets = len(numerics.point_sets)
         return [values[i * n_sets : (i + 1) * n_sets] for i in range(len(self.components))]
 
@@ -419,7 +422,7 @@ def fixed_columns(tracer, tracer_scale, points) -> _Columns:
     graphs = [tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y)) for x, y in points]
     if tracer_scale == "log":
         graphs = [10.0**g for g in graphs]
-    fields = pytensor.function([], graphs, mode="FAST_COMPILE")()
+    fields = pytensor.function([], graphs, mode=BUILD_MODE)()
     return _Columns("fixed", 1, pt.constant(np.ones(1)), lambda start, stop, k: fields[k][None])
 
 
