@@ -127,7 +127,7 @@ class NodeLayout:
 
 
 def node_fields(first, weights, start, stop):
-    """The weight fields ``w_m`` of nodes ``start .. stop - 1``: ``(stop - start, *r.shape)``."""
+    """Weight fields ``w_m`` of nodes ``start`` to ``stop - 1``: ``(stop - start, *r.shape)``."""
     fields = np.zeros((stop - start, *first.shape))
     for k in range(STENCIL):
         node = first + k
