@@ -40,6 +40,8 @@ logger = logging.getLogger("pymc_tracers")
 #: model coordinate listing the pymc_tracers likelihoods as ``"name|kind|shape"`` labels
 LIKELIHOODS_COORD = "pmt_likelihoods"
 KINDS = ("tracer", "image")
+#: a likelihood given an Observation names the whole model map ``<name>_model_map``
+MODEL_MAP_SUFFIX = "_model_map"
 
 
 @dataclass
@@ -173,12 +175,13 @@ def likelihoods_of(model: pm.Model) -> list[LikelihoodRecord]:
         used = np.zeros(int(np.prod(shape)), dtype=bool)
         used[index] = True
         nu_value = None if nu is None else _evaluate_fixed(nu)
+        whole = model.named_vars.get(f"{name}{MODEL_MAP_SUFFIX}")
         records.append(
             LikelihoodRecord(
                 name=name,
                 kind=kind,
                 shape=shape,
-                model_map=_full_model_map(mu, index, shape),
+                model_map=_full_model_map(mu, index, shape) if whole is None else whole,
                 data=_scatter(observed, index, shape),
                 sigma=sigma,
                 used=used.reshape(shape),
@@ -384,6 +387,9 @@ def _observe(name, kind, model_map, data, noise, mask, nu, model):
         model.add_coord(LIKELIHOODS_COORD, labels)
     if observation is not None and kind == "tracer":
         mu = _model_at_pixels(observation, shape, index)
+        # the whole map for plots and Result.maps (not in the likelihood, not stored per draw)
+        whole = pt.specify_shape(model_map, shape).copy(name=f"{name}{MODEL_MAP_SUFFIX}")
+        model.add_named_variable(whole)
     else:
         mu = _model_at_pixels(model_map, shape, index)
     # data and known errors live in pm.Data so a compiled model can be refitted to new maps
