@@ -10,7 +10,7 @@ import sys
 import warnings
 from importlib.metadata import version
 
-from pymc_tracers.cli import demo_command
+import pymc_tracers.cli.demo_command as demo_command
 from pymc_tracers.cli.config_commands import add_config_commands, run_config_command
 from pymc_tracers.cli.memory import (
     DEFAULT_MAX_MEMORY_GIB,
