@@ -134,7 +134,11 @@ def demo(
         "sampling_seconds": result.config["sampling_seconds"],
     }
     if output:
-        fig = result.plot_maps("metallicity", grid=galaxy.grid)
+        radii = np.linspace(0.0, float(np.hypot(*galaxy.grid.shape)) * galaxy.grid.pixel_scale / 2)
+        intrinsic = truth["central"] + truth["gradient"] * radii  # 12+log(O/H) before smearing
+        fig = result.plot_maps(
+            "metallicity", grid=galaxy.grid, unit="dex", truth=(radii, intrinsic)
+        )
         fig.savefig(output, dpi=110)
         out["figure"] = output
     out["fit_seconds"] = time.perf_counter() - start
