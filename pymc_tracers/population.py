@@ -31,9 +31,13 @@ Example
 ...     scatter = pm.HalfNormal("scatter", 0.1)              # dex/kpc
 ...     gradient = pmt.population.linear_relation(
 ...         "gradient", log_mass, intercept=intercept, slope=slope, scatter=scatter, pivot=10.0)
+
+``pivot`` defaults to the covariates' median (rounded to 0.1), stored as ``<name>_pivot``.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pymc as pm
@@ -252,8 +256,7 @@ def _relation(
     dim = _dim_name(dims)
     x, n = _covariate(covariate)
     n = _galaxy_length(model, dim, n)
-    if not np.isfinite(pivot):
-        raise ValueError(f"pivot must be a finite number (covariate units); got {pivot!r}")
+    pivot = _pivot(name, x, pivot)
     scatter = _check_per_galaxy(scatter, "scatter", n, positive=True)
     if scatter_slope is not None:
         scatter_slope = _check_per_galaxy(scatter_slope, "scatter_slope", n)
@@ -261,9 +264,33 @@ def _relation(
         x = _latent_covariate(name, x, n, covariate_error, covariate_prior, dim, covariate_centered)
     elif covariate_prior is not None:
         raise ValueError("covariate_prior only applies with covariate_error= (latent covariates)")
-    mean = mean_fn(x)
+    mean = mean_fn(x, pivot)
+    pm.Data(f"{name}_pivot", pivot)
     sigma = scatter_at(x, scatter, scatter_slope, pivot)
     return _per_galaxy_normal(name, mean, sigma, dim, centered, kwargs)
+
+
+def _pivot(name, x, pivot) -> float:
+    """The pivot (covariate units): by default the covariates' median, rounded to 0.1.
+
+    A pivot far outside the sample correlates intercept and slope almost perfectly (at
+    ``pivot = 0`` for log masses near 10, ``r ~ -0.99``), which is what makes such relations
+    sample slowly; the median decorrelates them.
+    """
+    if pivot is None:
+        pivot = float(np.round(np.median(x), 1))
+    elif not np.isfinite(pivot):
+        raise ValueError(f"pivot must be a finite number (covariate units); got {pivot!r}")
+    spread = float(np.std(x))
+    if x.size > 2 and spread > 0 and abs(pivot - np.median(x)) > 3 * spread:
+        warnings.warn(
+            f"{name}: pivot={pivot:g} lies {abs(pivot - np.median(x)) / spread:.0f} standard "
+            f"deviations from the covariates' median {np.median(x):.3g}, which correlates "
+            "intercept and slope and slows sampling; leave pivot=None (the median) or give a "
+            "value inside the sample",
+            stacklevel=4,
+        )
+    return float(pivot)
 
 
 _RELATION_PARAMETERS = """
@@ -310,7 +337,7 @@ def linear_relation(
     intercept,
     slope,
     scatter,
-    pivot=0.0,
+    pivot=None,
     scatter_slope=None,
     covariate_error=None,
     covariate_prior=None,
@@ -333,14 +360,16 @@ def linear_relation(
         ``y`` at the pivot (units of ``y``).
     slope : float or PyMC variable
         ``dy/dx`` (units of ``y`` per covariate unit).
-    pivot : float
-        Covariate value where ``intercept`` and ``scatter`` apply (covariate units); choose it
-        near the sample's median to decorrelate intercept and slope.
+    pivot : float, optional
+        Covariate value where ``intercept`` and ``scatter`` apply (covariate units). Default:
+        the covariates' median rounded to 0.1, which decorrelates intercept and slope; it is
+        recorded in the model as the data ``<name>_pivot`` (``idata.constant_data``). A pivot
+        more than three standard deviations from the sample warns.
     """
     return _relation(
         name,
         covariate,
-        lambda x: linear_mean(x, intercept, slope, pivot),
+        lambda x, pivot: linear_mean(x, intercept, slope, pivot),
         scatter=scatter,
         scatter_slope=scatter_slope,
         pivot=pivot,
@@ -361,7 +390,7 @@ def quadratic_relation(
     slope,
     curvature,
     scatter,
-    pivot=0.0,
+    pivot=None,
     scatter_slope=None,
     covariate_error=None,
     covariate_prior=None,
@@ -380,14 +409,16 @@ def quadratic_relation(
         As in :func:`linear_relation` (``slope`` is the derivative at the pivot).
     curvature : float or PyMC variable
         Units of ``y`` per covariate unit squared.
-    pivot : float
-        Covariate value where ``intercept`` and ``scatter`` apply (covariate units); choose it
-        near the sample's median to decorrelate intercept and slope.
+    pivot : float, optional
+        Covariate value where ``intercept`` and ``scatter`` apply (covariate units). Default:
+        the covariates' median rounded to 0.1, which decorrelates intercept and slope; it is
+        recorded in the model as the data ``<name>_pivot`` (``idata.constant_data``). A pivot
+        more than three standard deviations from the sample warns.
     """
     return _relation(
         name,
         covariate,
-        lambda x: quadratic_mean(x, intercept, slope, curvature, pivot),
+        lambda x, pivot: quadratic_mean(x, intercept, slope, curvature, pivot),
         scatter=scatter,
         scatter_slope=scatter_slope,
         pivot=pivot,
@@ -448,7 +479,7 @@ def broken_linear_relation(
         if not isinstance(break_point, Variable):
             pivot = float(break_point)
         elif scatter_slope is None:
-            pivot = 0.0  # unused: the scatter is the same everywhere
+            pivot = None  # the scatter is the same everywhere: the median serves
         else:
             raise ValueError(
                 "give pivot= (the covariate value where `scatter` applies) when the break point "
@@ -457,7 +488,7 @@ def broken_linear_relation(
     return _relation(
         name,
         covariate,
-        lambda x: broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width),
+        lambda x, _: broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width),
         scatter=scatter,
         scatter_slope=scatter_slope,
         pivot=pivot,

@@ -41,6 +41,56 @@ def test_linear_relation_prior_moments(centered):
     _check_moments(draws, a + b * (x - pivot), s * 10 ** (c * (x - pivot)))
 
 
+def test_relation_pivot_defaults_to_the_covariate_median_and_is_recorded():
+    x = np.array([9.12, 9.7, 10.26, 10.5, 11.0])
+    a, b, s = -0.03, -0.015, 0.04
+    with pm.Model() as model:
+        y = P.linear_relation("y", x, intercept=a, slope=b, scatter=s)
+    assert float(model["y_pivot"].get_value()) == pytest.approx(10.3)
+    _check_moments(pm.draw(y, N_DRAWS, random_seed=4), a + b * (x - 10.3), s)
+
+
+def test_relation_pivot_far_from_the_sample_warns_and_is_used():
+    x = np.array([9.2, 9.7, 10.3, 10.5, 11.0])
+    with pm.Model() as model:
+        with pytest.warns(UserWarning, match=r"y: pivot=0 lies .* standard deviations"):
+            y = P.linear_relation("y", x, intercept=0.1, slope=0.01, scatter=0.01, pivot=0.0)
+    assert float(model["y_pivot"].get_value()) == 0.0
+    _check_moments(pm.draw(y, N_DRAWS, random_seed=5), 0.1 + 0.01 * x, 0.01)
+
+
+def test_default_pivot_decorrelates_intercept_and_slope():
+    """Posterior of a line through 8 precise points: r(intercept, slope) ~ -mean(d)/rms(d)."""
+    x = np.array([9.1, 9.4, 9.8, 10.1, 10.3, 10.6, 10.9, 11.2])
+    rng = np.random.default_rng(0)
+    y_obs = -0.02 - 0.015 * (x - 10.0) + 0.005 * rng.normal(size=x.size)
+    correlations = {}
+    for pivot in (0.0, None):
+        with pm.Model(coords={"galaxy": np.arange(x.size)}) as model:
+            intercept = pm.Normal("intercept", 0.0, 1.0)
+            slope = pm.Normal("slope", 0.0, 1.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                y = P.linear_relation(
+                    "y",
+                    x,
+                    intercept=intercept,
+                    slope=slope,
+                    scatter=0.005,
+                    pivot=pivot,
+                    centered=True,
+                )
+            pm.Normal("y_obs", y, 0.005, observed=y_obs, dims="galaxy")
+        # the Laplace approximation at the MAP: the posterior correlation of a linear model
+        with model:
+            point = pm.find_MAP(progressbar=False)
+            hessian = pm.find_hessian(point, vars=[intercept, slope])
+        covariance = np.linalg.inv(hessian)
+        correlations[pivot] = covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1])
+    assert correlations[0.0] < -0.99
+    assert abs(correlations[None]) < 0.2
+
+
 def test_hierarchical_normal_marginals_and_correlation():
     """mu ~ N(m0, s0), y_i = mu + tau eps_i: var y_i = s0^2 + tau^2, cov(y_i, y_j) = s0^2."""
     m0, s0, tau = 0.2, 0.3, 0.4
