@@ -27,6 +27,7 @@ from pymc_tracers import (  # noqa: E402  # noqa: E402
 from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
+from pymc_tracers.kfold import KFoldResult, compare_kfold, kfold
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
     HeteroskedasticNoise,
     SigmaMap,
@@ -126,6 +127,9 @@ __all__ = [
     "delta_bic",
     "compare",
     "comparison",
+    "kfold",
+    "compare_kfold",
+    "KFoldResult",
     "cosmology",
     "population",
     "baselines",

@@ -440,6 +440,41 @@ class Fitter:
             updates = {name: value for name, value in updates.items() if name in known}
         return self.compiled.with_data(**updates) if updates else self.compiled
 
+    def sample_with(
+        self, updates=None, *, draws=1000, tune=1000, chains=2, random_seed=None, progressbar=True
+    ):
+        """Posterior draws of the compiled model with model data swapped in, nothing else.
+
+        The model itself is left as it is (its data keep their values), so several calls may
+        run at once from threads, e.g. the folds of :func:`~pymc_tracers.kfold`.
+
+        Parameters
+        ----------
+        updates : dict, optional
+            New values of model data by name (``<likelihood>_observed``, ``<likelihood>_sigma``,
+            basis maps...), in the shapes the model was built with.
+        draws, tune, chains, random_seed, progressbar
+            As in :func:`fit`.
+
+        Returns
+        -------
+        az.InferenceData
+            nutpie's draws (posterior and sample statistics), without log-likelihoods or maps.
+        """
+        import nutpie
+
+        _check_counts(draws=draws, tune=tune, chains=chains, sampler="nutpie")
+        return nutpie.sample(
+            self._compiled_with(updates or {}),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=random_seed,
+            progress_bar=progressbar,
+            save_warmup=False,
+            **NUTPIE_SETTINGS,
+        )
+
     def fit(
         self,
         data=None,
@@ -467,8 +502,6 @@ class Fitter:
         draws, tune, chains, random_seed, progressbar, map_draws, grid, config, log_likelihood
             As in :func:`fit`.
         """
-        import nutpie
-
         _check_counts(draws=draws, tune=tune, chains=chains, sampler="nutpie")
         started = time.perf_counter()
         updates = self._data_updates(data)
@@ -482,16 +515,13 @@ class Fitter:
         if updates:
             with self.model:
                 pm.set_data(updates)
-        compiled = self._compiled_with(updates)
-        idata = nutpie.sample(
-            compiled,
+        idata = self.sample_with(
+            updates,
             draws=draws,
             tune=tune,
             chains=chains,
-            seed=random_seed,
-            progress_bar=progressbar,
-            save_warmup=False,
-            **NUTPIE_SETTINGS,
+            random_seed=random_seed,
+            progressbar=progressbar,
         )
         records = list(self.records.values())
         if self._map_function is None:
