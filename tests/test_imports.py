@@ -28,7 +28,7 @@ LAYERS = [
     {"forward", "baselines", "data", "io"},
     {"likelihood", "binned", "fields", "population", "comparison"},
     {"simulate", "simulate_population"},
-    {"plotting", "results", "sampling", "fitting"},
+    {"plotting", "results", "sampling", "fitting", "kfold"},
     {"config"},
     {"survey"},
     {"cli"},
