@@ -70,8 +70,6 @@ _LAZY_SUBMODULES = (
     "plotting",
     "profiles",
     "psf",
-    "psf_chromatic",
-    "psf_files",
     "results",
     "sampling",
     "simulate_population",

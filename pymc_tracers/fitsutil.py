@@ -1,5 +1,5 @@
 """FITS and WCS primitives shared by the map readers (:mod:`pymc_tracers.io`) and the PSF files
-(:mod:`pymc_tracers.psf_files`): listing and finding HDUs, the pixel scale of a celestial WCS.
+(:mod:`pymc_tracers.psf.files`): listing and finding HDUs, the pixel scale of a celestial WCS.
 
 It imports nothing of the package, so both sides can use it without an import cycle.
 """

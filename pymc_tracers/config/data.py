@@ -9,7 +9,7 @@ from pymc_tracers import io
 from pymc_tracers.config.errors import ConfigError, is_number, one_line
 from pymc_tracers.config.schema import FitConfig
 from pymc_tracers.psf import GaussianPSF, MoffatPSF, read_psf
-from pymc_tracers.psf_chromatic import moffat_psf_at
+from pymc_tracers.psf.chromatic import moffat_psf_at
 
 __all__ = ["make_psf", "read_data", "sky_position"]
 

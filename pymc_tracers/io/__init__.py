@@ -4,8 +4,8 @@ Modules: :mod:`~pymc_tracers.io.units` (BUNIT), :mod:`~pymc_tracers.io.wcs` (``S
 :mod:`~pymc_tracers.io.fits` (``read_maps``), :mod:`~pymc_tracers.io.checks` (``MapOptions``,
 usable pixels), :mod:`~pymc_tracers.io.galaxy_data` (``GalaxyData``),
 :mod:`~pymc_tracers.io.bins` (bin maps), :mod:`~pymc_tracers.io.writing` (result files). PSF
-files and wavelength-dependent PSFs live on the PSF side (:mod:`pymc_tracers.psf_files`,
-:mod:`pymc_tracers.psf_chromatic`) and are re-exported here.
+files and wavelength-dependent PSFs live on the PSF side (:mod:`pymc_tracers.psf.files`,
+:mod:`pymc_tracers.psf.chromatic`) and are re-exported here.
 
 Everything here uses astropy (``astropy.io.fits``, ``astropy.wcs``, ``astropy.units``,
 ``astropy.coordinates``, ``astropy.nddata.Cutout2D``, ``astropy.table``); nothing parses FITS by
@@ -43,7 +43,7 @@ from pymc_tracers.io.units import BadDataWarning, UnitWarning, is_abundance, par
 from pymc_tracers.io.wcs import SkyFrame, sky_frame
 from pymc_tracers.io.writing import summary_table, write_maps, write_summary
 from pymc_tracers.psf import read_psf
-from pymc_tracers.psf_chromatic import moffat_fwhm_at, moffat_psf_at
+from pymc_tracers.psf.chromatic import moffat_fwhm_at, moffat_psf_at
 
 __all__ = [
     "BadDataWarning",

@@ -21,7 +21,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from scipy import interpolate, special
 
-from pymc_tracers.psf_files import read_psf_image
+from pymc_tracers.psf.files import read_psf_image
 from pymc_tracers.validation import positive_number as _positive_number
 
 __all__ = [
@@ -267,7 +267,7 @@ class PixelPSF(PSF):
 
         Notes
         -----
-        The file is read by :func:`pymc_tracers.psf_files.read_psf_image`. An even-sized PSF
+        The file is read by :func:`pymc_tracers.psf.files.read_psf_image`. An even-sized PSF
         (stpsf writes them centred on the corner between the four middle pixels) is re-centred
         onto an odd grid, flux-conserving, with :func:`resample_kernel`; the log
         (``pymc_tracers.psf``, INFO) says so.

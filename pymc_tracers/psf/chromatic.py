@@ -7,7 +7,7 @@ import math
 
 import astropy.units as u
 
-from pymc_tracers.psf import MoffatPSF
+from pymc_tracers.psf.models import MoffatPSF
 
 __all__ = ["moffat_fwhm_at", "moffat_psf_at"]
 
