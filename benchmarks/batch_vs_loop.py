@@ -25,7 +25,7 @@ leapfrog step) in each backend, and timed interleaved (rounds of loop, batch, lo
 so load from other jobs hits both alike); the median per evaluation is reported. Both forms
 must agree (logp and gradient differences are printed).
 
-``--before REV`` also builds both forms with ``pymc_tracers/convolution.py`` as it was at git
+``--before REV`` also builds both forms with ``pymc_tracers/convolution.py`` (a single module up to d446c14) as it was at git
 revision REV (loaded as a separate module, everything else unchanged) and times them in the
 same rounds, so the before/after comparison sees the same load. The old module registers its
 JAX implementations (at 18199be: an override of PyTensor's JAX dispatch for every

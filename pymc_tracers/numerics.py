@@ -158,7 +158,7 @@ class Numerics:
         when its estimated working memory exceeds :data:`MAX_RENDER_BYTES`.
 
         Only the full path is checked: the linear path renders once, in numpy, convolving
-        large batches in chunks (:data:`~pymc_tracers.convolution.CONVOLVE_CHUNK_BYTES`).
+        large batches in chunks (:data:`~pymc_tracers.convolution.fft.CONVOLVE_CHUNK_BYTES`).
         """
         n_galaxies = self.n_galaxies
         samples = sum(x.size for x, _ in self.point_sets)
