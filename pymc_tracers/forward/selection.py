@@ -3,8 +3,9 @@
 ``observe(method="auto")`` takes the cheapest renderer that is exact (or within its stated
 tolerance) for the model:
 
-1. ``"linear"`` when the light and PSF are fixed, the tracer is averaged linearly and every
-   tracer is linear in its parameters (exact, a few columns);
+1. ``"linear"`` when the light and PSF are fixed and every tracer is linear in its
+   parameters, averaged linearly, or, averaged as ``10**Z``, free only in an additive offset
+   (exact, a few columns);
 2. ``"radial"`` when the light and PSF are fixed and every tracer is radial about a fixed
    centre and shape (either averaging scale, within the tolerance);
 3. otherwise the full path: ``"subpixel"`` (exact), ``"pixel"`` (``convolve_at="pixel"``) or
@@ -21,7 +22,7 @@ from pytensor.graph.traversal import ancestors
 
 from pymc_tracers.forward.components import is_free
 from pymc_tracers.forward.full import FittedPSFRenderer, PixelScaleRenderer, SubpixelRenderer
-from pymc_tracers.forward.linear import LinearBasisRenderer
+from pymc_tracers.forward.linear import LinearBasisRenderer, log_offset_problem
 from pymc_tracers.forward.radial import RadialTransferRenderer
 
 __all__ = ["METHODS", "choose_renderer"]
@@ -49,12 +50,18 @@ def _linear_problem(components, numerics, tracer_scale) -> str | None:
     problem = _fixed_inputs_problem(components, numerics)
     if problem:
         return problem
-    if tracer_scale != "linear":
-        return "log averaging (10**Z) is not linear in the tracer's parameters"
     for i, component in enumerate(components):
         tracer = component.tracer
-        if _symbolic(tracer) and tracer.linear_terms(numerics.point_sets) is None:
+        if not _symbolic(tracer):
+            continue
+        terms = tracer.linear_terms(numerics.point_sets)
+        if terms is None:
             return f"the tracer of component {i} ({type(tracer).__name__}) has no linear terms"
+        if tracer_scale == "log" and log_offset_problem(terms):
+            return (
+                f"log averaging of the tracer of component {i} ({type(tracer).__name__}): "
+                + log_offset_problem(terms)
+            )
     return None
 
 
@@ -122,6 +129,8 @@ def choose_renderer(
         renderer = LinearBasisRenderer(*args, **transfer_options)
         renderer.reason = (
             "fixed light and PSF; linear averaging of tracers linear in their parameters"
+            if tracer_scale == "linear"
+            else "fixed light and PSF; log averaging of a free offset on a fixed structure"
         )
     elif radial is None:
         renderer = RadialTransferRenderer(*args, **transfer_options)

@@ -96,6 +96,8 @@ def test_auto_selection_names_the_path_and_its_reason():
         (pmt.LinearGradient(central=c, gradient=g, x0=c * 0.01), "log", {}, "subpixel"),
         (pmt.Azimuthal(m1=g, phase1=0.3), "log", {}, "subpixel"),
         (pmt.Azimuthal(m1=g, phase1=0.3), "linear", {}, "linear"),
+        (pmt.LinearGradient(central=c, gradient=-0.2), "log", {}, "linear"),
+        (pmt.Constant(c) + pmt.Azimuthal(m1=0.1, phase1=0.3), "log", {}, "linear"),
         (
             pmt.LinearGradient(central=c, gradient=g, x0=c * 0.01),
             "log",
@@ -120,6 +122,37 @@ def test_auto_selection_names_the_path_and_its_reason():
             pmt.Component(light, pmt.Azimuthal(m1=g, phase1=0.3)), GRID, PSFS[0], "log"
         ).reason
     )
+
+
+def test_log_averaged_free_offset_on_a_fixed_structure_is_exact_on_the_linear_path():
+    """10**(c + S) = 10**c x 10**S: per-galaxy free offsets under fixed azimuthal structure."""
+    data = _data()
+
+    def model(method):
+        with pm.Model(coords={"galaxy": range(3)}) as m:
+            central = pm.Normal("central", 8.5, 0.2, dims="galaxy")
+            tracer = pmt.LinearGradient(
+                central=central, gradient=np.array([-0.3, 0.1, -0.6]), q=0.8, phi=0.3
+            ) + pmt.Azimuthal(m1=np.array([0.1, 0.0, 0.2]), phase1=0.4)
+            obs = pmt.observe(
+                pmt.Component(pmt.Exponential(r_eff=R_EFF, q=0.8, phi=0.3), tracer),
+                GRID,
+                PSFS,
+                "log",
+                method=method,
+            )
+            pmt.tracer_likelihood("z", obs, data, sigma=0.05)
+        return m, obs
+
+    fast, obs = model("auto")
+    full, _ = model("full")
+    assert obs.path == "linear" and "free offset" in obs.reason
+    points = [{"central": np.full(3, 8.5)}, {"central": np.array([8.3, 8.7, 8.55])}]
+    for (lp_fast, g_fast), (lp_full, g_full) in zip(
+        _logp_and_gradient(fast, points), _logp_and_gradient(full, points)
+    ):
+        assert lp_fast == pytest.approx(lp_full, rel=1e-10)
+        np.testing.assert_allclose(g_fast, g_full, rtol=1e-8, atol=1e-8)
 
 
 def test_a_method_that_does_not_apply_is_refused_with_the_reason():
