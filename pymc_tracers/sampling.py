@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pymc as pm
+from pymc.model.transform.optimization import freeze_dims_and_data
 
 from pymc_tracers.forward import Observation
 from pymc_tracers.likelihood import likelihoods_of
@@ -347,8 +348,13 @@ class Fitter:
         self.backend = nutpie_backend(backend)
         self.swappable_data = bool(swappable_data)
         start = time.perf_counter()
+        compiled_model = self.model
+        if self.backend == "jax" and self.swappable_data:
+            # JAX traces static shapes: fix the dimension lengths (PyMC keeps them as shared
+            # variables), but keep the data swappable
+            compiled_model = freeze_dims_and_data(self.model, data=[])
         self.compiled = nutpie.compile_pymc_model(
-            self.model,
+            compiled_model,
             backend=self.backend,
             gradient_backend="jax" if self.backend == "jax" else "pytensor",
             # nutpie freezes pm.Data for JAX by default; swapping needs it kept as data
