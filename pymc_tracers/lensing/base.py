@@ -14,7 +14,6 @@ model has a numpy twin, :meth:`LensModel.deflection_numpy`, used by the tests.
 from __future__ import annotations
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.basic import Constant, Variable
 
@@ -169,9 +168,3 @@ def offsets_numpy(x, y, x0, y0, phi=None):
         return dx, dy
     cos, sin = np.cos(_numpy_parameter(phi)), np.sin(_numpy_parameter(phi))
     return cos * dx + sin * dy, -sin * dx + cos * dy
-
-
-def evaluate_fixed(graphs):
-    """Compile and run graphs without inputs once (fixed lenses: numpy source-plane points)."""
-    mode = pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_compile")
-    return pytensor.function([], list(graphs), mode=mode)()

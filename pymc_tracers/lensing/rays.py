@@ -14,7 +14,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from pymc_tracers.lensing.base import as_lens, evaluate_fixed
+from pymc_tracers.lensing.base import as_lens
 
 __all__ = [
     "trace_point_sets",
@@ -23,6 +23,23 @@ __all__ = [
     "critical_curves",
     "caustics",
 ]
+
+
+def _shoot_fixed(lens, point_sets):
+    """Source-plane positions of a fixed lens, the points as function inputs (large constant
+    arrays in a graph make its compilation slow)."""
+    inputs, outputs = [], []
+    for x, y in point_sets:
+        x_in = pt.tensor(dtype="float64", shape=np.shape(x))
+        y_in = pt.tensor(dtype="float64", shape=np.shape(y))
+        inputs += [x_in, y_in]
+        outputs += list(lens.ray_shoot(x_in, y_in))
+    mode = pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_compile")
+    function = pytensor.function(inputs, outputs, mode=mode)
+    values = function(*(np.asarray(v, dtype=float) for pair in point_sets for v in pair))
+    return [
+        (np.asarray(values[2 * k]), np.asarray(values[2 * k + 1])) for k in range(len(point_sets))
+    ]
 
 
 def trace_point_sets(lens, point_sets):
@@ -43,11 +60,9 @@ def trace_point_sets(lens, point_sets):
     lens = as_lens(lens)
     for x, y in point_sets:
         lens.check_coverage(x, y)
-    graphs = [lens.ray_shoot(x, y) for x, y in point_sets]
-    if not lens.is_fixed:
-        return [tuple(graph) for graph in graphs]
-    values = evaluate_fixed([g for pair in graphs for g in pair])
-    return [(values[2 * k], values[2 * k + 1]) for k in range(len(graphs))]
+    if lens.is_fixed:
+        return _shoot_fixed(lens, point_sets)
+    return [tuple(lens.ray_shoot(x, y)) for x, y in point_sets]
 
 
 def _fixed(lens, what):
@@ -64,11 +79,10 @@ def source_positions(lens, x, y):
     """``beta = theta - alpha(theta)`` for a fixed lens at image-plane positions ``x, y``
     (arcsec, numpy): numpy arrays of their shape (with a galaxy axis for per-galaxy lenses)."""
     lens = _fixed(lens, "source_positions")
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     lens.check_coverage(x, y)
-    beta_x, beta_y = lens.ray_shoot(x, y)
-    bx, by = evaluate_fixed([beta_x, beta_y])
-    return np.asarray(bx), np.asarray(by)
+    ((bx, by),) = _shoot_fixed(lens, [(x, y)])
+    return bx, by
 
 
 def _jacobian_determinant(lens, x, y):
