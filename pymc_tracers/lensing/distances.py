@@ -34,9 +34,9 @@ def distance_ratio(z_lens, z_source, *, cosmology=None):
             f"the source must lie behind the lens: z_source ({z_source!r}) > z_lens ({z_lens!r})"
         )
     cosmo = get_cosmology(cosmology)
-    ratio = (
-        (cosmo.angular_diameter_distance_z1z2(z_l, z_s) / cosmo.angular_diameter_distance(z_s))
-        .decompose()
-        .value
-    )
+    try:  # astropy >= 7 takes (z1, z2); older versions have the _z1z2 method only
+        between = cosmo.angular_diameter_distance(z_l, z_s)
+    except TypeError:
+        between = cosmo.angular_diameter_distance_z1z2(z_l, z_s)
+    ratio = (between / cosmo.angular_diameter_distance(z_s)).decompose().value
     return float(ratio) if np.ndim(ratio) == 0 else np.asarray(ratio)
