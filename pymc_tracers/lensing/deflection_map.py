@@ -170,7 +170,8 @@ class DeflectionMap(LensModel):
 
     def __repr__(self):
         ny, nx = self._alpha_x.shape
-        return f"DeflectionMap({ny}x{nx}, extent={tuple(round(v, 4) for v in self.extent)})"
+        extent = ", ".join(f"{v:.4g}" for v in self.extent)
+        return f"DeflectionMap({ny}x{nx}, extent=({extent}) arcsec)"
 
     # ------------------------------------------------------------------ FITS
     @classmethod

@@ -11,8 +11,8 @@ __all__ = ["add_critical_curves", "plot_lensed_maps", "source_plane_grid"]
 
 
 def add_critical_curves(ax, curves, **style):
-    """Draw curves (``(K, 2)`` arrays in arcsec, e.g. :func:`pymc_tracers.lensing.
-    critical_curves` or :func:`~pymc_tracers.lensing.caustics`) on an axis."""
+    """Draw curves (``(K, 2)`` arrays in arcsec) on an axis, e.g. those of
+    :func:`~pymc_tracers.lensing.critical_curves` or :func:`~pymc_tracers.lensing.caustics`."""
     options = dict(color="white", lw=1.0, alpha=0.9)
     options.update(style)
     for curve in curves:
