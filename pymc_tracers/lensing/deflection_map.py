@@ -193,7 +193,7 @@ class DeflectionMap(LensModel):
 
         Parameters
         ----------
-        alpha_x, alpha_y : str or path
+        alpha_x, alpha_y : str or pathlib.Path
             FITS files (or ``(path, hdu)`` pairs) of the deflection along the map's +x
             (columns) and +y (rows) pixel axes.
         frame : pymc_tracers.io.SkyFrame, optional
