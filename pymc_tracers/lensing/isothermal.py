@@ -14,8 +14,8 @@ Bartelmann (1994) and Keeton & Kochanek (1998, after their eq. 8), with ``b = th
     alpha_y' = (b / e) arctanh(e y' / (psi + q^2 s))
 
 For ``q -> 1`` both become ``b x' / (psi + s)`` and ``b y' / (psi + s)``; near ``q = 1`` a
-series in ``e^2`` is used (exact to round-off), so the singular isothermal sphere (SIS,
-``q = 1``) has the deflection ``theta_E`` everywhere, as it should.
+series in ``e^2`` is used (exact to round-off). As in lenstronomy, ``q`` is capped at
+:data:`Q_MAX` = 1 - 1e-8 (a < 1e-8 relative change); :class:`SIS` is the exact round lens.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ __all__ = ["SIE", "NIE", "SIS", "SIE_CORE"]
 #: keeps the deflection and its gradients finite at the centre and changes the deflection by
 #: less than 1e-10 arcsec anywhere else.
 SIE_CORE = 1e-10
+#: Largest axis ratio used in the deflection: lenstronomy's NIE (hence its SIE) clips ``q`` here,
+#: and so do we, so a round SIE (``q = 1``, ``e1 = e2 = 0``) agrees with lenstronomy's exactly.
+#: It changes the deflection by < 1e-8 relative; :class:`SIS` is the exact round lens.
+Q_MAX = 1.0 - 1e-8
 #: Below this ``e^2 = 1 - q^2`` the arctan/arctanh ratios are evaluated as series.
 SERIES_E2 = 1e-3
 #: Series terms: the first left out is ``(e u)^12 / 13 < 1e-17`` for ``e^2 < 1e-3``.
@@ -99,9 +103,10 @@ class NIE(LensModel):
 
     def deflection(self, x, y):
         xr, yr = offsets(x, y, self.x0, self.y0, self.phi)
-        q, phi = per_galaxy(self.q), per_galaxy(self.phi)
-        b = per_galaxy(self.theta_E) * pt.sqrt(q)
-        s = per_galaxy(self.core) / pt.sqrt(q)
+        q_given, phi = per_galaxy(self.q), per_galaxy(self.phi)
+        b = per_galaxy(self.theta_E) * pt.sqrt(q_given)
+        s = per_galaxy(self.core) / pt.sqrt(q_given)
+        q = pt.minimum(q_given, Q_MAX)  # the cap acts in the shape only, as in lenstronomy
         psi = pt.sqrt(q**2 * (s**2 + xr**2) + yr**2)
         e2 = 1.0 - q**2
         alpha_major = b * _atan_ratio(e2, xr / (psi + s), -1)
@@ -111,9 +116,10 @@ class NIE(LensModel):
 
     def deflection_numpy(self, x, y):
         xr, yr = offsets_numpy(x, y, self.x0, self.y0, self.phi)
-        q, phi = _numpy_parameter(self.q), _numpy_parameter(self.phi)
-        b = _numpy_parameter(self.theta_E) * np.sqrt(q)
-        s = _numpy_parameter(self.core) / np.sqrt(q)
+        q_given, phi = _numpy_parameter(self.q), _numpy_parameter(self.phi)
+        b = _numpy_parameter(self.theta_E) * np.sqrt(q_given)
+        s = _numpy_parameter(self.core) / np.sqrt(q_given)
+        q = np.minimum(q_given, Q_MAX)
         psi = np.sqrt(q**2 * (s**2 + xr**2) + yr**2)
         e2 = 1.0 - q**2
         alpha_major = b * _atan_ratio_numpy(e2, xr / (psi + s), -1)

@@ -69,6 +69,15 @@ def lens_case(kind):
             [kw, {"gamma1": 0.04, "gamma2": -0.03, "ra_0": 0.0, "dec_0": 0.0}],
             (0.05, 0.03),  # inside the tangential caustic: four images
         )
+    if kind == "round_sie+shear":  # e1 = e2 = 0: both codes cap q at 1 - 1e-8
+        sie, name, kw = _sie(0.9, 1.0, 0.0, -0.05, 0.04)
+        shear = lensing.ExternalShear(gamma1=-0.05, gamma2=0.02, x0=0.1, y0=0.0)
+        return (
+            [sie, shear],
+            [name, "SHEAR"],
+            [kw, {"gamma1": -0.05, "gamma2": 0.02, "ra_0": 0.1, "dec_0": 0.0}],
+            (0.0, 0.05),
+        )
     if kind == "deflection_map":
         models, names, kwargs = _deflection_map_case()
         return models, names, kwargs, (0.1, -0.05)
@@ -101,6 +110,16 @@ def lens_case(kind):
 
 
 CASES = [
+    {
+        "id": "round_sie+shear-s3-linear",
+        "lens": "round_sie+shear",
+        "seed": 5,
+        "s": 3,
+        "scale": "linear",
+        "npix": 37,
+        "kernel_pix": 5,
+        "n_components": 1,
+    },
     {
         "id": "sie+shear-s3-log",
         "lens": "sie+shear",
@@ -298,12 +317,13 @@ def test_lensed_observe_matches_tracer_model_source(scene):
 def test_sie_shear_scene_has_four_images_in_the_field():
     """The first scene is a multiple-image configuration (lenstronomy's lens-equation solver),
     so the agreement above covers multiple images of one source."""
-    scene = make_scene(CASES[0])
+    case = next(c for c in CASES if c["lens"] == "sie+shear")
+    scene = make_scene(case)
     model = LensModel(scene["lens_names"])
     kw = scene["light_kwargs"][0]
     x, y = LensEquationSolver(model).image_position_from_source(
         kw["center_x"], kw["center_y"], scene["lens_kwargs"]
     )
-    half = CASES[0]["npix"] * scene["pixel_scale"] / 2
+    half = case["npix"] * scene["pixel_scale"] / 2
     assert len(x) == 4
     assert np.all(np.abs(x) < half - 0.3) and np.all(np.abs(y) < half - 0.3)
