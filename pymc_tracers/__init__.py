@@ -21,6 +21,7 @@ from pymc_tracers import (  # noqa: E402  # noqa: E402
     data,
     fields,  # noqa: E402
     io,
+    lensing,
     population,
     simulate,
 )
@@ -133,5 +134,6 @@ __all__ = [
     "baselines",
     "data",
     "io",
+    "lensing",
     "simulate",
 ]

@@ -113,6 +113,15 @@ class Numerics:
 
     #: name for messages and :class:`~pymc_tracers.forward.Observation`
     name = ""
+    #: the lens mapping the sample points to the source plane (None: unlensed), see
+    #: :func:`make_numerics`
+    lens = None
+
+    @property
+    def image_point_sets(self):
+        """The image-plane sample points (arcsec); :attr:`point_sets` are where profiles are
+        evaluated, the same points unless a lens maps them to the source plane."""
+        return getattr(self, "_image_point_sets", None) or self.point_sets
 
     def __init__(self, grid: PixelGrid, psfs, *, n_psfs=None):
         self.grid = grid
@@ -161,11 +170,11 @@ class Numerics:
         large batches in chunks (:data:`~pymc_tracers.convolution.fft.CONVOLVE_CHUNK_BYTES`).
         """
         n_galaxies = self.n_galaxies
-        samples = sum(x.size for x, _ in self.point_sets)
+        samples = sum(x.size for x, _ in self.image_point_sets)
         stamp = (2 * round(self.half_width_arcsec / self.grid.subpixel_scale) + 1) ** 2
         needed = estimate_render_bytes(samples, n_galaxies or 1, stamp)
         if needed > MAX_RENDER_BYTES:
-            shape = " + ".join(f"{x.shape[0]}x{x.shape[1]}" for x, _ in self.point_sets)
+            shape = " + ".join(f"{x.shape[0]}x{x.shape[1]}" for x, _ in self.image_point_sets)
             raise ValueError(
                 f"this forward model would render {shape} samples per galaxy"
                 + (f" for {n_galaxies} galaxies" if n_galaxies else "")
@@ -290,7 +299,9 @@ class PixelNumerics(Numerics):
         return self.grid.bin(fine) / self.grid.supersampling**2
 
 
-def make_numerics(grid: PixelGrid, psf, convolve_at="subpixel", *, n_galaxies=None) -> Numerics:
+def make_numerics(
+    grid: PixelGrid, psf, convolve_at="subpixel", *, n_galaxies=None, lens=None
+) -> Numerics:
     """Build the numerics for a grid and a PSF (or a list of one PSF per galaxy).
 
     Parameters
@@ -303,6 +314,11 @@ def make_numerics(grid: PixelGrid, psf, convolve_at="subpixel", *, n_galaxies=No
         Exact sub-pixel convolution, or convolution at the data-pixel scale.
     n_galaxies : int, optional
         Number of galaxies in the batch, for the memory estimate.
+    lens : LensModel, optional
+        A lens (:mod:`pymc_tracers.lensing`): profiles are then evaluated at the source-plane
+        positions of the sample points, ``beta = theta - alpha(theta)`` (numpy arrays for a
+        fixed lens, tensors for a lens with free parameters); convolution and binning stay in
+        the image plane.
 
     Raises
     ------
@@ -326,9 +342,17 @@ def make_numerics(grid: PixelGrid, psf, convolve_at="subpixel", *, n_galaxies=No
             )
         n_psfs = len(psfs)
     cls = SubpixelNumerics if convolve_at == "subpixel" else PixelNumerics
-    return cls(grid, psfs, n_psfs=n_psfs, n_galaxies=n_galaxies)
+    numerics = cls(grid, psfs, n_psfs=n_psfs, n_galaxies=n_galaxies)
+    if lens is not None:
+        from pymc_tracers.lensing import as_lens, trace_point_sets
+
+        lens = as_lens(lens)
+        numerics._image_point_sets = numerics.point_sets
+        numerics.point_sets = trace_point_sets(lens, numerics.point_sets)
+        numerics.lens = lens
+    return numerics
 
 
 def render_samples(numerics: Numerics) -> int:
     """Number of rendered samples per galaxy (for reports)."""
-    return int(sum(math.prod(x.shape) for x, _ in numerics.point_sets))
+    return int(sum(math.prod(x.shape) for x, _ in numerics.image_point_sets))

@@ -24,7 +24,7 @@ PACKAGE = "pymc_tracers"
 #: layer above (the data flow of docs: physics -> PyMC layer -> inference -> edges).
 LAYERS = [
     {"validation", "memory", "fitsutil", "atomic", "cosmology"},
-    {"grid", "psf", "profiles", "convolution", "numerics"},
+    {"grid", "psf", "profiles", "convolution", "numerics", "lensing"},
     {"forward", "baselines", "data", "io"},
     {"likelihood", "binned", "fields", "population", "comparison"},
     {"simulate", "simulate_population"},

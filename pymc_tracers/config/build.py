@@ -10,6 +10,7 @@ from pymc_tracers.binned import binned_tracer_likelihood
 from pymc_tracers.config.auto import auto_prior, light_estimates
 from pymc_tracers.config.data import sky_position
 from pymc_tracers.config.errors import ConfigError, one_line
+from pymc_tracers.config.lens import build_lens
 from pymc_tracers.config.registry import profile_specs
 from pymc_tracers.config.schema import FitConfig
 from pymc_tracers.forward import Component, observe
@@ -171,6 +172,10 @@ def build_model(config: FitConfig, data, psf, *, model=None, prefix="", override
                 f"no parameter with a prior is labelled {sorted(builder.overrides)}; the free "
                 f"parameters are {sorted(builder.units)}"
             )
+        lens = None
+        if config.lens is not None:
+            lens, lens_units = build_lens(config.lens, data, prefix)
+            builder.units.update(lens_units)
         try:
             observation = observe(
                 components,
@@ -178,6 +183,7 @@ def build_model(config: FitConfig, data, psf, *, model=None, prefix="", override
                 psf,
                 tracer_scale,
                 convolve_at=config.model.get("convolve_at", "subpixel"),
+                lens=lens,
             )
             _likelihoods(name, observation, data, config)
         except ValueError as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pymc_tracers.config.components import check_component
 from pymc_tracers.config.errors import ConfigError, check_keys, closest, is_number, one_line
+from pymc_tracers.config.lens import check_lens
 
 __all__ = ["PSF_TYPES", "SECTIONS", "TOP_LEVEL", "ConfigError", "FitConfig", "load_config"]
 
@@ -61,8 +62,8 @@ SECTIONS = {
     "sampler": ("draws", "tune", "chains", "seed", "sampler", "target_accept", "map_draws"),
     "output": ("folder",),
 }
-#: The top-level sections.
-TOP_LEVEL = (*SECTIONS, "components")
+#: The top-level sections (``[lens]`` is checked by :mod:`pymc_tracers.config.lens`).
+TOP_LEVEL = (*SECTIONS, "components", "lens")
 #: ``[psf] type`` values.
 PSF_TYPES = ("gaussian", "moffat", "moffat_wavelength", "file")
 
@@ -79,6 +80,7 @@ class FitConfig:
     model: dict = field(default_factory=dict)
     sampler: dict = field(default_factory=dict)
     output: Path | None = None
+    lens: dict | None = None
 
     @property
     def folder(self) -> Path:
@@ -141,7 +143,10 @@ def load_config(path) -> FitConfig:
             raise ConfigError(f"[sampler] {key} must be an integer >= 0; got {sampler[key]!r}")
     folder_out = raw.get("output", {}).get("folder")
     output = None if folder_out is None else (folder / folder_out)
-    return FitConfig(path, raw, data, psf, checked, model, sampler, output)
+    lens = None
+    if "lens" in raw:
+        lens = check_lens(raw["lens"], folder, model)
+    return FitConfig(path, raw, data, psf, checked, model, sampler, output, lens)
 
 
 def _file(value, folder, where) -> Path:

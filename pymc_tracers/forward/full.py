@@ -62,7 +62,7 @@ class FullRenderer(Renderer):
         return RenderedMaps(light_sum * numerics.flux_scale, tracer_map, light_sum, weighted_sum)
 
     def describe(self):
-        n = sum(x.size for x, _ in self.numerics.point_sets)
+        n = sum(x.size for x, _ in self.numerics.image_point_sets)
         return f"{self.path}: renders {n} samples per galaxy and convolves them every evaluation"
 
 

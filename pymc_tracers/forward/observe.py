@@ -58,6 +58,19 @@ class Observation(tuple):
         return f"Observation(path={self.path!r}, reason={self.reason!r})"
 
 
+def _with_lens_batch(n_galaxies, lens):
+    from pymc_tracers.lensing import as_lens
+    from pymc_tracers.lensing.base import lens_batch_size
+
+    n_lens = lens_batch_size(as_lens(lens))
+    if n_lens is not None and n_galaxies is not None and n_lens != n_galaxies:
+        raise ValueError(
+            f"the lens has per-galaxy parameters for {n_lens} galaxies but the components and "
+            f"PSFs are for {n_galaxies}; give one lens parameter per galaxy or a scalar"
+        )
+    return n_galaxies if n_lens is None else n_lens
+
+
 def observe(
     components,
     grid,
@@ -68,6 +81,7 @@ def observe(
     convolve_at: str = "subpixel",
     tolerance: float = DEFAULT_TOLERANCE,
     dynamic_range: float | None = None,
+    lens=None,
 ) -> Observation:
     """Forward-model the observed light image and light-weighted tracer map.
 
@@ -115,6 +129,8 @@ def observe(
     dynamic_range : float, optional
         How much a log-averaged radial tracer may change across the rendered field (dex). By
         default it is read from prior draws of the model.
+    lens : LensModel or list of LensModel, optional
+        A gravitational lens in front of the components (see Lensing below).
 
     Returns
     -------
@@ -124,6 +140,17 @@ def observe(
         light-weighted, PSF-smeared tracer in the tracer's units; where a galaxy has no light
         (below 1e-13 of its brightest pixel) it tends to the unweighted pixel mean of the
         intrinsic tracer, so empty sky is finite and has finite gradients.
+
+    Lensing
+    -------
+    ``lens`` (a model of :mod:`pymc_tracers.lensing`, or a list of them summed on one plane)
+    puts the components in the **source plane**: every image-plane sample point ``theta`` is
+    mapped to ``beta = theta - alpha(theta)`` and the light and tracer profiles are evaluated
+    there (their positions and radii are source-plane arcsec); the PSF convolution and the
+    binning stay in the image plane. Surface brightness is conserved, so magnification enters
+    through where the rays land, and multiple images appear by themselves. A fixed lens keeps
+    every renderer (the fast paths use source-plane radii); a lens with free parameters takes
+    the full path.
     """
     components = as_components(components)
     tracer_scale = check_tracer_scale(tracer_scale)
@@ -132,7 +159,9 @@ def observe(
     if dynamic_range is not None and not (dynamic_range >= 0):
         raise ValueError(f"dynamic_range must be >= 0 (dex); got {dynamic_range!r}")
     n_galaxies = batch_size(components, psf)
-    numerics = make_numerics(grid, psf, convolve_at, n_galaxies=n_galaxies)
+    if lens is not None:
+        n_galaxies = _with_lens_batch(n_galaxies, lens)
+    numerics = make_numerics(grid, psf, convolve_at, n_galaxies=n_galaxies, lens=lens)
     renderer = choose_renderer(
         components,
         numerics,

@@ -39,6 +39,9 @@ def _fixed_inputs_problem(components, numerics) -> str | None:
     """Why nothing can be precomputed (free PSF or light), or None."""
     if not numerics.is_fixed:
         return "the PSF has free parameters"
+    if numerics.lens is not None and not numerics.lens.is_fixed:
+        free = ", ".join(numerics.lens.free_parameters())
+        return f"the lens has free parameters ({free}): the source-plane points move"
     for i, component in enumerate(components):
         free = [k for k, v in component.light.parameters().items() if is_free(v)]
         if free:

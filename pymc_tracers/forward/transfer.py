@@ -299,7 +299,11 @@ class TransferRenderer(Renderer):
         if self._model is None:
             raise ValueError("only a renderer built inside a PyMC model holds swappable data")
         numerics = make_numerics(
-            self.numerics.grid, psf, self.numerics.name, n_galaxies=self.numerics.n_psfs
+            self.numerics.grid,
+            psf,
+            self.numerics.name,
+            n_galaxies=self.numerics.n_psfs,
+            lens=self.numerics.lens,
         )
         if not numerics.is_fixed:
             raise ValueError("the new PSF has free parameters; a transfer needs a fixed PSF")
