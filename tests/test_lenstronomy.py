@@ -62,7 +62,7 @@ import pymc_tracers as pmt
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.profiles.light import RADIUS_SOFTENING
 
-RTOL = 1e-6
+RTOL = 1e-10
 LIGHT_FRACTION = 1e-6
 #: Tolerance of the pointwise profile checks (round-off: exp of exponents up to ~20), on top of
 #: the known effect of pmt's radius softening near profile centres.
@@ -450,7 +450,7 @@ def test_grids_and_profiles_agree_pointwise(scene):
 
 
 def test_observe_matches_tracer_model_source(scene):
-    """Image and light-weighted tracer map agree to <= 1e-6 relative (in practice ~1e-12)."""
+    """Image and light-weighted tracer map agree to <= 1e-10 relative (in practice ~1e-12)."""
     case = scene["case"]
     model, _, _ = build_lenstronomy(scene)
     grid, psf = build_pmt(scene)
