@@ -193,3 +193,30 @@ def test_deflection_map_must_cover_the_padded_field():
     table = lensing.DeflectionMap(np.zeros((21, 21)), np.zeros((21, 21)), x=x_axis, y=x_axis)
     with pytest.raises(ValueError, match="padded by the PSF half-width"):
         pmt.observe(_source(), GRID, PSF, "log", lens=table)
+
+
+def test_lensed_and_unlensed_galaxies_share_one_relation():
+    """Two lensed galaxies and one unlensed one, their gradients drawn from one relation: each
+    galaxy's maps in the joint model equal those of the galaxy observed alone."""
+    lens = lensing.SIE(theta_E=np.array([0.7, 0.9]), q=np.array([0.6, 0.8]), phi=0.3)
+    log_mass = np.array([9.5, 10.2, 10.8])
+    with pm.Model(coords={"galaxy": range(3)}) as model:
+        slope = pm.Normal("slope", 0.0, 0.3)
+        gradient = pmt.population.linear_relation(
+            "gradient", log_mass, intercept=-0.3, slope=slope, scatter=0.05
+        )
+        lensed = pmt.observe(_source(8.4, gradient[:2]), GRID, PSF, "log", lens=lens)
+        unlensed = pmt.observe(_source(8.4, gradient[2]), GRID, PSF, "log")
+    assert lensed.path == "radial" and unlensed.path == "radial"
+    values = {"slope": -0.1, "gradient_offset": np.array([0.3, -1.0, 0.5])}
+    point = pmt.evaluate(model["gradient"], values)
+    joint = [_maps(lensed, **values), _maps(unlensed, **values)]
+    for i in range(3):
+        lens_i = None if i == 2 else lensing.SIE(theta_E=[0.7, 0.9][i], q=[0.6, 0.8][i], phi=0.3)
+        alone = _maps(
+            pmt.observe(_source(8.4, point[i]), GRID, PSF, "log", lens=lens_i, method="full")
+        )
+        ours = [m[i] for m in joint[0]] if i < 2 else joint[1]
+        bright = alone[0] > 1e-6 * alone[0].max()
+        np.testing.assert_allclose(ours[0], alone[0], rtol=1e-10, atol=1e-14 * alone[0].max())
+        assert np.max(np.abs(ours[1] - alone[1])[bright]) < 1e-7
