@@ -15,8 +15,8 @@ from pymc_tracers.numerics import make_numerics
 __all__ = ["KinematicObservation", "observe_kinematics", "KINEMATIC_METHODS"]
 
 KINEMATIC_METHODS = ("auto", "full", "disc_radial")
-#: Largest error (km/s) of the disc_radial path's velocity and dispersion maps by default.
-DEFAULT_KINEMATIC_TOLERANCE = 1e-3
+#: Largest error (km/s) of the disc_radial maps by default: far below any IFU error (>~1 km/s).
+DEFAULT_KINEMATIC_TOLERANCE = 1e-2
 
 
 class KinematicObservation(tuple):
