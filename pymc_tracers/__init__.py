@@ -41,7 +41,9 @@ from pymc_tracers.kinematics import (
     RadialExpression,
     TanhCurve,
     as_radial_function,
+    binned_kinematic_likelihood,
     inclination_from_axis_ratio,
+    kinematic_likelihood,
     observe_kinematics,
 )
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
@@ -164,4 +166,6 @@ __all__ = [
     "RadialExpression",
     "as_radial_function",
     "inclination_from_axis_ratio",
+    "kinematic_likelihood",
+    "binned_kinematic_likelihood",
 ]

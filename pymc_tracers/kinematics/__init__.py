@@ -23,6 +23,13 @@ from pymc_tracers.kinematics.geometry import (
     disc_coordinates_numpy,
     inclination_from_axis_ratio,
 )
+from pymc_tracers.kinematics.likelihood import (
+    binned_dispersion,
+    binned_kinematic_likelihood,
+    binned_velocity,
+    kinematic_likelihood,
+    sigma_from_ivar,
+)
 from pymc_tracers.kinematics.observe import KinematicObservation, observe_kinematics
 from pymc_tracers.kinematics.radial_functions import (
     RadialConstant,
@@ -51,6 +58,11 @@ __all__ = [
     "RadialFunction",
     "TanhCurve",
     "as_radial_function",
+    "binned_dispersion",
+    "binned_kinematic_likelihood",
+    "binned_velocity",
+    "kinematic_likelihood",
+    "sigma_from_ivar",
     "disc_coordinates_numpy",
     "inclination_from_axis_ratio",
     "observe_kinematics",
