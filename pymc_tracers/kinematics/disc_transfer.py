@@ -38,7 +38,7 @@ from pymc_tracers.forward.radial_nodes import (
 )
 from pymc_tracers.forward.transfer import BUILD_MODE
 from pymc_tracers.kinematics.dispersion import DiscDispersion
-from pymc_tracers.kinematics.full import KinematicFullRenderer, KinematicMaps
+from pymc_tracers.kinematics.full import FAINT_FRACTION, KinematicFullRenderer, KinematicMaps
 from pymc_tracers.kinematics.moments import moment_maps
 from pymc_tracers.kinematics.velocity_field import DiscVelocity
 from pymc_tracers.profiles.light import per_galaxy
@@ -182,10 +182,9 @@ class DiscTransferRenderer(Renderer):
         self._sin_i = np.sin(inclination)
         self.light_sum = numerics.convolve_and_bin(self._lights)
         peak = np.max(self.light_sum, axis=(-2, -1), keepdims=True)
-        # pixels nearly without light blend into the unweighted means (light_weighted_ratio,
-        # below 1e-13 of the peak); above 1e-6 of the peak that blend moves a map by < 1e-5
-        # km/s, so the mean rows are only built when fainter pixels exist
-        self._needs_means = bool(np.any(self.light_sum < 1e-6 * peak))
+        # pixels nearly without light blend into unweighted means (light_weighted_ratio);
+        # these rows are only built when such pixels exist (full.FAINT_FRACTION)
+        self._needs_means = bool(np.any(self.light_sum < FAINT_FRACTION * peak))
 
     # ------------------------------------------------------------------ node count
     def _choose_node_count(self) -> int:

@@ -23,11 +23,16 @@ def _disc(v_sys=1000.0, inclination=1.0, phi=0.4, x0=0.1, y0=-0.05, dispersion=N
 LIGHT = dict(x0=0.0, y0=0.0, r_eff=1.0, n=1.0, amplitude=3.0, q=0.6, phi=0.35)
 
 
+def _full(*args, **options):
+    """The full path (with everything fixed, "auto" takes disc_radial: test_disc_transfer)."""
+    return pmt.observe_kinematics(*args, method="full", **options)
+
+
 def test_moments_equal_those_of_a_psf_smeared_line_cube():
     psf = pmt.GaussianPSF(0.7)
     velocity, dispersion = _disc()
     component = pmt.KinematicComponent(pmt.Sersic(**LIGHT), velocity, dispersion)
-    flux, v_obs, s_obs = pmt.evaluate(pmt.observe_kinematics(component, GRID, psf))
+    flux, v_obs, s_obs = pmt.evaluate(_full(component, GRID, psf))
 
     (x, y), kernel = subpixel_points(GRID, psf)
     light = sersic_numpy(x, y, **LIGHT)
@@ -45,17 +50,17 @@ def test_lsf_adds_in_quadrature_as_number_or_map():
     psf = pmt.GaussianPSF(0.5)
     velocity, dispersion = _disc(v_sys=0.0)
     component = pmt.KinematicComponent(pmt.Sersic(**LIGHT), velocity, dispersion)
-    _, v0, s0 = pmt.evaluate(pmt.observe_kinematics(component, GRID, psf))
-    _, v1, s1 = pmt.evaluate(pmt.observe_kinematics(component, GRID, psf, lsf_sigma=30.0))
+    _, v0, s0 = pmt.evaluate(_full(component, GRID, psf))
+    _, v1, s1 = pmt.evaluate(_full(component, GRID, psf, lsf_sigma=30.0))
     lsf_map = np.linspace(20, 40, GRID.nx)[None, :] * np.ones(GRID.shape)
-    _, _, s2 = pmt.evaluate(pmt.observe_kinematics(component, GRID, psf, lsf_sigma=lsf_map))
+    _, _, s2 = pmt.evaluate(_full(component, GRID, psf, lsf_sigma=lsf_map))
     np.testing.assert_allclose(v1, v0)
     np.testing.assert_allclose(s1, np.sqrt(s0**2 + 30.0**2), rtol=1e-12)
     np.testing.assert_allclose(s2, np.sqrt(s0**2 + lsf_map**2), rtol=1e-12)
     with pytest.raises(ValueError, match="lsf_sigma has shape"):
-        pmt.observe_kinematics(component, GRID, psf, lsf_sigma=np.ones((3, 3)))
+        _full(component, GRID, psf, lsf_sigma=np.ones((3, 3)))
     with pytest.raises(ValueError, match="finite and >= 0"):
-        pmt.observe_kinematics(component, GRID, psf, lsf_sigma=-1.0)
+        _full(component, GRID, psf, lsf_sigma=-1.0)
 
 
 def test_two_components_and_a_batch_equal_numpy_references():
@@ -71,7 +76,7 @@ def test_two_components_and_a_batch_equal_numpy_references():
         pmt.KinematicComponent(pmt.Sersic(**disc_light), disc_v, 25.0),
         pmt.KinematicComponent(pmt.Sersic(**bulge_light), pmt.Constant(v_sys + 30.0), 120.0),
     ]
-    obs = pmt.observe_kinematics(components, GRID, psfs)
+    obs = _full(components, GRID, psfs)
     assert obs.n_galaxies == 2 and obs.path == "subpixel"
     flux, v_obs, s_obs = pmt.evaluate(obs)
     assert v_obs.shape == (2, *GRID.shape)
@@ -100,8 +105,8 @@ def test_pixel_scale_convolution_is_close_to_the_exact_path():
     psf = pmt.GaussianPSF(0.8)  # 4 pixels FWHM
     velocity, dispersion = _disc(v_sys=0.0)
     component = pmt.KinematicComponent(pmt.Sersic(**LIGHT), velocity, dispersion)
-    exact = pmt.evaluate(pmt.observe_kinematics(component, GRID, psf))
-    pixel_obs = pmt.observe_kinematics(component, GRID, psf, convolve_at="pixel")
+    exact = pmt.evaluate(_full(component, GRID, psf))
+    pixel_obs = _full(component, GRID, psf, convolve_at="pixel")
     assert pixel_obs.path == "pixel"
     pixel = pmt.evaluate(pixel_obs)
     # second order in pixel / PSF: well below typical IFU errors (5-10 km/s)
@@ -122,7 +127,7 @@ def test_beam_smearing_raises_central_dispersion_with_fwhm_over_re():
     peaks, medians, outer = [], [], []
     for fwhm in [0.3, 0.6, 1.0, 1.5]:
         psf = pmt.GaussianPSF(fwhm)
-        _, v_obs, s_obs = pmt.evaluate(pmt.observe_kinematics(component, grid, psf))
+        _, v_obs, s_obs = pmt.evaluate(_full(component, grid, psf))
         (x, y), kernel = subpixel_points(grid, psf)
         _, v_ref, s_ref = moments_numpy(
             sersic_numpy(x, y, **light), velocity.numpy(x, y), 30.0, kernel, grid
