@@ -7,10 +7,11 @@ functions of ``R`` (``u = v - v_sys``, ``c = cos theta``, ``s = sin theta``)::
     I u                = I sin i [c V(R) + s V_r(R)]
     I (u^2 + sigma^2)  = I sin^2 i [c^2 V^2 + 2 c s V V_r + s^2 V_r^2] + I sigma(R)^2
 
-Each function ``g(R)`` is represented by its values at ``M`` radial nodes with fixed local
-interpolation weights ``w_m(R)`` (:mod:`~pymc_tracers.forward.radial_nodes`), so every moment
-sum is a fixed basis ``B[p, m] = bin(K * (I a w_m))`` times node values: one small matrix
-product per angular factor per evaluation, with gradients through the node values for any
+Each function ``g(R)`` is represented by its values at ``M`` radial nodes (equally spaced in
+``asinh(R / pixel)``) with fixed local interpolation weights ``w_m(R)``
+(:mod:`~pymc_tracers.forward.radial_nodes`), so every moment sum is a fixed basis
+``B[p, m] = bin(K * (I a w_m))`` times node values: one small matrix product per angular
+factor per evaluation, with gradients through the node values for any
 free parameters of ``V``, ``V_r``, ``sigma`` and ``v_sys``. The number of nodes is chosen from
 prior draws for the requested tolerance (km/s), and the maps are compared with the full path
 at a few prior draws when built (:attr:`DiscTransferRenderer.max_error`).
@@ -178,6 +179,10 @@ class DiscTransferRenderer(Renderer):
             self._coordinates.append(self.geometry.coordinates_numpy(x, y))
         r_max = max(np.max(r) for r, _, _ in self._coordinates)
         self.r_max = float(r_max) * (1 + 1e-12) + 1e-12  # every radius strictly inside
+        # nodes are equally spaced in asinh(R / a): linear in R within a pixel of the centre,
+        # logarithmic far out, where deprojection of a highly inclined padded field reaches
+        # large radii and rotation curves are flat
+        self.node_scale = numerics.grid.pixel_scale
         inclination = _numeric(self.geometry.inclination)
         self._sin_i = np.sin(inclination)
         self.light_sum = numerics.convolve_and_bin(self._lights)
@@ -186,11 +191,22 @@ class DiscTransferRenderer(Renderer):
         # these rows are only built when such pixels exist (full.FAINT_FRACTION)
         self._needs_means = bool(np.any(self.light_sum < FAINT_FRACTION * peak))
 
+    def _unit_of(self, radius):
+        """Disc radius (arcsec) -> node coordinate in [0, 1] (numpy)."""
+        a = self.node_scale
+        return np.arcsinh(radius / a) / np.arcsinh(self.r_max / a)
+
+    def _radius_of(self, unit):
+        """Node coordinate in [0, 1] -> disc radius (arcsec); numpy or tensor."""
+        a = self.node_scale
+        lib = np if isinstance(unit, np.ndarray) else pt
+        return a * lib.sinh(unit * np.arcsinh(self.r_max / a))
+
     # ------------------------------------------------------------------ node count
     def _choose_node_count(self) -> int:
         functions = self._functions()
         fractions = pt.dvector("fractions")
-        radii = self.r_max * fractions
+        radii = self._radius_of(fractions)
         values = {name: _at_nodes(f, radii) for name, f in functions.items()}
         outputs = list(values.values())
         sin_i = float(np.max(self._sin_i))
@@ -280,8 +296,8 @@ class DiscTransferRenderer(Renderer):
         numerics = self.numerics
         layout = NodeLayout(self.node_count)
         count = layout.total
-        self._node_radii = self.r_max * layout.fractions
-        weights = [layout.weights(r / self.r_max) for r, _, _ in self._coordinates]
+        self._node_radii = self._radius_of(layout.fractions)
+        weights = [layout.weights(self._unit_of(r)) for r, _, _ in self._coordinates]
         factors = [self._factors(c) for c in self._coordinates]
         names = list(factors[0])
         size = max(light.size for light in self._lights)
