@@ -43,7 +43,7 @@ class KinematicObservation(tuple):
         Largest error of the maps against the full path (km/s), measured when the
         ``disc_radial`` path was built; 0 for the full paths.
     numerics : Numerics
-    n_galaxies : int or None
+        Sample points, PSF kernels and binning used (``n_galaxies``: the batch size or None).
     light_sum, first_sum, second_sum : tensor
         ``bin(K * I)``, ``bin(K * (I u))``, ``bin(K * (I (u^2 + sigma^2)))`` with
         ``u = v - reference`` (for binned data: sum them over a bin's pixels).
