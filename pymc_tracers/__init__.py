@@ -28,6 +28,10 @@ from pymc_tracers import (  # noqa: E402  # noqa: E402
 from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
+from pymc_tracers.kinematic_likelihood import (  # noqa: E402  (PyMC-facing layer)
+    binned_kinematic_likelihood,
+    kinematic_likelihood,
+)
 from pymc_tracers.kinematics import (
     ArctanCurve,
     DiscDispersion,
@@ -41,9 +45,7 @@ from pymc_tracers.kinematics import (
     RadialExpression,
     TanhCurve,
     as_radial_function,
-    binned_kinematic_likelihood,
     inclination_from_axis_ratio,
-    kinematic_likelihood,
     observe_kinematics,
 )
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)

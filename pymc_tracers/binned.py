@@ -227,7 +227,7 @@ def binned_likelihood(
     Parameters are those of :func:`binned_tracer_likelihood`, with ``shape`` the ``(ny, nx)``
     of the maps and ``model_of_bins(ids)`` the model value of the bins ``ids`` (a tensor
     ``(n_bins,)``), e.g. a binned velocity or dispersion
-    (:mod:`pymc_tracers.kinematics.likelihood`).
+    (:mod:`pymc_tracers.kinematic_likelihood`).
     """
     model = pm.modelcontext(model)
     bins = validate_bin_map(bin_map, shape=shape, source=f"bin map of {name!r}")

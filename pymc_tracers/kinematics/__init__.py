@@ -13,7 +13,8 @@ moments of a PSF-smeared, pixelised line cube are ratios of binned, PSF-convolve
   :mod:`~pymc_tracers.kinematics.dispersion`: the fields on the sky;
 * :mod:`~pymc_tracers.kinematics.observe`, :mod:`~pymc_tracers.kinematics.full`,
   :mod:`~pymc_tracers.kinematics.disc_transfer`: the forward model and its renderers;
-* :mod:`~pymc_tracers.kinematics.likelihood`: velocity and dispersion likelihoods (PyMC).
+The PyMC layer on top (velocity and dispersion likelihoods) is
+:mod:`pymc_tracers.kinematic_likelihood`; nothing here imports PyMC.
 """
 
 from pymc_tracers.kinematics.components import KinematicComponent
@@ -22,13 +23,6 @@ from pymc_tracers.kinematics.geometry import (
     DiscGeometry,
     disc_coordinates_numpy,
     inclination_from_axis_ratio,
-)
-from pymc_tracers.kinematics.likelihood import (
-    binned_dispersion,
-    binned_kinematic_likelihood,
-    binned_velocity,
-    kinematic_likelihood,
-    sigma_from_ivar,
 )
 from pymc_tracers.kinematics.observe import KinematicObservation, observe_kinematics
 from pymc_tracers.kinematics.radial_functions import (
@@ -58,11 +52,6 @@ __all__ = [
     "RadialFunction",
     "TanhCurve",
     "as_radial_function",
-    "binned_dispersion",
-    "binned_kinematic_likelihood",
-    "binned_velocity",
-    "kinematic_likelihood",
-    "sigma_from_ivar",
     "disc_coordinates_numpy",
     "inclination_from_axis_ratio",
     "observe_kinematics",

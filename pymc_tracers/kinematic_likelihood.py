@@ -1,5 +1,7 @@
 """Likelihoods for velocity and dispersion maps, jointly with the line flux (PyMC).
 
+The PyMC layer over :mod:`pymc_tracers.kinematics` (which builds the maps).
+
 Thin layers over :func:`~pymc_tracers.tracer_likelihood`, :func:`~pymc_tracers.image_likelihood`
 and :func:`~pymc_tracers.binned.binned_likelihood`: masks, NaN pixels, Student-t and the
 pointwise log-likelihoods work as they do for tracer maps. Errors may be given as 1-sigma maps
