@@ -8,7 +8,7 @@ from pytensor.graph.replace import clone_replace
 
 import pymc_tracers as pmt
 
-GRID = pmt.PixelGrid((18, 16), pixel_scale=0.2, supersampling=2)
+GRID = pmt.PixelGrid((12, 11), pixel_scale=0.25, supersampling=2)
 LIGHT = pmt.Exponential(r_eff=0.9, q=0.55, phi=0.5, amplitude=2.0)
 
 
