@@ -21,6 +21,7 @@ from pymc_tracers import (  # noqa: E402  # noqa: E402
     data,
     fields,  # noqa: E402
     io,
+    kinematics,
     lensing,
     population,
     simulate,
@@ -29,6 +30,26 @@ from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.kfold import KFoldResult, compare_kfold, kfold
+from pymc_tracers.kinematic_likelihood import (  # noqa: E402  (PyMC-facing layer)
+    binned_kinematic_likelihood,
+    kinematic_likelihood,
+)
+from pymc_tracers.kinematics import (
+    ArctanCurve,
+    DiscDispersion,
+    DiscGeometry,
+    DiscVelocity,
+    ExponentialDiscCurve,
+    ExponentialDispersion,
+    KinematicComponent,
+    KinematicObservation,
+    RadialConstant,
+    RadialExpression,
+    TanhCurve,
+    as_radial_function,
+    inclination_from_axis_ratio,
+    observe_kinematics,
+)
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
     HeteroskedasticNoise,
     SigmaMap,
@@ -136,4 +157,21 @@ __all__ = [
     "io",
     "lensing",
     "simulate",
+    "kinematics",
+    "KinematicComponent",
+    "KinematicObservation",
+    "observe_kinematics",
+    "DiscGeometry",
+    "DiscVelocity",
+    "DiscDispersion",
+    "ArctanCurve",
+    "TanhCurve",
+    "ExponentialDiscCurve",
+    "ExponentialDispersion",
+    "RadialConstant",
+    "RadialExpression",
+    "as_radial_function",
+    "inclination_from_axis_ratio",
+    "kinematic_likelihood",
+    "binned_kinematic_likelihood",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "binned_likelihoods_of",
     "binned_tracer",
     "binned_tracer_likelihood",
+    "binned_likelihood",
     "per_bin",
 ]
 
@@ -205,6 +206,30 @@ def binned_tracer_likelihood(
             f"binned likelihood {name!r} needs one galaxy's (ny, nx) model; got an observation of "
             f"shape {shape} (fit galaxies with binned data one at a time)"
         )
+    return binned_likelihood(
+        name,
+        shape,
+        lambda ids: binned_tracer(observation, bin_map, ids=ids),
+        data,
+        bin_map,
+        sigma=sigma,
+        mask=mask,
+        nu=nu,
+        model=model,
+    )
+
+
+def binned_likelihood(
+    name, shape, model_of_bins, data, bin_map, *, sigma, mask=None, nu=None, model=None
+):
+    """A likelihood with one term per bin, for any model value of a bin.
+
+    Parameters are those of :func:`binned_tracer_likelihood`, with ``shape`` the ``(ny, nx)``
+    of the maps and ``model_of_bins(ids)`` the model value of the bins ``ids`` (a tensor
+    ``(n_bins,)``), e.g. a binned velocity or dispersion
+    (:mod:`pymc_tracers.kinematic_likelihood`).
+    """
+    model = pm.modelcontext(model)
     bins = validate_bin_map(bin_map, shape=shape, source=f"bin map of {name!r}")
     ids = bin_ids(bins)
     values = per_bin(name, "data", data, bins, ids, mask=mask)
@@ -239,7 +264,7 @@ def binned_tracer_likelihood(
     else:
         model.add_coord(BINNED_LIKELIHOODS_COORD, labels)
     pm.Data(f"{name}_bin_map", bins)
-    mu = binned_tracer(observation, bins, ids=used_ids)
+    mu = model_of_bins(used_ids)
     observed = pm.Data(f"{name}_observed", values[used], dims=dim)
     sd = pm.Data(f"{name}_sigma", errors[used], dims=dim)
     if nu is None:

@@ -25,8 +25,8 @@ PACKAGE = "pymc_tracers"
 LAYERS = [
     {"validation", "memory", "fitsutil", "atomic", "cosmology"},
     {"grid", "psf", "profiles", "convolution", "numerics", "lensing"},
-    {"forward", "baselines", "data", "io"},
-    {"likelihood", "binned", "fields", "population", "comparison"},
+    {"forward", "baselines", "data", "io", "kinematics"},
+    {"likelihood", "binned", "fields", "population", "comparison", "kinematic_likelihood"},
     {"simulate", "simulate_population"},
     {"plotting", "results", "sampling", "fitting", "kfold"},
     {"config"},

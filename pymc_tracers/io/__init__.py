@@ -39,6 +39,7 @@ from pymc_tracers.io.bins import bin_average_numpy, bin_ids, bin_values, validat
 from pymc_tracers.io.checks import MapOptions
 from pymc_tracers.io.fits import read_maps
 from pymc_tracers.io.galaxy_data import GalaxyData
+from pymc_tracers.io.kinematic_maps import KinematicData, read_kinematic_maps
 from pymc_tracers.io.units import BadDataWarning, UnitWarning, is_abundance, parse_unit
 from pymc_tracers.io.wcs import SkyFrame, sky_frame
 from pymc_tracers.io.writing import summary_table, write_maps, write_summary
@@ -48,6 +49,7 @@ from pymc_tracers.psf.chromatic import moffat_fwhm_at, moffat_psf_at
 __all__ = [
     "BadDataWarning",
     "GalaxyData",
+    "KinematicData",
     "MapOptions",
     "SkyFrame",
     "UnitWarning",
@@ -58,6 +60,7 @@ __all__ = [
     "moffat_fwhm_at",
     "moffat_psf_at",
     "parse_unit",
+    "read_kinematic_maps",
     "pixel_scale_from_wcs",
     "read_maps",
     "read_psf",

@@ -1,0 +1,448 @@
+"""The ``disc_radial`` path: fixed light, PSF and disc geometry; free rotation and dispersion.
+
+With the disc's centre, position angle and inclination fixed, each sub-pixel has fixed disc
+coordinates ``(R, theta)``, and the moment fields are sums of fixed angular factors times
+functions of ``R`` (``u = v - v_sys``, ``c = cos theta``, ``s = sin theta``)::
+
+    I u                = I sin i [c V(R) + s V_r(R)]
+    I (u^2 + sigma^2)  = I sin^2 i [c^2 V^2 + 2 c s V V_r + s^2 V_r^2] + I sigma(R)^2
+
+Each function ``g(R)`` is represented by its values at ``M`` radial nodes (equally spaced in
+``asinh(R / pixel)``) with fixed local interpolation weights ``w_m(R)``
+(:mod:`~pymc_tracers.forward.radial_nodes`), so every moment sum is a fixed basis
+``B[p, m] = bin(K * (I a w_m))`` times node values: one small matrix product per angular
+factor per evaluation, with gradients through the node values for any
+free parameters of ``V``, ``V_r``, ``sigma`` and ``v_sys``. The number of nodes is chosen from
+prior draws for the requested tolerance (km/s), and the maps are compared with the full path
+at a few prior draws when built (:attr:`DiscTransferRenderer.max_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from pymc_tracers.forward.base import Renderer
+from pymc_tracers.forward.components import is_free
+from pymc_tracers.forward.radial import ParameterDraws
+from pymc_tracers.forward.radial_nodes import (
+    MAX_RADIAL_NODES,
+    NODE_COUNTS,
+    NodeLayout,
+    layout_error,
+    node_fields,
+)
+from pymc_tracers.forward.transfer import BUILD_MODE
+from pymc_tracers.kinematics.dispersion import DiscDispersion
+from pymc_tracers.kinematics.full import FAINT_FRACTION, KinematicFullRenderer, KinematicMaps
+from pymc_tracers.kinematics.moments import moment_maps
+from pymc_tracers.kinematics.velocity_field import DiscVelocity
+from pymc_tracers.profiles.light import per_galaxy
+from pymc_tracers.profiles.tracer import Constant, _numeric
+
+__all__ = ["DiscTransferRenderer", "disc_transfer_problem", "KinematicAccuracyWarning"]
+
+logger = logging.getLogger("pymc_tracers")
+
+#: Prior draws that choose the node count, and the fraction of them it must cover.
+PRIOR_DRAWS = 16
+COVERED_FRACTION = 0.75
+#: Prior draws at which the maps are compared with the full path when built.
+CHECK_DRAWS = 3
+#: Pixels fainter than this fraction of the brightest are left out of that comparison.
+CHECK_LIGHT_FLOOR = 1e-8
+#: Node count when there is no prior to measure the profiles at.
+DEFAULT_NODES = 128
+#: Smallest observed dispersion (km/s) assumed when converting a second-moment error to a
+#: dispersion error.
+SMALLEST_DISPERSION = 1.0
+#: Working memory of one chunk of basis fields while building (bytes).
+BUILD_CHUNK_BYTES = 2**27
+
+
+class KinematicAccuracyWarning(UserWarning):
+    """The disc_radial maps differ from the full path by more than the tolerance."""
+
+
+def _same_geometry(a, b) -> bool:
+    if a is b:
+        return True
+    if not (a.is_fixed and b.is_fixed):
+        return False
+    try:
+        return all(
+            np.array_equal(*np.broadcast_arrays(_numeric(u), _numeric(v)))
+            for u, v in zip(a.parameters().values(), b.parameters().values())
+        )
+    except ValueError:
+        return False
+
+
+def disc_transfer_problem(components, numerics) -> str | None:
+    """Why the ``disc_radial`` path does not apply, or None when it does."""
+    if not numerics.is_fixed:
+        return "the PSF has free parameters"
+    if len(components) != 1:
+        return "several components (the disc_radial path takes one disc)"
+    (component,) = components
+    free = [k for k, v in component.light.parameters().items() if is_free(v)]
+    if free:
+        return f"the light has free parameters ({', '.join(free)})"
+    velocity = component.velocity
+    if not isinstance(velocity, DiscVelocity):
+        return f"the velocity is a {type(velocity).__name__}, not a pmt.DiscVelocity"
+    if not velocity.geometry.is_fixed:
+        free = [k for k, v in velocity.geometry.parameters().items() if is_free(v)]
+        return f"the disc geometry has free parameters ({', '.join(free)})"
+    dispersion = component.dispersion
+    if isinstance(dispersion, DiscDispersion):
+        if not _same_geometry(dispersion.geometry, velocity.geometry):
+            return "the dispersion's DiscGeometry differs from the velocity's"
+    elif not isinstance(dispersion, Constant):
+        return (
+            f"the dispersion is a {type(dispersion).__name__}; use a number, pmt.Constant or "
+            "pmt.DiscDispersion on the velocity's geometry"
+        )
+    return None
+
+
+def _at_nodes(function, radii):
+    """``function`` at node radii ``(M,)``: ``(M,)`` or ``(N, M)``."""
+    values = pt.as_tensor_variable(function(pt.as_tensor_variable(radii)))
+    if values.ndim == 3:  # (N, 1, M): per-galaxy parameters broadcast against (1, M)
+        values = values[:, 0, :]
+    if values.ndim == 0:
+        values = pt.broadcast_to(values, radii.shape)
+    return values
+
+
+class DiscTransferRenderer(Renderer):
+    """Fixed angular factors x functions of disc radius at radial nodes (module docstring).
+
+    Attributes
+    ----------
+    node_count : int
+        Radial nodes ``M``.
+    covered : float or None
+        Fraction of the prior draws at which ``M`` meets the tolerance (None without a prior).
+    max_error : float
+        Largest difference (km/s) of the velocity and dispersion maps from the full path at a
+        few prior draws (bright pixels), measured when built.
+    """
+
+    path = "disc_radial"
+
+    def __init__(self, components, numerics, n_galaxies, *, lsf, tolerance):
+        super().__init__(components, numerics, "linear", n_galaxies)
+        (self.component,) = components
+        self.lsf = lsf
+        self.tolerance = float(tolerance)
+        self.velocity = self.component.velocity
+        self.geometry = self.velocity.geometry
+        self.covered = None
+        self._prepare()
+        self.node_count = self._choose_node_count()
+        self._build_basis()
+        self.max_error = self.check()
+
+    @property
+    def reference(self):
+        return per_galaxy(self.velocity.v_sys)
+
+    # ------------------------------------------------------------------ radial functions
+    def _functions(self):
+        """The radial functions ``g(R)`` of the moment fields, by name."""
+        velocity, dispersion = self.velocity, self.component.dispersion
+        functions = {"V": velocity.rotation}
+        if velocity.radial is not None:
+            functions["Vr"] = velocity.radial
+        if isinstance(dispersion, DiscDispersion):
+            functions["sigma"] = dispersion.profile
+        return functions
+
+    def _prepare(self):
+        """Light, disc coordinates and sin i on every point set (numpy)."""
+        numerics = self.numerics
+        self._lights, self._coordinates = [], []
+        for x, y in numerics.point_sets:
+            light = pytensor.function(
+                [], self.component.light.surface_brightness(x, y), mode=BUILD_MODE
+            )()
+            if self.n_galaxies is not None and light.ndim == 2:
+                light = np.broadcast_to(light, (self.n_galaxies, *light.shape))
+            self._lights.append(light)
+            self._coordinates.append(self.geometry.coordinates_numpy(x, y))
+        r_max = max(np.max(r) for r, _, _ in self._coordinates)
+        self.r_max = float(r_max) * (1 + 1e-12) + 1e-12  # every radius strictly inside
+        # nodes are equally spaced in asinh(R / a): linear in R within a pixel of the centre,
+        # logarithmic far out, where deprojection of a highly inclined padded field reaches
+        # large radii and rotation curves are flat
+        self.node_scale = numerics.grid.pixel_scale
+        inclination = _numeric(self.geometry.inclination)
+        self._sin_i = np.sin(inclination)
+        self.light_sum = numerics.convolve_and_bin(self._lights)
+        peak = np.max(self.light_sum, axis=(-2, -1), keepdims=True)
+        # pixels nearly without light blend into unweighted means (light_weighted_ratio);
+        # these rows are only built when such pixels exist (full.FAINT_FRACTION)
+        self._needs_means = bool(np.any(self.light_sum < FAINT_FRACTION * peak))
+
+    def _unit_of(self, radius):
+        """Disc radius (arcsec) -> node coordinate in [0, 1] (numpy)."""
+        a = self.node_scale
+        return np.arcsinh(radius / a) / np.arcsinh(self.r_max / a)
+
+    def _radius_of(self, unit):
+        """Node coordinate in [0, 1] -> disc radius (arcsec); numpy or tensor."""
+        a = self.node_scale
+        lib = np if isinstance(unit, np.ndarray) else pt
+        return a * lib.sinh(unit * np.arcsinh(self.r_max / a))
+
+    # ------------------------------------------------------------------ node count
+    def _choose_node_count(self) -> int:
+        functions = self._functions()
+        fractions = pt.dvector("fractions")
+        radii = self._radius_of(fractions)
+        values = {name: _at_nodes(f, radii) for name, f in functions.items()}
+        outputs = list(values.values())
+        sin_i = float(np.max(self._sin_i))
+        prior = ParameterDraws.from_prior(outputs, PRIOR_DRAWS)
+        if prior:
+            at = prior.function(outputs, [fractions])
+            draws = range(prior.n)
+        else:
+            try:
+                compiled = pytensor.function(
+                    [fractions], outputs, on_unused_input="ignore", mode=BUILD_MODE
+                )
+            except Exception:  # free inputs that are not random variables: nothing to draw
+                logger.info("disc_radial: no prior draws; %d nodes", DEFAULT_NODES)
+                return DEFAULT_NODES
+
+            def at(where, draw):
+                return compiled(where)
+
+            draws = range(1)
+        needed = []
+        for draw in draws:
+            needed.append(MAX_RADIAL_NODES)
+            for count in NODE_COUNTS:
+                if self._error_bound(count, at, draw, list(values), sin_i) <= self.tolerance:
+                    needed[-1] = count
+                    break
+        needed = np.sort(needed)
+        count = int(needed[math.ceil(COVERED_FRACTION * needed.size) - 1])
+        self.covered = float(np.mean(needed <= count)) if prior else None
+        logger.info(
+            "disc_radial: %d radial nodes (covering %s of prior draws)", count, self.covered
+        )
+        return count
+
+    def _error_bound(self, count, at, draw, names, sin_i) -> float:
+        """Bound (km/s) on the velocity and dispersion map errors with ``count`` nodes."""
+        layout = NodeLayout(count)
+        probes = layout.probes()
+        outputs = at(np.concatenate([probes, layout.fractions]), draw=draw)
+        g = {
+            name: (np.asarray(v)[..., : probes.size], np.asarray(v)[..., probes.size :])
+            for name, v in zip(names, outputs)
+        }
+
+        def error(probe_values, node_values):
+            return float(np.max(layout_error(layout, probe_values, node_values, "linear")))
+
+        v_probe, v_node = g["V"]
+        vr_probe, vr_node = g.get("Vr", (np.zeros_like(v_probe), np.zeros_like(v_node)))
+        velocity_error = sin_i * (error(v_probe, v_node) + error(vr_probe, vr_node))
+        second = sin_i**2 * (
+            error(v_probe**2, v_node**2)
+            + 2 * error(v_probe * vr_probe, v_node * vr_node)
+            + error(vr_probe**2, vr_node**2)
+        )
+        sigma_min = SMALLEST_DISPERSION
+        if "sigma" in g:
+            s_probe, s_node = g["sigma"]
+            second += error(s_probe**2, s_node**2)
+            sigma_min = max(sigma_min, float(np.min(np.abs(s_probe))))
+        speed = float(np.max(np.abs(v_probe))) + float(np.max(np.abs(vr_probe), initial=0.0))
+        dispersion_error = (second + 2 * sin_i * speed * velocity_error) / (2 * sigma_min)
+        return max(velocity_error, dispersion_error)
+
+    # ------------------------------------------------------------------ basis
+    def _factors(self, coordinates):
+        """Angular factors (times sin i powers) of one point set, by the name of the radial
+        function product they multiply."""
+        _, cos_t, sin_t = coordinates
+        sin_i = self._sin_i[..., None, None] if np.ndim(self._sin_i) else self._sin_i
+        factors = {"V": sin_i * cos_t, "VV": sin_i**2 * cos_t**2}
+        if self.velocity.radial is not None:
+            factors.update(
+                {
+                    "Vr": sin_i * sin_t,
+                    "VVr": 2 * sin_i**2 * cos_t * sin_t,
+                    "VrVr": sin_i**2 * sin_t**2,
+                }
+            )
+        if isinstance(self.component.dispersion, DiscDispersion):
+            factors["ss"] = np.ones_like(cos_t)
+        return factors
+
+    def _build_basis(self):
+        """``B[k]``: ``(P, M)`` or ``(N, P, M)`` per factor ``k`` (and pixel-mean rows)."""
+        numerics = self.numerics
+        layout = NodeLayout(self.node_count)
+        count = layout.total
+        self._node_radii = self._radius_of(layout.fractions)
+        weights = [layout.weights(self._unit_of(r)) for r, _, _ in self._coordinates]
+        factors = [self._factors(c) for c in self._coordinates]
+        names = list(factors[0])
+        size = max(light.size for light in self._lights)
+        chunk = max(1, BUILD_CHUNK_BYTES // (8 * size * 4))
+        self._basis, self._means = {}, {}
+        for name in names:
+            binned, means = [], []
+            for start in range(0, count, chunk):
+                stop = min(count, start + chunk)
+                fields = []
+                for k, (first, w) in enumerate(weights):
+                    node_w = node_fields(first, w, start, stop)  # (m, H, W)
+                    # (m, [N,] H, W): light x angular factor x node weight
+                    factor = np.broadcast_to(factors[k][name], self._lights[k].shape)
+                    weighted = (self._lights[k] * factor)[None] * (
+                        node_w if node_w.ndim == self._lights[k].ndim + 1 else node_w[:, None]
+                    )
+                    fields.append(weighted)
+                binned.append(numerics.convolve_and_bin(fields))
+                if self._needs_means:
+                    plain = []
+                    for k, (first, w) in enumerate(weights):
+                        node_w = node_fields(first, w, start, stop)
+                        factor = factors[k][name]
+                        if factor.ndim == 3 and node_w.ndim == 3:  # per-galaxy sin i
+                            node_w = node_w[:, None]
+                        plain.append(factor[None] * node_w)
+                    means.append(numerics.pixel_mean(plain))
+            # (M, [N,] ny, nx) -> ([N,] P, M)
+            self._basis[name] = self._to_columns(np.concatenate(binned))
+            if self._needs_means:
+                self._means[name] = self._to_columns(np.concatenate(means))
+        logger.info(
+            "disc_radial: %d nodes x %d angular factors per pixel", self.node_count, len(names)
+        )
+
+    def _to_columns(self, stacked):
+        grid = self.numerics.grid
+        moved = np.moveaxis(stacked, 0, -1)  # ([N,] ny, nx, M)
+        return np.ascontiguousarray(moved.reshape((*moved.shape[:-3], grid.ny * grid.nx, -1)))
+
+    # ------------------------------------------------------------------ render
+    def _node_values(self):
+        """The radial function products at the nodes: ``(M,)`` or ``(N, M)`` by factor."""
+        radii = self._node_radii
+        velocity = self.velocity
+        v = _at_nodes(velocity.rotation, radii)
+        values = {"V": v, "VV": v**2}
+        if velocity.radial is not None:
+            vr = _at_nodes(velocity.radial, radii)
+            values.update({"Vr": vr, "VVr": v * vr, "VrVr": vr**2})
+        dispersion = self.component.dispersion
+        if isinstance(dispersion, DiscDispersion):
+            values["ss"] = _at_nodes(dispersion.profile, radii) ** 2
+        return values
+
+    def _product(self, basis, values):
+        """``basis @ values``: ``([N,] P)`` with basis ``([N,] P, M)``, values ``([N,] M)``."""
+        basis = pt.as_tensor_variable(basis)
+        if basis.ndim == 2:
+            return pt.dot(values, basis.T)  # ([N,] M) x (M, P)
+        values = pt.broadcast_to(values, (basis.shape[0], basis.shape[2]))
+        return pt.matmul(basis, values[:, :, None])[:, :, 0]
+
+    def _sum(self, names, bases, values):
+        total = 0.0
+        for name in names:
+            total = total + self._product(bases[name], values[name])
+        return total
+
+    def _render(self):
+        grid = self.numerics.grid
+        values = self._node_values()
+        first_names = [n for n in ("V", "Vr") if n in self._basis]
+        second_names = [n for n in ("VV", "VVr", "VrVr", "ss") if n in self._basis]
+
+        def as_map(flat):
+            return flat.reshape((*flat.shape[:-1], grid.ny, grid.nx))
+
+        light_sum = pt.as_tensor_variable(self.light_sum)
+        first_sum = as_map(self._sum(first_names, self._basis, values))
+        second_sum = as_map(self._sum(second_names, self._basis, values))
+        dispersion = self.component.dispersion
+        if isinstance(dispersion, Constant):
+            # sum_m w_m = 1: a constant sigma^2 multiplies the light sum exactly
+            second_sum = second_sum + per_galaxy(dispersion.constant) ** 2 * light_sum
+        if self._needs_means:
+            first_mean = as_map(self._sum(first_names, self._means, values))
+            second_mean = as_map(self._sum(second_names, self._means, values))
+            if isinstance(dispersion, Constant):
+                second_mean = second_mean + per_galaxy(dispersion.constant) ** 2
+        else:
+            first_mean = second_mean = pt.as_tensor_variable(0.0)
+        velocity, sigma = moment_maps(
+            light_sum, first_sum, second_sum, first_mean, second_mean, self.reference, self.lsf
+        )
+        flux = light_sum * self.numerics.flux_scale
+        return KinematicMaps(flux, velocity, sigma, light_sum, first_sum, second_sum)
+
+    # ------------------------------------------------------------------ check
+    def check(self) -> float:
+        """Largest difference (km/s) from the full path at a few prior draws; warns
+        (:class:`KinematicAccuracyWarning`) above the tolerance."""
+        full = KinematicFullRenderer(
+            self.components,
+            self.numerics,
+            self.n_galaxies,
+            path="full",
+            reference_owner=self.velocity,
+            lsf=self.lsf,
+        ).render()
+        mine = self.render()
+        outputs = [mine.velocity, mine.dispersion, full.velocity, full.dispersion]
+        draws = ParameterDraws.from_prior(outputs, CHECK_DRAWS, seed=20240314)
+        if draws:
+            evaluate = draws.function(outputs)
+            results = [evaluate(draw=d) for d in range(draws.n)]
+        else:
+            try:
+                results = [pytensor.function([], outputs, mode=BUILD_MODE)()]
+            except Exception:  # free inputs without a prior: nothing to compare at
+                return float("nan")
+        bright = self.light_sum >= CHECK_LIGHT_FLOOR * np.max(
+            self.light_sum, axis=(-2, -1), keepdims=True
+        )
+        worst = 0.0
+        for v, s, v_full, s_full in results:
+            error = np.maximum(np.abs(v - v_full), np.abs(s - s_full))
+            worst = max(
+                worst, float(np.max(np.where(np.broadcast_to(bright, error.shape), error, 0.0)))
+            )
+        if worst > self.tolerance:
+            warnings.warn(
+                f"disc_radial ({self.node_count} nodes): its maps differ from the full path by "
+                f"{worst:.3g} km/s at a prior draw (tolerance {self.tolerance:g}); pass "
+                "method='full', or narrow the priors of the rotation curve's scale radius",
+                KinematicAccuracyWarning,
+                stacklevel=3,
+            )
+        logger.info("disc_radial: largest error against the full path %.3g km/s", worst)
+        return worst
+
+    def describe(self):
+        grid = self.numerics.grid
+        return (
+            f"{self.path}: {len(self._basis)} angular factors x {self.node_count} radial nodes "
+            f"per pixel ({grid.ny * grid.nx} pixels) per evaluation"
+        )
