@@ -14,7 +14,7 @@ Typical use::
         image, metallicity = pmt.observe(galaxy, grid, psf, tracer_scale="log")
 """
 
-from pymc_tracers import (  # noqa: E402  # noqa: E402
+from pymc_tracers import (
     baselines,
     comparison,
     cosmology,
