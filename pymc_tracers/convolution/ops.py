@@ -14,7 +14,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.scalar import upcast
 
-from pymc_tracers.convolution import fft
+import pymc_tracers.convolution.fft as fft
 from pymc_tracers.convolution.fft import (
     _adjoint,
     _check_batch,
