@@ -12,7 +12,15 @@ GRID = pmt.PixelGrid((12, 11), pixel_scale=0.25, supersampling=2)
 LIGHT = pmt.Exponential(r_eff=0.9, q=0.55, phi=0.5, amplitude=2.0)
 
 
-def _build(method, *, batched=False, radial=True, constant_sigma=False, convolve_at="subpixel"):
+def _build(
+    method,
+    *,
+    batched=False,
+    radial=True,
+    constant_sigma=False,
+    convolve_at="subpixel",
+    tolerance=1e-2,
+):
     n = 3 if batched else None
     geometry = pmt.DiscGeometry(
         x0=0.05,
@@ -43,6 +51,7 @@ def _build(method, *, batched=False, radial=True, constant_sigma=False, convolve
             lsf_sigma=25.0,
             method=method,
             convolve_at=convolve_at,
+            tolerance=tolerance,
         )
     return model, obs
 
@@ -91,10 +100,12 @@ def test_disc_radial_maps_equal_the_full_path(options):
 
 
 def test_disc_radial_gradients_equal_the_full_paths():
+    # maps within 1e-5 km/s (the node count follows the tolerance): logp and gradients agree
+    # to ~1e-8 relative, so a wrong gradient graph cannot hide behind the interpolation
     data = {}
     points = []
     for method in ("auto", "full"):
-        model, obs = _build(method)
+        model, obs = _build(method, tolerance=1e-5)
         with model:
             v_data = np.zeros(GRID.shape) + 3000.0
             pmt.tracer_likelihood("velocity", obs.velocity, v_data, sigma=10.0)
@@ -128,3 +139,26 @@ def test_free_geometry_or_light_takes_the_full_path_and_says_why():
         )
         obs = pmt.observe_kinematics(component, GRID, pmt.GaussianPSF(0.5))
         assert "light has free parameters (r_eff)" in obs.reason
+
+
+def test_node_count_follows_the_tolerance_on_the_maps():
+    # the count is the fewest whose maps meet the tolerance at prior draws; at other
+    # parameter values the maps still meet it, and a tighter tolerance takes more nodes
+    rng = np.random.default_rng(8)
+    values = [(rng.uniform(120, 280), rng.uniform(0.25, 0.7)) for _ in range(3)]
+    counts = []
+    for tolerance in (1e-1, 1e-4):
+        model, fast = _build("auto", radial=False, constant_sigma=True, tolerance=tolerance)
+        model_full, full = _build("full", radial=False, constant_sigma=True)
+        renderer = fast.renderer
+        assert renderer.node_count <= renderer.bound_node_count
+        assert fast.max_error <= 0.25 * tolerance
+        counts.append(renderer.node_count)
+        names = ["v_max", "r_t", "v_sys", "sigma0"]
+        fast_at = _compiled(model, [fast.velocity, fast.dispersion], names)
+        full_at = _compiled(model_full, [full.velocity, full.dispersion], names)
+        for v_max, r_t in values:
+            args = (v_max, r_t, 3010.0, 30.0)
+            error = max(np.abs(a - b).max() for a, b in zip(fast_at(*args), full_at(*args)))
+            assert error < tolerance
+    assert counts[1] > counts[0]
