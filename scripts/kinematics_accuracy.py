@@ -256,9 +256,7 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=400)
     parser.add_argument("--tune", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="150 tune + 150 draws")
-    parser.add_argument(
-        "--figure", default=str(ROOT / "docs" / "kinematics_accuracy.png")
-    )
+    parser.add_argument("--figure", default=str(ROOT / "docs" / "kinematics_accuracy.png"))
     parser.add_argument("--json", default=None, help="also write the summary here")
     parser.add_argument(
         "--replot", default=None, metavar="JSON", help="only redraw the figure from a summary"
