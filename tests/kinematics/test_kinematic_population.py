@@ -227,7 +227,7 @@ def test_batched_tully_fisher_model_builds_on_the_disc_radial_path():
     np.testing.assert_allclose(v22, 10**log_v22, rtol=1e-10)
 
 
-@pytest.mark.slow  # ~1-2 min on the shared 2-core machine
+@pytest.mark.slow  # 105 s on the shared 2-core machine under load
 def test_tully_fisher_relation_recovers_the_truth_with_coverage():
     shape = (14, 14)
     g = _tf_galaxies(12, seed=5)
@@ -368,7 +368,7 @@ def _rotation_fits():
     return results[True], results[False]
 
 
-@pytest.mark.slow  # two small batched fits, ~1 min
+@pytest.mark.slow  # two small batched fits: 290 s on the shared 2-core machine under load
 def test_rotating_and_non_rotating_galaxies_are_told_apart():
     rotating, dispersion = _rotation_fits()
     with warnings.catch_warnings():
