@@ -26,7 +26,9 @@ redraws it from a stored summary, e.g. ``docs/kinematics_accuracy.json``, withou
 fitting) and prints one JSON line
 with, per FWHM / R_e, the 16/50/84th percentiles over realisations of the posterior medians
 and of the classical estimates (as ratios to the truth), the fraction of 68% intervals that
-contain the truth, and the timings.
+contain the truth, the mean and standard deviation over realisations of the z-scores
+``(posterior median - truth) / posterior sd`` (``z_mean``, ``z_sd``: bias and calibration of
+the widths), and the timings.
 """
 
 from __future__ import annotations
@@ -162,6 +164,10 @@ def run(fwhm_over_r_eff, n, *, draws, tune, seed=1):
             low, high = np.percentile(samples, [16, 84], axis=0)
             setup["forward"][name] = np.percentile(medians, [16, 50, 84]).tolist()
             setup["coverage68"][name] = float(np.mean((low <= 1) & (1 <= high)))
+            # bias and calibration: z = (median - truth) / posterior sd, per realisation
+            z = (medians - 1) / samples.std(axis=0)
+            setup.setdefault("z_mean", {})[name] = float(np.mean(z))
+            setup.setdefault("z_sd", {})[name] = float(np.std(z, ddof=1))
         estimates = classical(v_data, s_data)
         setup["classical"] = {
             name: np.percentile(estimates[name] / TRUTH[name], [16, 50, 84]).tolist()
