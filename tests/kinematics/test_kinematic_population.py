@@ -320,6 +320,29 @@ def test_rotation_or_dispersion_sums_pointwise_loo_per_galaxy():
         )
 
 
+def test_rotation_or_dispersion_for_one_galaxy_needs_galaxy_of():
+    rng = np.random.default_rng(2)
+    chains, draws, n = 2, 300, 12
+    base = rng.normal(-3.0, 0.3, n)
+
+    def fit(offset):
+        ll = base + offset + 1e-3 * rng.normal(size=(chains, draws, n))
+        idata = _idata(
+            {"sigma0": (("chain", "draw"), np.full((chains, draws), 40.0))},
+            {"velocity": (("chain", "draw", "velocity_pixel"), ll)},
+            shape=(3, 4),  # one galaxy's (ny, nx) map
+        )
+        return idata.assign_coords({"velocity_pixel": np.arange(n)}, groups="log_likelihood")
+
+    with pytest.raises(ValueError, match="galaxy_of"):
+        pmt.rotation_or_dispersion(fit(0.0), fit(-1.0))
+    table = pmt.rotation_or_dispersion(fit(0.0), fit(-1.0), galaxy_of={"velocity": 0})
+    assert len(table) == 1
+    assert table["elpd_diff"].iloc[0] == pytest.approx(12.0, abs=0.1)
+    assert table["preferred"].iloc[0] == "rotating"
+    assert "class" not in table  # no V/sigma without the speed in the rotating fit
+
+
 def _rotation_fits():
     """Two galaxies in one batch, one rotating, one not; fitted with both models."""
     shape, pixel, noise = (12, 12), 0.3, 6.0
