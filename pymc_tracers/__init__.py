@@ -21,6 +21,7 @@ from pymc_tracers import (
     data,
     fields,  # noqa: E402
     io,
+    kinematic_population,
     kinematics,
     lensing,
     population,
@@ -33,6 +34,14 @@ from pymc_tracers.kfold import KFoldResult, compare_kfold, kfold
 from pymc_tracers.kinematic_likelihood import (  # noqa: E402  (PyMC-facing layer)
     binned_kinematic_likelihood,
     kinematic_likelihood,
+)
+from pymc_tracers.kinematic_population import (  # noqa: E402
+    curve_with_speed_at,
+    flat_velocity,
+    rotation_or_dispersion,
+    rotation_speed,
+    v_over_sigma,
+    velocity_22,
 )
 from pymc_tracers.kinematics import (
     ArctanCurve,
@@ -174,4 +183,11 @@ __all__ = [
     "inclination_from_axis_ratio",
     "kinematic_likelihood",
     "binned_kinematic_likelihood",
+    "kinematic_population",
+    "rotation_speed",
+    "velocity_22",
+    "flat_velocity",
+    "curve_with_speed_at",
+    "v_over_sigma",
+    "rotation_or_dispersion",
 ]

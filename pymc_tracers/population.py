@@ -47,6 +47,7 @@ from pytensor.graph.basic import Variable
 __all__ = [
     "broken_linear_mean",
     "broken_linear_relation",
+    "hierarchical_lognormal",
     "hierarchical_normal",
     "linear_mean",
     "linear_relation",
@@ -210,6 +211,42 @@ def hierarchical_normal(name, mu, tau, *, dims="galaxy", centered=False, **kwarg
     mu = _check_per_galaxy(mu, "mu", n)
     tau = _check_per_galaxy(tau, "tau", n, positive=True)
     return _per_galaxy_normal(name, mu, tau, dim, centered, kwargs)
+
+
+def hierarchical_lognormal(name, mu, tau, *, dims="galaxy", centered=False, **kwargs):
+    """Positive per-galaxy parameters with a log-normal population: ``log10 x ~ Normal(mu, tau)``.
+
+    For quantities that are positive and spread over a factor of a few across a sample, such
+    as intrinsic velocity dispersions (km/s) or scale lengths. The per-galaxy
+    ``log10_<name>`` comes from :func:`hierarchical_normal` (non-centred by default) and
+    ``name = 10**log10_<name>`` is a Deterministic.
+
+    Parameters
+    ----------
+    name : str
+        Name of the per-galaxy variable (e.g. ``"sigma0"``, km/s).
+    mu : float, array or PyMC variable
+        Population mean of ``log10 x`` (dex of the parameter's units, e.g. ``log10(km/s)``);
+        ``10**mu`` is the population median.
+    tau : float, array or PyMC variable
+        Population scatter of ``log10 x`` (dex, > 0).
+    dims, centered, **kwargs
+        As in :func:`hierarchical_normal` (applied to ``log10_<name>``).
+
+    Returns
+    -------
+    TensorVariable
+        The per-galaxy variable ``name`` (> 0, units of ``10**mu``), dims ``(dims,)``.
+
+    Example
+    -------
+    >>> log_sigma_mu = pm.Normal("log_sigma0_mu", 1.6, 0.3)          # log10(km/s)
+    >>> log_sigma_tau = pm.HalfNormal("log_sigma0_tau", 0.3)         # dex
+    >>> sigma0 = pmt.population.hierarchical_lognormal("sigma0", log_sigma_mu, log_sigma_tau)
+    """
+    dim = _dim_name(dims)
+    log_value = hierarchical_normal(f"log10_{name}", mu, tau, dims=dim, centered=centered, **kwargs)
+    return pm.Deterministic(name, 10.0**log_value, dims=dim)
 
 
 def _latent_covariate(name, x, n, covariate_error, covariate_prior, dim, centered):
