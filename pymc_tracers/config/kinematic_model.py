@@ -25,13 +25,14 @@ from pymc_tracers import io
 from pymc_tracers.config.build import _ModelBuilder
 from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.kinematics import TABLE_STEMS
-from pymc_tracers.config.registry import disc_spec
+from pymc_tracers.config.registry import disc_spec, profile_specs
 from pymc_tracers.kinematic_likelihood import binned_kinematic_likelihood, kinematic_likelihood
 from pymc_tracers.kinematics import (
     DiscDispersion,
     DiscGeometry,
     DiscVelocity,
     KinematicComponent,
+    as_radial_function,
     inclination_from_axis_ratio,
     observe_kinematics,
 )
@@ -130,7 +131,7 @@ def build_kinematic_model(config, data, psf, *, model=None, prefix="", overrides
             observed = _likelihoods(observation, data, config.model.get("nu"), names)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"[kinematics]: {one_line(error)}") from None
-        curves = _curves(geometry, v_sys, radial, data.grid)
+        curves = _curves(velocity, dispersion, data.grid)
     info = {
         "kind": "kinematics",
         "name": names[0],
@@ -204,23 +205,16 @@ def _likelihoods(observation, data, nu, names) -> dict:
     )
 
 
-def _curves(geometry, v_sys, radial, grid) -> dict:
-    """Tensors for the figures: geometry, V(R) and sigma(R) at disc radii out to the field's
-    half-diagonal (arcsec)."""
+def _curves(velocity, dispersion, grid) -> dict:
+    """Tensors for the figures: the disc's geometry and ``v_sys``, V(R) and the intrinsic
+    sigma(R) at disc radii out to the field's half-diagonal (arcsec)."""
     half = 0.5 * grid.pixel_scale * float(np.hypot(*grid.shape))
     radii = np.linspace(0.0, half, CURVE_POINTS)
     r = pt.as_tensor_variable(radii)
-    curves = {
-        "radii": radii,
-        "x0": geometry.x0,
-        "y0": geometry.y0,
-        "phi": geometry.phi,
-        "inclination": geometry.inclination,
-        "v_sys": v_sys,
-        "rotation": radial["rotation"](r),
-    }
-    if "dispersion" in radial:
-        curves["dispersion"] = radial["dispersion"](r)
+    curves = {"radii": radii, **velocity.geometry.parameters(), "v_sys": velocity.v_sys}
+    curves["rotation"] = velocity.rotation(r)
+    if isinstance(dispersion, DiscDispersion):
+        curves["dispersion"] = dispersion.profile(r)
     return curves
 
 
@@ -262,6 +256,31 @@ def kinematic_truth(run) -> dict | None:
     return truth or None
 
 
+def _truth_curves(spec, truth, radii) -> dict | None:
+    """The true V(R) and sigma(R) (km/s) of a simulated galaxy at ``radii`` (arcsec): each
+    profile whose free parameters all have a truth, rebuilt with those values (numpy twin)."""
+    if not truth:
+        return None
+    curves = {}
+    for part, table in (("rotation", "rotation"), ("dispersion", "dispersion_profile")):
+        checked = spec[table]
+        if checked is None:
+            continue
+        values = {}
+        for key, (how, value) in checked["params"].items():
+            label = TABLE_STEMS[table] + key
+            if how == "fixed":
+                values[key] = value
+            elif label in truth:
+                values[key] = truth[label]
+            else:
+                break
+        else:
+            function = profile_specs("radial")[checked["profile"]].make(values)
+            curves[part] = as_radial_function(function).numpy(radii)
+    return curves or None
+
+
 def write_kinematic_galaxy(folder, run, result, *, reports=True) -> None:
     """Write a kinematic fit's files into ``folder``: ``maps_<map>.fits`` (data, model,
     residual per fitted map, with the input WCS), ``posterior.nc``, ``summary.ecsv`` and,
@@ -300,7 +319,13 @@ def write_kinematic_galaxy(folder, run, result, *, reports=True) -> None:
     else:  # velocity alone: data, model, residual of the one map
         figure = result.plot_maps(names[0], frame=run.data.frame, unit=km_s)
     figure.savefig(folder / "report_kinematic_maps.png", dpi=80)
-    figure = plot_rotation_curve(draws["radii"], draws["rotation"], draws.get("dispersion"))
+    truth = kinematic_truth(run)
+    figure = plot_rotation_curve(
+        draws["radii"],
+        draws["rotation"],
+        draws.get("dispersion"),
+        truth=_truth_curves(run.config.kinematics, truth, draws["radii"]),
+    )
     figure.savefig(folder / "report_rotation_curve.png", dpi=80)
     figure = plot_position_velocity(
         velocity["data"],
@@ -313,5 +338,5 @@ def write_kinematic_galaxy(folder, run, result, *, reports=True) -> None:
         sigma=velocity["sigma"],
     )
     figure.savefig(folder / "report_position_velocity.png", dpi=80)
-    corner = result.plot_corner(units=units, truth=kinematic_truth(run))
+    corner = result.plot_corner(units=units, truth=truth)
     corner.savefig(folder / "report_corner.png", dpi=80)

@@ -57,6 +57,7 @@ from pymc_tracers.kinematics.observe import KINEMATIC_METHODS
 __all__ = [
     "DISC_EXTRA_KEYS",
     "KINEMATICS_KEYS",
+    "KINEMATIC_MODEL_KEYS",
     "KINEMATIC_TABLES",
     "KinematicInput",
     "check_kinematics",
@@ -93,6 +94,8 @@ KINEMATICS_KEYS = (
     "tolerance",
     *KINEMATIC_TABLES,
 )
+#: The ``[model]`` keys a kinematic fit reads: the convolution scale and Student-t's nu.
+KINEMATIC_MODEL_KEYS = ("convolve_at", "nu")
 #: Keys of ``[kinematics.disc]`` besides the parameters of the disc: ``pa`` (degrees east of
 #: north of the receding half, instead of ``phi``), ``center`` (a sky position, instead of
 #: ``x0``/``y0``) and ``q0`` (the intrinsic thickness tying the inclination to the light's q).
@@ -138,6 +141,19 @@ def check_kinematics(table, folder, model_section) -> dict:
             raise ConfigError(
                 f"[kinematics] {key} must be an extension name (a string); got {value!r}"
             )
+    for key in ("error_suffix", "ivar_suffix", "mask_suffix"):
+        if not isinstance(out[key], str):
+            raise ConfigError(f"[kinematics] {key} must be a string; got {out[key]!r}")
+    channel = out["channel"]
+    if isinstance(channel, bool) or not isinstance(channel, (str, int)):
+        raise ConfigError(
+            f'[kinematics] channel must be a line name ("Ha-6564") or a 0-based index; got '
+            f"{channel!r}"
+        )
+    if isinstance(out["bin_channel"], bool) or not isinstance(out["bin_channel"], int):
+        raise ConfigError(
+            f"[kinematics] bin_channel must be an integer plane; got {out['bin_channel']!r}"
+        )
     lsf = out.get("lsf")
     if lsf is not None and not (isinstance(lsf, str) and lsf) and not (is_number(lsf) and lsf >= 0):
         raise ConfigError(
@@ -159,10 +175,16 @@ def check_kinematics(table, folder, model_section) -> dict:
     if not (is_number(tolerance) and tolerance > 0):
         raise ConfigError(f"[kinematics] tolerance must be a number of km/s > 0; got {tolerance!r}")
     out["units"] = _check_extensions(out)
-    for key, wrong in (("tracer_scale", "velocities are averaged linearly"), ("fit_image", "")):
-        if key in model_section and not (key == "tracer_scale" and model_section[key] == "linear"):
-            hint = wrong or 'give the flux map as [kinematics] flux = "<extension>"'
-            raise ConfigError(f"[model] {key} does not apply to a kinematic fit: {hint}")
+    for key in model_section:
+        if key not in KINEMATIC_MODEL_KEYS:
+            hint = {
+                "tracer_scale": "velocities and dispersions are averaged linearly",
+                "fit_image": 'give the flux map as [kinematics] flux = "<extension>"',
+            }.get(key, "remove it")
+            raise ConfigError(
+                f"[model] {key} does not apply to a kinematic fit ({hint}); a kinematic fit "
+                "reads " + " and ".join(KINEMATIC_MODEL_KEYS) + " from [model]"
+            )
     _check_tables(table, out)
     return out
 
