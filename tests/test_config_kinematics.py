@@ -348,3 +348,18 @@ def test_kinematic_keys_and_profiles_are_documented():
         key = re.match(r"^([a-z_0-9]+)\s*=", line.split("#", 1)[0].strip())
         if key:
             assert f"`{key.group(1)}`" in page, f"example key {key.group(1)} undocumented"
+
+
+def test_the_survey_reads_interim_priors_from_kinematic_tables(example):
+    """fit-sample's population relation (importance reweighting) finds a kinematic
+    parameter's prior in the raw [kinematics] tables, by its variable name."""
+    import tomllib
+
+    from pymc_tracers.survey import interim_prior
+
+    raw = tomllib.loads((example / "config.toml").read_text())
+    prior = interim_prior(raw, "rotation_v_max")
+    assert prior.distribution == "HalfNormal" and prior.parameters == {"sigma": 400}
+    assert interim_prior(raw, "dispersion_value").parameters == {"sigma": 100}
+    with pytest.raises(ValueError, match="light_q has no prior table"):
+        interim_prior(raw, "light_q")
