@@ -119,7 +119,7 @@ folder = "results"            # refused if it exists, unless `pymc-tracers fit -
 
 
 def write_kinematic_example(
-    folder, *, rotation_deg=25.0, seed=0, overwrite=False, truth=None
+    folder, *, rotation_deg=25.0, seed=0, overwrite=False, truth=None, bin_map=None
 ) -> Path:
     """Write a simulated rotating disc (``kinematics.fits``) and a commented ``config.toml``
     that fits it; return the config's path.
@@ -139,6 +139,11 @@ def write_kinematic_example(
         Noise realisation.
     truth : dict, optional
         Overrides of :data:`KINEMATIC_EXAMPLE_TRUTH`.
+    bin_map : ndarray of int, optional
+        Bin the maps with it (-1 = no bin) as an IFU pipeline bins spectra: each bin's
+        velocity and dispersion are the moments of its summed cube (ratios of the moment sums
+        over its pixels), repeated in its pixels, with one noise draw per bin; written as
+        extension ``BINID`` and named in the configuration (``bins = "BINID"``).
     """
     truth = {**KINEMATIC_EXAMPLE_TRUTH, **(truth or {})}
     folder = Path(folder)
@@ -165,10 +170,22 @@ def write_kinematic_example(
     observation = observe_kinematics(
         component, frame.grid, GaussianPSF(truth["psf_fwhm"]), lsf_sigma=truth["lsf"], method="full"
     )
-    _, v_true, s_true = evaluate(observation)
     rng = np.random.default_rng(seed)
     v_err = np.full(shape, float(truth["velocity_error"]))
     s_err = np.full(shape, float(truth["dispersion_error"]))
+    extra = []
+    if bin_map is None:
+        _, v_true, s_true = evaluate(observation)
+        v_noise, s_noise = rng.normal(size=shape), rng.normal(size=shape)
+    else:
+        bins = io.validate_bin_map(bin_map, shape=shape)
+        v_true, s_true = _binned_moments(observation, bins, truth["lsf"])
+        position = np.searchsorted(io.bin_ids(bins), np.clip(bins, 0, None))
+        v_noise = rng.normal(size=position.max() + 1)[position]
+        s_noise = rng.normal(size=position.max() + 1)[position]
+        v_err = np.where(bins >= 0, v_err, np.nan)
+        s_err = np.where(bins >= 0, s_err, np.nan)
+        extra.append(("BINID", bins.astype(np.int32), ""))
     header = wcs.to_header()
     hdus = [fits.PrimaryHDU()]
     hdus[0].header["OBJECT"] = "pymc-tracers kinematic example"
@@ -176,14 +193,16 @@ def write_kinematic_example(
     for key, value, comment in cards:
         hdus[0].header[key] = (value, comment)
     for extname, array, unit in [
-        ("V", v_true + v_err * rng.normal(size=shape), "km/s"),
+        ("V", v_true + v_err * v_noise, "km/s"),
         ("V_ERR", v_err, "km/s"),
-        ("SIGMA", s_true + s_err * rng.normal(size=shape), "km/s"),
-        ("SIGMA_IVAR", 1.0 / s_err**2, "s2 / km2"),
+        ("SIGMA", s_true + s_err * s_noise, "km/s"),
+        ("SIGMA_IVAR", np.nan_to_num(1.0 / s_err**2), "s2 / km2"),
+        *extra,
     ]:
         h = header.copy()
         h["EXTNAME"] = extname
-        h["BUNIT"] = unit
+        if unit:
+            h["BUNIT"] = unit
         hdus.append(fits.ImageHDU(np.asarray(array), header=h))
     fits.HDUList(hdus).writeto(folder / "kinematics.fits", overwrite=True)
     ra, dec = centre.ra.to_value(u.deg), centre.dec.to_value(u.deg)
@@ -195,8 +214,37 @@ def write_kinematic_example(
         seed=seed,
         **{k: v for k, v in truth.items() if k != "shape"},
     )
+    if bin_map is not None:
+        text = text.replace('# bins = "BINID"             ', 'bins = "BINID"               ')
     (folder / "config.toml").write_text(text)
     return folder / "config.toml"
+
+
+def _binned_moments(observation, bins, lsf):
+    """Velocity and dispersion (km/s) of each bin's summed cube, repeated in its pixels (NaN
+    outside bins): ``v_b = v_ref + sum M1 / sum L``, ``sigma_b^2 = sum M2 / sum L -
+    (sum M1 / sum L)^2 + lsf^2`` with the moment sums of ``observation``."""
+    light, first, second, reference = evaluate(
+        [
+            observation.light_sum,
+            observation.first_sum,
+            observation.second_sum,
+            observation.reference,
+        ]
+    )
+    ids = io.bin_ids(bins)
+    inside = bins >= 0
+    position = np.searchsorted(ids, bins[inside])
+    totals = [np.bincount(position, m[inside], minlength=ids.size) for m in (light, first, second)]
+    mean = totals[1] / totals[0]
+    velocity = float(reference) + mean
+    dispersion = np.sqrt(totals[2] / totals[0] - mean**2 + lsf**2)
+    out = []
+    for per_bin in (velocity, dispersion):
+        values = np.full(bins.shape, np.nan)
+        values[inside] = per_bin[position]
+        out.append(values)
+    return out
 
 
 def _truth_cards(truth, inclination, phi, x0, y0, rotation_deg, seed):
