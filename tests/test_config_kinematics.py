@@ -111,12 +111,12 @@ def test_fit_command_recovers_a_simulated_disc_and_writes_every_output(
         ]
     )
     rows = {r["parameter"]: r for r in Table.read(out / "summary.ecsv")}
-    # noiseless maps: the MAP sits at the truth up to the pixel-scale convolution (s = 2)
-    # against the exact s = 4 simulation, measured at < 0.1% (v_max, sigma) and 0.3% (r_t)
-    assert rows["rotation_v_max"]["mean"] == pytest.approx(TRUTH["v_max"], rel=3e-3)
-    assert rows["rotation_r_t"]["mean"] == pytest.approx(TRUTH["r_t"], rel=1e-2)
-    assert rows["dispersion_value"]["mean"] == pytest.approx(TRUTH["sigma"], rel=3e-3)
-    assert rows["v_sys"]["mean"] == pytest.approx(TRUTH["v_sys"], abs=0.05)
+    # near-noiseless maps: the MAP sits at the truth up to the pixel-scale convolution (s = 2)
+    # against the exact s = 4 simulation and the 0.05 km/s noise, measured <= 1e-4 relative
+    assert rows["rotation_v_max"]["mean"] == pytest.approx(TRUTH["v_max"], rel=1e-3)
+    assert rows["rotation_r_t"]["mean"] == pytest.approx(TRUTH["r_t"], rel=1e-3)
+    assert rows["dispersion_value"]["mean"] == pytest.approx(TRUTH["sigma"], rel=1e-3)
+    assert rows["v_sys"]["mean"] == pytest.approx(TRUTH["v_sys"], abs=0.01)
     assert u.Unit(rows["rotation_v_max"]["unit"]) == u.km / u.s
     assert u.Unit(rows["rotation_r_t"]["unit"]) == u.arcsec
     result = pmt.Result.load(out / "posterior.nc")
@@ -144,10 +144,11 @@ def test_binned_maps_recover_the_disc(tmp_path):
     with run.model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         best = pm.find_MAP(start=START, progressbar=False)
-    assert best["rotation_v_max"] == pytest.approx(TRUTH["v_max"], rel=3e-3)
-    assert best["rotation_r_t"] == pytest.approx(TRUTH["r_t"], rel=1e-2)
-    assert best["dispersion_value"] == pytest.approx(TRUTH["sigma"], rel=3e-3)
-    assert best["v_sys"] == pytest.approx(TRUTH["v_sys"], abs=0.05)
+    # measured <= 3.2e-4 relative (r_t), 1.6e-4 (sigma), 1.3e-4 (v_max), 0.002 km/s (v_sys)
+    assert best["rotation_v_max"] == pytest.approx(TRUTH["v_max"], rel=1e-3)
+    assert best["rotation_r_t"] == pytest.approx(TRUTH["r_t"], rel=1e-3)
+    assert best["dispersion_value"] == pytest.approx(TRUTH["sigma"], rel=1e-3)
+    assert best["v_sys"] == pytest.approx(TRUTH["v_sys"], abs=0.01)
 
 
 @pytest.mark.parametrize(
