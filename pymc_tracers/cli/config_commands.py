@@ -18,8 +18,9 @@ def add_config_commands(sub) -> dict:
         "fit",
         help="fit FITS maps described by a TOML configuration",
         description="Fit the maps named in CONFIG.toml (data, PSF, components with priors, "
-        "sampler, output folder; docs/config.md) and write maps.fits, posterior.nc, "
-        "summary.ecsv and PNG reports into the output folder.",
+        "sampler, output folder; or a [kinematics] section: velocity and dispersion maps of a "
+        "rotating disc; docs/config.md) and write maps.fits, posterior.nc, summary.ecsv and PNG "
+        "reports into the output folder.",
         epilog="Exit status: 0 fitted and converged, 2 a bad configuration or file, 3 fitted "
         "but the posterior failed the convergence check (R-hat, ESS, divergences; the results "
         "are written and flagged).",
