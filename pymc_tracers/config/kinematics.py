@@ -389,7 +389,7 @@ class KinematicInput:
 
     Attributes
     ----------
-    maps : KinematicData
+    maps : pymc_tracers.io.KinematicData
         Velocity, dispersion (km/s), flux, their 1-sigma errors (NaN where unusable), the
         instrumental dispersion and the bin map.
     frame : SkyFrame
