@@ -18,8 +18,9 @@ def add_config_commands(sub) -> dict:
         "fit",
         help="fit FITS maps described by a TOML configuration",
         description="Fit the maps named in CONFIG.toml (data, PSF, components with priors, "
-        "sampler, output folder; docs/config.md) and write maps.fits, posterior.nc, "
-        "summary.ecsv and PNG reports into the output folder.",
+        "sampler, output folder; or a [kinematics] section: velocity and dispersion maps of a "
+        "rotating disc; docs/config.md) and write maps.fits, posterior.nc, summary.ecsv and PNG "
+        "reports into the output folder.",
         epilog="Exit status: 0 fitted and converged, 2 a bad configuration or file, 3 fitted "
         "but the posterior failed the convergence check (R-hat, ESS, divergences; the results "
         "are written and flagged).",
@@ -41,6 +42,12 @@ def add_config_commands(sub) -> dict:
         "--rotation", type=float, default=25.0, help="north's angle from +y, degrees (default 25)"
     )
     e.add_argument("--overwrite", action="store_true", help="replace existing example files")
+    e.add_argument(
+        "--kinematics",
+        action="store_true",
+        help="a rotating disc instead: DIR/kinematics.fits (velocity and dispersion maps with "
+        "errors, km/s) and a config.toml with a [kinematics] section",
+    )
     return {"fit": f, "init-example": e}
 
 
@@ -50,10 +57,12 @@ def run_config_command(args) -> int:
     prog = f"pymc-tracers {args.command}"
     try:
         if args.command == "init-example":
-            path = config.write_example(
+            write = config.write_kinematic_example if args.kinematics else config.write_example
+            path = write(
                 args.dir, rotation_deg=args.rotation, seed=args.seed, overwrite=args.overwrite
             )
-            print(f"wrote {path.parent / 'galaxy.fits'}, {path.parent / 'psf.fits'} and {path}")
+            files = ["kinematics.fits"] if args.kinematics else ["galaxy.fits", "psf.fits"]
+            print(f"wrote {', '.join(str(path.parent / n) for n in files)} and {path}")
             print(f"next: pymc-tracers fit {path}")
             return 0
         say = None if args.quiet else (lambda text: print(f"{prog}: {text}", flush=True))

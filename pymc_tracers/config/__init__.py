@@ -3,8 +3,10 @@
 The configuration names the data (files and extensions, read with
 :func:`pymc_tracers.io.read_maps`), the PSF, the galaxy's components (light and tracer profiles
 by name, each parameter fixed or given a prior as a ``pymc_extras.prior.Prior`` dictionary),
-the noise model, the tracer scale, the sampler and the output folder. ``docs/config.md``
-documents every option; ``pymc-tracers init-example DIR`` writes a complete example.
+the noise model, the tracer scale, the sampler and the output folder; or, with a
+``[kinematics]`` section, velocity and dispersion maps and a rotating disc
+(:mod:`~pymc_tracers.config.kinematics`). ``docs/config.md`` documents every option;
+``pymc-tracers init-example DIR`` (``--kinematics``) writes a complete example.
 
 Every problem with a configuration is a :class:`ConfigError` whose message is one line saying
 what is wrong and how to fix it (unknown names come with the closest valid one).
@@ -29,6 +31,8 @@ Modules: :mod:`~pymc_tracers.config.schema` (sections and keys, :func:`load_conf
 :mod:`~pymc_tracers.config.data` (maps and PSF), :mod:`~pymc_tracers.config.auto` (``"auto"``
 light priors), :mod:`~pymc_tracers.config.build` (the PyMC model),
 :mod:`~pymc_tracers.config.derived` (gradients per R_e and per kpc),
+:mod:`~pymc_tracers.config.kinematics` and :mod:`~pymc_tracers.config.kinematic_model`
+(``[kinematics]``: checking, reading, the model and its outputs),
 :mod:`~pymc_tracers.config.run` (the single-galaxy pipeline) and
 :mod:`~pymc_tracers.config.example` (``init-example``).
 """
@@ -39,10 +43,24 @@ from pymc_tracers.config.components import AUTO_PARAMETERS, EXTRA_KEYS, prior_fr
 from pymc_tracers.config.data import make_psf, read_data
 from pymc_tracers.config.errors import ConfigError
 from pymc_tracers.config.example import EXAMPLE_CONFIG, EXAMPLE_TRUTH, example_wcs, write_example
-from pymc_tracers.config.registry import LIGHT_PROFILES, TRACER_PROFILES, profile_specs
+from pymc_tracers.config.example_kinematics import (
+    KINEMATIC_EXAMPLE_CONFIG,
+    KINEMATIC_EXAMPLE_TRUTH,
+    write_kinematic_example,
+)
+from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
+from pymc_tracers.config.kinematics import KinematicInput, check_kinematics, read_kinematic_data
+from pymc_tracers.config.registry import (
+    DISC_PARAMETERS,
+    LIGHT_PROFILES,
+    RADIAL_PROFILES,
+    TRACER_PROFILES,
+    profile_specs,
+)
 from pymc_tracers.config.run import (
     GalaxyRun,
     Progress,
+    build_galaxy,
     finish_result,
     prepare_galaxy,
     run_fit,
@@ -58,6 +76,17 @@ from pymc_tracers.config.schema import (
 
 __all__ = [
     "AUTO_PARAMETERS",
+    "DISC_PARAMETERS",
+    "KINEMATIC_EXAMPLE_CONFIG",
+    "KINEMATIC_EXAMPLE_TRUTH",
+    "RADIAL_PROFILES",
+    "KinematicInput",
+    "build_galaxy",
+    "build_kinematic_model",
+    "check_kinematics",
+    "read_kinematic_data",
+    "write_kinematic_example",
+    "write_kinematic_galaxy",
     "EXAMPLE_CONFIG",
     "EXTRA_KEYS",
     "PSF_TYPES",

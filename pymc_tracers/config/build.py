@@ -70,8 +70,10 @@ class _ModelBuilder:
         tracer = self.profile(component["tracer"], "tracer", stem, where, light.values)
         return Component(light.profile, tracer.profile)
 
-    def profile(self, spec, kind, stem, where, light_values):
-        """A built profile (``.profile``) with the values it was given (``.values``)."""
+    def profile(self, spec, kind, stem, where, light_values, *, table=None):
+        """A built profile (``.profile``) with the values it was given (``.values``);
+        ``table`` names its table in messages (default ``<where>.<kind>``)."""
+        table = table or f"{where}.{kind}"
         registry = profile_specs(kind)[spec["profile"]]
         values = {}
         for key, (how, value) in spec["params"].items():
@@ -79,25 +81,30 @@ class _ModelBuilder:
             if how == "profile":
                 values[key] = self.profile(value, kind, f"{label}_", where, light_values).profile
             elif how == "tie":
-                if value not in light_values:
-                    raise ConfigError(
-                        f"[{where}.tracer] {key} = 'light.{value}': the light profile does not "
-                        f"set {value} (give it in [{where}.light])"
-                    )
-                values[key] = light_values[value]
+                values[key] = self.tie(value, key, table, where, light_values)
             elif key == "pa" and "phi" in registry.parameters:
-                values["phi"] = self._phi_from_pa(value, f"{where}.{kind}")
+                values["phi"] = self._phi_from_pa(value, table)
                 self.fixed[label] = value
             elif key == "center" and "center" not in registry.parameters:
-                values["x0"], values["y0"] = self._grid_position(value, f"{where}.{kind}")
+                values["x0"], values["y0"] = self._grid_position(value, table)
                 self.fixed[label] = value
             else:
                 values[key] = self.parameter(how, value, key, label, registry, spec)
         try:
             profile = registry.make(dict(values))
         except (ValueError, TypeError) as error:
-            raise ConfigError(f"[{where}.{kind}] {spec['profile']}: {one_line(error)}") from None
+            raise ConfigError(f"[{table}] {spec['profile']}: {one_line(error)}") from None
         return _Built(profile, values)
+
+    @staticmethod
+    def tie(value, key, table, where, light_values):
+        """The light parameter ``value`` that ``key`` of ``[table]`` is tied to."""
+        if value not in light_values:
+            raise ConfigError(
+                f"[{table}] {key} = 'light.{value}': the light profile does not set {value} "
+                f"(give it in [{where}.light])"
+            )
+        return light_values[value]
 
     def parameter(self, how, value, key, label, registry, spec):
         """The value of one parameter: a number, a setting, or a new random variable."""
@@ -154,7 +161,8 @@ def build_model(config: FitConfig, data, psf, *, model=None, prefix="", override
 
     ``info`` holds ``name`` (the likelihood), ``binned`` (bool), ``units`` (free parameter ->
     unit string), ``fixed`` (fixed parameters in grid units), ``auto`` (the ``"auto"``
-    priors), ``tracer_scale`` and ``observation``.
+    priors), ``tracer_scale``, ``observation`` and ``observations`` (what
+    :func:`pymc_tracers.fit` checks after sampling).
 
     ``model``, ``prefix`` and ``overrides`` put several galaxies into one model (the joint
     population model of :mod:`pymc_tracers.survey`): the variables are added to ``model``
@@ -196,6 +204,7 @@ def build_model(config: FitConfig, data, psf, *, model=None, prefix="", override
         "auto": builder.auto,
         "tracer_scale": tracer_scale,
         "observation": observation,
+        "observations": [observation],
     }
     return model, info
 

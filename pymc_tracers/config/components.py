@@ -176,9 +176,9 @@ def _parameter(spec: ProfileSpec, key, value, where, kind, light_params):
             )
         return ("auto", None), None
     if isinstance(value, str) and value.startswith("light."):
-        if kind != "tracer" or value[6:] not in light_params:
+        if kind == "light" or value[6:] not in light_params:
             raise ConfigError(
-                f"{label} = {value!r}: only tracer parameters can be tied to the same "
+                f"{label} = {value!r}: only tracer (and disc) parameters can be tied to the same "
                 "component's light parameter (light.x0, light.y0, light.q, light.phi...)"
             )
         return ("tie", value[6:]), None

@@ -7,6 +7,13 @@ that builds one (``"RadialProfile.spline"``, ``"Azimuthal.from_components"``). A
 that needs a Python callable (``Expression``, ``RadialProfile(function)``) cannot be written in
 TOML and is left out; its class methods are still offered.
 
+The kinematic parts are read the same way: every :class:`~pymc_tracers.RadialFunction` that
+:mod:`pymc_tracers.kinematics` exports (``ArctanCurve``, ``TanhCurve``,
+``ExponentialDiscCurve``, ``ExponentialDispersion``, ``RadialConstant``) and the
+``RadialProfile`` class methods (a spline in disc radius, its sky geometry left out: the
+disc's geometry sets where R is) are the ``"radial"`` profiles of rotation curves and
+dispersion profiles, and :class:`~pymc_tracers.DiscGeometry` gives the disc's parameters.
+
 Units of parameters follow their names (:data:`PARAMETER_UNITS`): ``T`` stands for the
 tracer's unit (dex, km/s), ``T/arcsec`` for a gradient.
 """
@@ -16,14 +23,18 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from pymc_tracers import profiles
-from pymc_tracers.profiles import LightProfile, TracerProfile
+from pymc_tracers import kinematics, profiles
+from pymc_tracers.kinematics import DiscGeometry, RadialFunction
+from pymc_tracers.profiles import LightProfile, RadialProfile, TracerProfile
 
 __all__ = [
+    "DISC_PARAMETERS",
     "LIGHT_PROFILES",
     "PARAMETER_UNITS",
+    "RADIAL_PROFILES",
     "TRACER_PROFILES",
     "ProfileSpec",
+    "disc_spec",
     "profile_specs",
 ]
 
@@ -55,13 +66,27 @@ PARAMETER_UNITS = {
     "gradient": "T/arcsec",
     "inner": "T/arcsec",
     "outer": "T/arcsec",
+    # kinematics (T = km/s)
+    "v_max": "T",
+    "v_sys": "T",
+    "sigma0": "T",
+    "floor": "T",
+    "r_t": "arcsec",
+    "r_d": "arcsec",
+    "r_sigma": "arcsec",
+    "inclination": "rad",
 }
 #: Units that depend on the kind of profile: a light profile's ``sigma`` is a width, a tracer
 #: profile's ``amplitude`` (a GP residual's) is in tracer units.
 _KIND_UNITS = {
     "light": {"sigma": "arcsec", "amplitude": "", "center": "arcsec"},
     "tracer": {"amplitude": "T", "center": "arcsec"},
+    "radial": {},
+    "disc": {},
 }
+#: Sky-geometry parameters of a ``RadialProfile``, left out when it is a function of disc
+#: radius (:func:`pymc_tracers.kinematics.as_radial_function` needs them at their defaults).
+_SKY_GEOMETRY = ("x0", "y0", "q", "phi")
 #: Constructor parameters that TOML cannot express.
 _NOT_FROM_TOML = ("function", "profiles")
 
@@ -122,12 +147,23 @@ def _spec(name: str, kind: str, build) -> ProfileSpec | None:
 
 
 def profile_specs(kind: str) -> dict:
-    """``{name: ProfileSpec}`` of every ``kind`` ("light" or "tracer") profile exported by
-    :mod:`pymc_tracers.profiles` and of their public class methods."""
+    """``{name: ProfileSpec}`` of every ``kind`` profile and of its public class methods.
+
+    ``kind`` is ``"light"`` or ``"tracer"`` (what :mod:`pymc_tracers.profiles` exports) or
+    ``"radial"``: the functions of disc radius (km/s against arcsec) that
+    :mod:`pymc_tracers.kinematics` exports, for rotation curves and dispersion profiles,
+    and the ``RadialProfile`` class methods without their sky geometry.
+    """
+    if kind == "radial":
+        return _radial_specs()
     base = {"light": LightProfile, "tracer": TracerProfile}[kind]
+    return _specs_of(profiles, base, kind)
+
+
+def _specs_of(module, base, kind) -> dict:
     specs = {}
-    for class_name in profiles.__all__:
-        cls = getattr(profiles, class_name)
+    for class_name in module.__all__:
+        cls = getattr(module, class_name)
         if not (inspect.isclass(cls) and issubclass(cls, base)) or cls is base:
             continue
         spec = _spec(class_name, kind, cls)
@@ -142,7 +178,32 @@ def profile_specs(kind: str) -> dict:
     return specs
 
 
+def _radial_specs() -> dict:
+    specs = _specs_of(kinematics, RadialFunction, "radial")
+    for name, spec in _specs_of(profiles, TracerProfile, "radial").items():
+        if not name.startswith(f"{RadialProfile.__name__}."):
+            continue
+        parameters = {p: u for p, u in spec.parameters.items() if p not in _SKY_GEOMETRY}
+        specs[name] = ProfileSpec(
+            name, "radial", spec.build, parameters, spec.required, spec.positional
+        )
+    return specs
+
+
+def disc_spec() -> ProfileSpec:
+    """The parameters of a disc: :class:`~pymc_tracers.DiscGeometry`'s (centre, kinematic
+    position angle, inclination) and the systemic velocity ``v_sys`` of
+    :class:`~pymc_tracers.DiscVelocity` (km/s)."""
+    spec = _spec("DiscGeometry", "disc", DiscGeometry)
+    parameters = {**spec.parameters, "v_sys": PARAMETER_UNITS["v_sys"]}
+    return ProfileSpec("disc", "disc", DiscGeometry, parameters, spec.required, ())
+
+
 #: Light profiles by name: ``{name: {parameter: unit}}`` (read from the classes).
 LIGHT_PROFILES = {name: spec.parameters for name, spec in profile_specs("light").items()}
 #: Tracer profiles by name: ``{name: {parameter: unit}}``; ``T`` is the tracer's unit.
 TRACER_PROFILES = {name: spec.parameters for name, spec in profile_specs("tracer").items()}
+#: Rotation curves and dispersion profiles by name: ``{name: {parameter: unit}}``, ``T`` = km/s.
+RADIAL_PROFILES = {name: spec.parameters for name, spec in profile_specs("radial").items()}
+#: Parameters of ``[kinematics.disc]``: ``{parameter: unit}``.
+DISC_PARAMETERS = disc_spec().parameters

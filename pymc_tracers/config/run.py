@@ -24,12 +24,15 @@ from pymc_tracers.config.build import build_model
 from pymc_tracers.config.data import make_psf, read_data
 from pymc_tracers.config.derived import add_derived_gradients
 from pymc_tracers.config.errors import ConfigError, one_line
+from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
+from pymc_tracers.config.kinematics import read_kinematic_data
 from pymc_tracers.config.schema import FitConfig, load_config
 from pymc_tracers.results import ConvergenceWarning, Result
 from pymc_tracers.sampling import fit
 
 __all__ = [
     "GalaxyRun",
+    "build_galaxy",
     "Progress",
     "finish_result",
     "prepare_galaxy",
@@ -66,7 +69,7 @@ class GalaxyRun:
     """One galaxy's configuration, data, PSF and model (from :func:`prepare_galaxy`)."""
 
     config: FitConfig
-    data: io.GalaxyData
+    data: object  # io.GalaxyData, or a KinematicInput for [kinematics]
     psf: object
     model: object
     info: dict
@@ -96,12 +99,28 @@ def prepare_galaxy(config) -> GalaxyRun:
     """
     if not isinstance(config, FitConfig):
         config = load_config(config)
-    data = read_data(config)
-    psf = make_psf(config)
-    model, info = build_model(config, data, psf)
+    data, psf, model, info = build_galaxy(config)
     if not model.free_RVs:
         raise ConfigError("no parameter has a prior: give at least one prior table to fit")
     return GalaxyRun(config, data, psf, model, info)
+
+
+def build_galaxy(config: FitConfig, *, model=None, prefix="", overrides=None):
+    """Read a configuration's data and PSF and build its model (a tracer map, or moment maps
+    for ``[kinematics]``): ``(data, psf, model, info)``.
+
+    ``model``, ``prefix`` and ``overrides`` put several galaxies into one model, as for
+    :func:`~pymc_tracers.config.build_model`.
+    """
+    psf = make_psf(config)
+    if config.kinematics is not None:
+        data = read_kinematic_data(config.kinematics)
+        build = build_kinematic_model
+    else:
+        data = read_data(config)
+        build = build_model
+    model, info = build(config, data, psf, model=model, prefix=prefix, overrides=overrides)
+    return data, psf, model, info
 
 
 def finish_result(run: GalaxyRun, result: Result) -> Result:
@@ -129,6 +148,10 @@ def write_galaxy(folder, run: GalaxyRun, result: Result, *, reports: bool = True
     """Write ``maps.fits``, ``posterior.nc``, ``summary.ecsv`` (with units and the convergence
     report in its metadata), the PNG reports (``reports``) and ``config.toml`` into
     ``folder``."""
+    if run.config.kinematics is not None:
+        write_kinematic_galaxy(folder, run, result, reports=reports)
+        shutil.copyfile(run.config.path, Path(folder) / "config.toml")
+        return
     folder = Path(folder)
     name = run.info["name"]
     unit = run.data.units.get("tracer")
@@ -229,7 +252,7 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
                 map_draws=s.get("map_draws", 100),
                 grid=data.grid,
                 config=run.record(),
-                observations=[run.info["observation"]],
+                observations=run.info["observations"],
                 **kwargs,
             )
         except ValueError as error:

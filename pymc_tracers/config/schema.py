@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pymc_tracers.config.components import check_component
 from pymc_tracers.config.errors import ConfigError, check_keys, closest, is_number, one_line
+from pymc_tracers.config.kinematics import check_kinematics
 from pymc_tracers.config.lens import check_lens
 
 __all__ = ["PSF_TYPES", "SECTIONS", "TOP_LEVEL", "ConfigError", "FitConfig", "load_config"]
@@ -62,15 +63,19 @@ SECTIONS = {
     "sampler": ("draws", "tune", "chains", "seed", "sampler", "target_accept", "map_draws"),
     "output": ("folder",),
 }
-#: The top-level sections (``[lens]`` is checked by :mod:`pymc_tracers.config.lens`).
-TOP_LEVEL = (*SECTIONS, "components", "lens")
+#: The top-level sections (``[lens]`` is checked by :mod:`pymc_tracers.config.lens`,
+#: ``[kinematics]`` by :mod:`pymc_tracers.config.kinematics`).
+TOP_LEVEL = (*SECTIONS, "components", "lens", "kinematics")
 #: ``[psf] type`` values.
 PSF_TYPES = ("gaussian", "moffat", "moffat_wavelength", "file")
 
 
 @dataclass
 class FitConfig:
-    """A parsed, checked configuration (paths resolved against the config file's folder)."""
+    """A parsed, checked configuration (paths resolved against the config file's folder).
+
+    A kinematic configuration (``kinematics`` set) has empty ``data`` and ``components``.
+    """
 
     path: Path
     raw: dict
@@ -81,6 +86,7 @@ class FitConfig:
     sampler: dict = field(default_factory=dict)
     output: Path | None = None
     lens: dict | None = None
+    kinematics: dict | None = None
 
     @property
     def folder(self) -> Path:
@@ -105,12 +111,15 @@ def load_config(path) -> FitConfig:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path.name} is not valid TOML: {one_line(error)}") from None
     check_keys(raw, TOP_LEVEL, "top level")
-    for section in ("data", "psf", "components"):
+    kinematic = "kinematics" in raw
+    for section in ("psf", "kinematics") if kinematic else ("data", "psf", "components"):
         if section not in raw:
             raise ConfigError(f"{path.name} has no [{section}] section; see docs/config.md")
     for section, allowed in SECTIONS.items():
         check_keys(raw.get(section, {}), allowed, section)
     folder = path.parent
+    if kinematic:
+        return _load_kinematic(path, raw, folder)
     data = dict(raw["data"])
     _check_data(data, folder)
     psf = dict(raw["psf"])
@@ -134,6 +143,44 @@ def load_config(path) -> FitConfig:
             f"[model] redshift must be a number > 0 (the galaxy's redshift, for gradients in "
             f"dex/kpc); got {redshift!r}"
         )
+    sampler = _sampler(raw)
+    output = _output(raw, folder)
+    lens = None
+    if "lens" in raw:
+        lens = check_lens(raw["lens"], folder, model)
+    return FitConfig(path, raw, data, psf, checked, model, sampler, output, lens)
+
+
+def _load_kinematic(path, raw, folder) -> FitConfig:
+    """The checked kinematic configuration: ``[kinematics]``, ``[psf]``, ``[model]``..."""
+    for section in ("data", "components", "lens"):
+        if section in raw:
+            raise ConfigError(
+                f"{path.name}: a kinematic configuration reads its maps and light from "
+                f"[kinematics]; remove [{section}] (see docs/config.md, [kinematics])"
+            )
+    psf = dict(raw["psf"])
+    _check_psf(psf, folder)
+    model = dict(raw.get("model", {}))
+    nu = model.get("nu")
+    if nu is not None and not (is_number(nu) and nu > 0):
+        raise ConfigError(f"[model] nu (Student-t degrees of freedom) must be > 0; got {nu!r}")
+    kinematics = check_kinematics(raw["kinematics"], folder, model)
+    return FitConfig(
+        path,
+        raw,
+        {},
+        psf,
+        [],
+        model,
+        _sampler(raw),
+        _output(raw, folder),
+        None,
+        kinematics,
+    )
+
+
+def _sampler(raw) -> dict:
     sampler = {"draws": 1000, "tune": 1000, "chains": 2, "seed": 0, "sampler": "nutpie"}
     sampler.update(raw.get("sampler", {}))
     for key in ("draws", "tune", "chains", "seed", "map_draws"):
@@ -141,12 +188,12 @@ def load_config(path) -> FitConfig:
             isinstance(sampler[key], bool) or not isinstance(sampler[key], int) or sampler[key] < 0
         ):
             raise ConfigError(f"[sampler] {key} must be an integer >= 0; got {sampler[key]!r}")
+    return sampler
+
+
+def _output(raw, folder):
     folder_out = raw.get("output", {}).get("folder")
-    output = None if folder_out is None else (folder / folder_out)
-    lens = None
-    if "lens" in raw:
-        lens = check_lens(raw["lens"], folder, model)
-    return FitConfig(path, raw, data, psf, checked, model, sampler, output, lens)
+    return None if folder_out is None else (folder / folder_out)
 
 
 def _file(value, folder, where) -> Path:

@@ -22,6 +22,7 @@ from scipy.special import logsumexp
 from pymc_tracers.config import prior_from
 from pymc_tracers.config.components import check_component
 from pymc_tracers.config.derived import gradient_labels
+from pymc_tracers.config.kinematics import kinematic_parameters
 from pymc_tracers.cosmology import arcsec_per_kpc
 from pymc_tracers.survey.worker import DONE_FILE
 
@@ -90,6 +91,30 @@ def resolve_parameter(parameter, labels) -> str:
 def interim_prior(config_raw: dict, label: str):
     """The prior of free parameter ``label`` in a raw (TOML) configuration, as a
     ``pymc_extras.prior.Prior`` with fixed numbers; ValueError if it is not one."""
+    for text, value in _parameter_tables(config_raw):
+        if text != label:
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"{label} has no prior table in the config ({value!r}); importance "
+                "reweighting needs the interim prior as a Prior table with fixed numbers"
+            )
+        prior = prior_from(value, f"[{label}]")
+        if any(isinstance(v, Prior) for v in prior.parameters.values()):
+            raise ValueError(
+                f"the prior of {label} is hierarchical ({prior}); importance reweighting "
+                "needs a fixed interim prior (numbers only)"
+            )
+        return prior
+    raise ValueError(f"no parameter {label!r} in the configuration's components")
+
+
+def _parameter_tables(config_raw):
+    """``(label, value as written)`` of every parameter of a raw configuration: its
+    components', or its ``[kinematics]`` tables' (:func:`kinematic_parameters`)."""
+    if "kinematics" in config_raw:
+        yield from kinematic_parameters(config_raw["kinematics"])
+        return
     components = config_raw.get("components", [])
     components = [components] if isinstance(components, dict) else list(components)
     for index, component in enumerate(components):
@@ -98,22 +123,10 @@ def interim_prior(config_raw: dict, label: str):
             for key, value in dict(component.get(part, {})).items():
                 if key == "profile":
                     continue
-                text = f"{name + '_' if name else ''}{'light_' if part == 'light' else ''}{key}"
-                if text != label:
-                    continue
-                if not isinstance(value, dict):
-                    raise ValueError(
-                        f"{label} has no prior table in the config ({value!r}); importance "
-                        "reweighting needs the interim prior as a Prior table with fixed numbers"
-                    )
-                prior = prior_from(value, f"[{label}]")
-                if any(isinstance(v, Prior) for v in prior.parameters.values()):
-                    raise ValueError(
-                        f"the prior of {label} is hierarchical ({prior}); importance reweighting "
-                        "needs a fixed interim prior (numbers only)"
-                    )
-                return prior
-    raise ValueError(f"no parameter {label!r} in the configuration's components")
+                yield (
+                    f"{name + '_' if name else ''}{'light_' if part == 'light' else ''}{key}",
+                    value,
+                )
 
 
 def interim_moments(prior) -> tuple[float, float]:

@@ -14,7 +14,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from pymc_tracers.config import build_model, load_config, make_psf, read_data
+from pymc_tracers.config import load_config
+from pymc_tracers.config.run import build_galaxy
 from pymc_tracers.population import linear_mean, linear_relation
 from pymc_tracers.results import check_convergence
 from pymc_tracers.sampling import NUTPIE_SETTINGS, nutpie_backend
@@ -168,11 +169,11 @@ def joint_model(configs, names, label, x, *, pivot, interim, scale=None, priors=
         intercept, slope, scatter, widths = hyperpriors(interim, x, priors)
         y = linear_relation("y", x, intercept=intercept, slope=slope, scatter=scatter, pivot=pivot)
         for i, (name, path) in enumerate(zip(names, configs)):
-            cfg = load_config(path)
-            data = read_data(cfg)
-            psf = make_psf(cfg)
-            build_model(
-                cfg, data, psf, model=model, prefix=f"{name}::", overrides={label: y[i] / scale[i]}
+            build_galaxy(
+                load_config(path),
+                model=model,
+                prefix=f"{name}::",
+                overrides={label: y[i] / scale[i]},
             )
     return model, widths
 

@@ -161,7 +161,7 @@ def _sample(run, record, state: WorkerState, *, reuse_compiled):
         log_likelihood=False,
     )
     if run.info["binned"] or not reuse_compiled:
-        observations = [run.info["observation"]]
+        observations = run.info["observations"]
         return fit(run.model, config=record, observations=observations, **settings), "uncached"
     records = likelihoods_of(run.model)
     key = model_fingerprint(run.model, records)
