@@ -73,8 +73,8 @@ class GaussianFitMaps(NamedTuple):
     amplitude : ndarray (ny, nx)
         Peak of the fitted Gaussian (cube units).
     velocity_error, dispersion_error : ndarray (ny, nx)
-        1-sigma errors from the fit's covariance (km/s), scaled by the noise given (with
-        ``noise=None``: unit weights, errors in units of the residual-free noise of 1).
+        1-sigma errors from the fit's covariance (km/s) for the noise given (with
+        ``noise=None`` they assume a noise of 1 cube unit per voxel).
     converged : ndarray of bool (ny, nx)
         Whether the fit met its tolerance. Spaxels with no positive flux are NaN and False.
     """
@@ -378,7 +378,8 @@ def moment_maps(cube, velocities, *, mask=None, threshold=None, noise=None) -> M
     -------
     MomentMaps
         Spaxels with no positive flux among the kept voxels are NaN in velocity and
-        dispersion.
+        dispersion (and their errors); spaxels whose second moment comes out <= 0 (noise
+        in a faint spaxel) are NaN in dispersion.
     """
     c = _check_cube(cube)
     u = _velocity_axis(velocities, c.shape[0])
@@ -396,25 +397,25 @@ def moment_maps(cube, velocities, *, mask=None, threshold=None, noise=None) -> M
     velocity = (c * u * weight).sum(axis=0) / safe
     offset = u - velocity
     variance = (c * offset**2 * weight).sum(axis=0) / safe
-    dispersion = np.sqrt(np.clip(variance, 0.0, None))
+    # noise can make the second moment of a faint spaxel negative: not measured there
+    measured = good & (variance > 0)
+    dispersion = np.where(measured, np.sqrt(np.where(measured, variance, 1.0)), np.nan)
     velocity = np.where(good, velocity, np.nan)
-    dispersion = np.where(good, dispersion, np.nan)
     if noise is None:
         return MomentMaps(flux, velocity, dispersion)
     n2w2 = _check_noise(noise, c.shape) ** 2 * weight**2
     flux_error = np.sqrt(n2w2.sum(axis=0))
     velocity_error = np.sqrt((n2w2 * offset**2).sum(axis=0)) / safe
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dispersion_error = np.sqrt((n2w2 * (offset**2 - variance) ** 2).sum(axis=0)) / (
-            2 * dispersion * safe
-        )
+    dispersion_error = np.sqrt((n2w2 * (offset**2 - variance) ** 2).sum(axis=0)) / (
+        2 * np.where(measured, dispersion, 1.0) * safe
+    )
     return MomentMaps(
         flux,
         velocity,
         dispersion,
         flux_error,
         np.where(good, velocity_error, np.nan),
-        np.where(good, dispersion_error, np.nan),
+        np.where(measured, dispersion_error, np.nan),
     )
 
 

@@ -59,6 +59,12 @@ def test_channel_mask_and_threshold():
     # a threshold clips the wings: the dispersion comes out low
     clipped = pmt.moment_maps(cube, velocities, mask=window, threshold=0.5 * cube.max())
     assert clipped.dispersion[0, 0] < 0.6 * 40.0
+    # noise that makes a faint spaxel's second moment negative: not measured (NaN), not 0
+    spectrum = np.zeros((velocities.size, 1, 1))
+    spectrum[50], spectrum[0], spectrum[-1] = 2.0, -0.5, -0.5
+    odd = pmt.moment_maps(spectrum, velocities, noise=0.1)
+    assert odd.velocity[0, 0] == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(odd.dispersion[0, 0]) and np.isnan(odd.dispersion_error[0, 0])
 
 
 def test_gaussian_fit_recovers_an_unsmeared_line():
