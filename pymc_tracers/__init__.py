@@ -56,8 +56,11 @@ from pymc_tracers.kinematics import (
     RadialExpression,
     TanhCurve,
     as_radial_function,
+    gaussian_fit_maps,
     inclination_from_axis_ratio,
+    moment_maps,
     observe_kinematics,
+    simulate_cube,
 )
 from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
     HeteroskedasticNoise,
@@ -170,6 +173,9 @@ __all__ = [
     "KinematicComponent",
     "KinematicObservation",
     "observe_kinematics",
+    "simulate_cube",
+    "moment_maps",
+    "gaussian_fit_maps",
     "DiscGeometry",
     "DiscVelocity",
     "DiscDispersion",

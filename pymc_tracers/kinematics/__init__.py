@@ -13,11 +13,21 @@ moments of a PSF-smeared, pixelised line cube are ratios of binned, PSF-convolve
   :mod:`~pymc_tracers.kinematics.dispersion`: the fields on the sky;
 * :mod:`~pymc_tracers.kinematics.observe`, :mod:`~pymc_tracers.kinematics.full`,
   :mod:`~pymc_tracers.kinematics.disc_transfer`: the forward model and its renderers;
+* :mod:`~pymc_tracers.kinematics.cube`: line cubes (numpy): simulate one, reduce one to
+  moment maps or single-Gaussian fits.
+
 The PyMC layer on top (velocity and dispersion likelihoods) is
 :mod:`pymc_tracers.kinematic_likelihood`; nothing here imports PyMC.
 """
 
 from pymc_tracers.kinematics.components import KinematicComponent
+from pymc_tracers.kinematics.cube import (
+    GaussianFitMaps,
+    MomentMaps,
+    gaussian_fit_maps,
+    moment_maps,
+    simulate_cube,
+)
 from pymc_tracers.kinematics.dispersion import DiscDispersion, ExponentialDispersion
 from pymc_tracers.kinematics.geometry import (
     DiscGeometry,
@@ -45,14 +55,19 @@ __all__ = [
     "DiscVelocity",
     "ExponentialDiscCurve",
     "ExponentialDispersion",
+    "GaussianFitMaps",
     "KinematicComponent",
     "KinematicObservation",
+    "MomentMaps",
     "RadialConstant",
     "RadialExpression",
     "RadialFunction",
     "TanhCurve",
     "as_radial_function",
     "disc_coordinates_numpy",
+    "gaussian_fit_maps",
     "inclination_from_axis_ratio",
+    "moment_maps",
     "observe_kinematics",
+    "simulate_cube",
 ]

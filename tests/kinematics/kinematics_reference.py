@@ -8,6 +8,8 @@ package's numerics or convolution ops is used.
 import numpy as np
 from scipy import signal
 
+from pymc_tracers.kinematics.cube import line_cube, moment_maps
+
 
 def subpixel_points(grid, psf):
     pad = psf.half_width(grid.subpixel_scale)
@@ -35,20 +37,19 @@ def moments_numpy(light, velocity, dispersion, kernel, grid):
 
 def cube_moments(light, velocity, dispersion, kernel, grid, channel_width):
     """Moments of a line cube: a Gaussian line of centre ``velocity`` and width ``dispersion``
-    per sub-pixel, sampled every ``channel_width`` km/s, each channel PSF-convolved and binned.
+    per sub-pixel, sampled every ``channel_width`` km/s, each channel PSF-convolved and binned
+    (``pmt.kinematics.cube.line_cube``: scipy's ``fftconvolve`` per channel, no code of the
+    moment path), reduced by ``moment_maps``.
 
     The channel sums of a Gaussian sampled finer than a quarter of its width equal its
     integrals to ~exp(-2 pi^2 sigma^2 / dv^2) relative (Poisson summation): round-off.
+    Returns the flux summed over sub-pixels (without the sub-pixel area), the velocity and
+    dispersion maps and the number of channels.
     """
     low = (velocity - 12 * dispersion).min()
     high = (velocity + 12 * dispersion).max()
     channels = np.arange(low, high + channel_width, channel_width)
-    flux = first = second = 0.0
-    for u in channels:
-        line = np.exp(-0.5 * ((u - velocity) / dispersion) ** 2) / (np.sqrt(2 * np.pi) * dispersion)
-        plane = convolve_bin(light * line * channel_width, kernel, grid)
-        flux = flux + plane
-        first = first + u * plane
-        second = second + u**2 * plane
-    mean = first / flux
-    return flux, mean, np.sqrt(second / flux - mean**2), channels.size
+    cube = line_cube(light, velocity, dispersion, kernel=kernel, grid=grid, velocities=channels)
+    maps = moment_maps(cube, channels)
+    flux = maps.flux / grid.subpixel_scale**2
+    return flux, maps.velocity, maps.dispersion, channels.size
