@@ -430,3 +430,16 @@ def test_fitter_starts_unjittered_chains_at_given_initial_points():
     fitter = pmt.Fitter(model, backend="jax", jitter=False, initial_points={"c": mean + 0.3})
     result = fitter.fit(draws=200, tune=200, chains=1, progressbar=False, random_seed=3)
     assert abs(result.idata.posterior["c"].values.mean() - mean) < 5 * sd
+
+
+def test_map_start_reaches_nutpie():
+    """pm.sample drops initvals for nutpie (with a warning): map_start goes through the
+    Fitter, which hands the MAP point to nutpie's compiler, unjittered."""
+    galaxy = tiny_galaxy(seed=5)
+    model = gradient_model(*galaxy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = pmt.fit(model, draws=30, tune=30, map_start=True, progressbar=False, random_seed=2)
+    assert not [w for w in caught if "initvals" in str(w.message)]
+    assert result.config["map_start"] is True
+    assert result.idata.posterior.sizes["draw"] == 30
