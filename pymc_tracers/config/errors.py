@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from pathlib import Path
 
-__all__ = ["ConfigError", "check_keys", "closest", "is_number", "one_line"]
+__all__ = ["ConfigError", "check_keys", "closest", "existing_file", "is_number", "one_line"]
 
 
 class ConfigError(ValueError):
@@ -38,3 +39,15 @@ def one_line(text) -> str:
 def is_number(value) -> bool:
     """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def existing_file(value, folder, where) -> Path:
+    """The file ``value`` names (relative to the config's ``folder``); ConfigError naming
+    ``where`` when it is not a string or does not exist."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a file name (a string); got {value!r}")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: file {str(path)!r} does not exist")
+    return path

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -49,7 +48,14 @@ from astropy.io import fits
 
 from pymc_tracers import io
 from pymc_tracers.config.components import _parameter, check_profile
-from pymc_tracers.config.errors import ConfigError, check_keys, closest, is_number, one_line
+from pymc_tracers.config.errors import (
+    ConfigError,
+    check_keys,
+    closest,
+    existing_file,
+    is_number,
+    one_line,
+)
 from pymc_tracers.config.registry import disc_spec, profile_specs
 from pymc_tracers.io.kinematic_maps import KinematicData, read_kinematic_maps
 from pymc_tracers.kinematics.observe import KINEMATIC_METHODS
@@ -132,7 +138,7 @@ def check_kinematics(table, folder, model_section) -> dict:
     out = {**_READER_DEFAULTS, **{k: v for k, v in table.items() if k not in KINEMATIC_TABLES}}
     if "file" not in out:
         raise ConfigError('[kinematics] needs file = "<FITS file with the velocity map>"')
-    out["file"] = _file(out["file"], folder, "[kinematics] file")
+    out["file"] = existing_file(out["file"], folder, "[kinematics] file")
     if "velocity" not in out:
         raise ConfigError('[kinematics] needs velocity = "<extension of the velocity map>"')
     for key in ("velocity", "dispersion", "flux", "bins", "mask"):
@@ -187,16 +193,6 @@ def check_kinematics(table, folder, model_section) -> dict:
             )
     _check_tables(table, out)
     return out
-
-
-def _file(value, folder, where) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} must be a file name (a string); got {value!r}")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else folder / path
-    if not path.is_file():
-        raise ConfigError(f"{where}: file {str(path)!r} does not exist")
-    return path
 
 
 def _check_extensions(spec) -> dict:

@@ -24,10 +24,15 @@ and scaled by ``D_ls / D_s`` of ``z_lens`` and the source redshift (``z_source``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pymc_tracers.config.components import prior_from
-from pymc_tracers.config.errors import ConfigError, check_keys, closest, is_number, one_line
+from pymc_tracers.config.errors import (
+    ConfigError,
+    check_keys,
+    closest,
+    existing_file,
+    is_number,
+    one_line,
+)
 
 __all__ = ["LENS_KEYS", "LENS_PROFILES", "build_lens", "check_lens"]
 
@@ -59,16 +64,6 @@ def _profiles():
 
 #: ``profile`` names of ``[[lens.models]]`` (lenstronomy's names).
 LENS_PROFILES = ("SIE", "NIE", "SIS", "SHEAR", "CONVERGENCE", "POINT_MASS", "NFW")
-
-
-def _file(value, folder, where) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} must be a file name (a string); got {value!r}")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else folder / path
-    if not path.is_file():
-        raise ConfigError(f"{where}: file {str(path)!r} does not exist")
-    return path
 
 
 def check_lens(table, folder, model_section) -> dict:
@@ -131,8 +126,8 @@ def check_lens(table, folder, model_section) -> dict:
         if not (is_number(ratio) and ratio > 0):
             raise ConfigError(f"[lens] map_distance_ratio must be a number > 0; got {ratio!r}")
         out["map"] = {
-            "x": _file(table["deflection_x"], folder, "[lens] deflection_x"),
-            "y": _file(table["deflection_y"], folder, "[lens] deflection_y"),
+            "x": existing_file(table["deflection_x"], folder, "[lens] deflection_x"),
+            "y": existing_file(table["deflection_y"], folder, "[lens] deflection_y"),
             "unit": table.get("deflection_unit"),
             "z_lens": float(z_lens),
             "z_source": float(z_source),

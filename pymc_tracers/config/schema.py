@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pymc_tracers.config.components import check_component
-from pymc_tracers.config.errors import ConfigError, check_keys, closest, is_number, one_line
+from pymc_tracers.config.errors import (
+    ConfigError,
+    check_keys,
+    closest,
+    existing_file,
+    is_number,
+    one_line,
+)
 from pymc_tracers.config.kinematics import check_kinematics
 from pymc_tracers.config.lens import check_lens
 
@@ -196,19 +203,9 @@ def _output(raw, folder):
     return None if folder_out is None else (folder / folder_out)
 
 
-def _file(value, folder, where) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} must be a file name (a string); got {value!r}")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else folder / path
-    if not path.is_file():
-        raise ConfigError(f"{where}: file {str(path)!r} does not exist")
-    return path
-
-
 def _check_data(data, folder):
     if "file" in data:
-        data["file"] = _file(data["file"], folder, "[data] file")
+        data["file"] = existing_file(data["file"], folder, "[data] file")
     if "tracer" not in data:
         raise ConfigError("[data] needs tracer = <extension name or number> (the tracer map)")
     if "tracer_error" not in data:
@@ -222,10 +219,10 @@ def _check_data(data, folder):
         if isinstance(spec, list):  # ["other.fits", "EXT"] or ["cube.fits", "EXT", plane]
             if not 1 <= len(spec) <= 3:
                 raise ConfigError(f"[data] {role} = {spec!r}: give [file, extension(, plane)]")
-            data[role] = (_file(spec[0], folder, f"[data] {role}"), *spec[1:])
+            data[role] = (existing_file(spec[0], folder, f"[data] {role}"), *spec[1:])
         elif isinstance(spec, (str, int)) and not isinstance(spec, bool):
             if "file" not in data:
-                data[role] = _file(spec, folder, f"[data] {role}")
+                data[role] = existing_file(spec, folder, f"[data] {role}")
         else:
             raise ConfigError(f"[data] {role} must be an extension name or number; got {spec!r}")
     scale = data.get("pixel_scale")
@@ -250,7 +247,7 @@ def _check_psf(psf, folder):
         if key not in psf:
             raise ConfigError(f"[psf] type = {kind!r} needs {key} = ...; see docs/config.md")
     if kind == "file":
-        psf["file"] = _file(psf["file"], folder, "[psf] file")
+        psf["file"] = existing_file(psf["file"], folder, "[psf] file")
     for key in ("fwhm", "beta", "wavelength", "fwhm_ref", "wavelength_ref", "pixel_scale"):
         if key in psf and not (is_number(psf[key]) and psf[key] > 0):
             raise ConfigError(f"[psf] {key} must be a number > 0; got {psf[key]!r}")
