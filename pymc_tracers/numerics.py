@@ -36,7 +36,11 @@ import warnings
 import numpy as np
 import pytensor.tensor as pt
 
-from pymc_tracers.convolution import FixedKernelConvolution, convolve_valid
+from pymc_tracers.convolution import (
+    FixedKernelConvolution,
+    HeldKernelConvolution,
+    convolve_valid,
+)
 from pymc_tracers.grid import PixelGrid
 from pymc_tracers.psf import PSF
 
@@ -45,6 +49,7 @@ __all__ = [
     "SubpixelNumerics",
     "PixelNumerics",
     "make_numerics",
+    "kernel_for",
     "estimate_render_bytes",
     "MAX_RENDER_BYTES",
     "CONVOLVE_AT",
@@ -129,6 +134,17 @@ class Numerics:
         self.n_psfs = n_psfs
         self.is_fixed = all(psf.is_fixed for psf in self.psfs)
 
+    #: a tensor holding the fixed kernel as model data (see :meth:`hold_kernel`), or None
+    held_kernel = None
+
+    def hold_kernel(self, kernel_data):
+        """Convolve tensors with ``kernel_data`` (model data of the fixed kernel's shape,
+        e.g. a ``pm.Data``) instead of a constant, so the built graph can take another PSF of
+        the same stamp size (:func:`kernel_for`); numpy fields still use the constant."""
+        if not self.is_fixed:
+            raise ValueError("only a fixed PSF can be held as data; this one has free parameters")
+        self.held_kernel = pt.specify_shape(kernel_data, self.kernel.shape)
+
     # subclasses set: point_sets, flux_scale, kernel (numpy stack or tensor)
     def convolve_and_bin(self, fields):
         """PSF-convolve fields rendered on :attr:`point_sets` and bin them to data pixels.
@@ -156,6 +172,8 @@ class Numerics:
             images = _with_galaxy_axis(images, self.n_psfs)
         if not _is_numpy(kernel):
             return convolve_valid(images, kernel)
+        if self.held_kernel is not None and not _is_numpy(images):
+            return HeldKernelConvolution()(images, self.held_kernel)
         if getattr(self, "_fixed_op", None) is None:  # one op: the kernel's FFTs are cached in it
             self._fixed_op = FixedKernelConvolution(kernel)
         if _is_numpy(images):
@@ -351,6 +369,46 @@ def make_numerics(
         numerics.point_sets = trace_point_sets(lens, numerics.point_sets)
         numerics.lens = lens
     return numerics
+
+
+def kernel_for(numerics: Numerics, psf) -> np.ndarray:
+    """The kernel (stack) ``numerics`` would convolve with under another fixed ``psf`` (one
+    PSF, or one per galaxy), zero-padded to the stamp it was built with: the value to swap into
+    a kernel held as data (:meth:`Numerics.hold_kernel`). Zero-padding is exact, since the
+    render grid is padded for the built stamp.
+
+    Raises
+    ------
+    ValueError
+        When ``psf`` has free parameters, has a different number of PSFs, or needs a larger
+        stamp than the one the numerics were built with (its render grid would change).
+    """
+    new = make_numerics(numerics.grid, psf, numerics.name, n_galaxies=numerics.n_galaxies)
+    if not new.is_fixed:
+        raise ValueError("the new PSF has free parameters; swap in a fixed PSF")
+    if new.n_psfs != numerics.n_psfs:
+        raise ValueError(
+            f"the model was built for {numerics.n_psfs or 1} PSF(s) "
+            f"({'one per galaxy' if numerics.n_psfs else 'one for all galaxies'}); got "
+            f"{new.n_psfs or 1}"
+        )
+    kernel, built = new.kernel, numerics.kernel.shape[-1]
+    size = kernel.shape[-1]
+    if size > built:
+        scale = (
+            numerics.grid.subpixel_scale
+            if numerics.name == "subpixel"
+            else (numerics.grid.pixel_scale)
+        )
+        raise ValueError(
+            f"the new PSF's stamp is {size} samples across ({size * scale:.3g} arcsec); the "
+            f"model was built for at most {built} ({built * scale:.3g} arcsec), and its render "
+            "grid is padded for that. Build the model with the widest PSF you will swap in, "
+            "or a new model for this PSF"
+        )
+    margin = (built - size) // 2
+    pad = [(0, 0)] * (kernel.ndim - 2) + [(margin, margin), (margin, margin)]
+    return np.pad(kernel, pad)
 
 
 def render_samples(numerics: Numerics) -> int:

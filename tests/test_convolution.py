@@ -11,6 +11,7 @@ from pymc_tracers import convolution
 from pymc_tracers.convolution import (
     FixedKernelConvolution,
     FixedKernelCorrelation,
+    HeldKernelConvolution,
     KernelConvolution,
     KernelConvolutionGrad,
     convolve_valid,
@@ -185,6 +186,57 @@ def test_other_backends_agree_with_c(rng, mode):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*object mode.*")
         other = pytensor.function([x, k], outputs, mode=mode)(images, kernels)
+    for a, b in zip(other, reference):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, atol=1e-10)
+
+
+def test_a_kernel_held_as_data_convolves_like_a_fixed_one_and_follows_its_values(rng):
+    """The held-kernel op equals the fixed-kernel op for each kernel value it is given (its
+    cached transform must follow a swap), its image gradient passes verify_grad, and it gives
+    no gradient to the kernel (data, not a parameter)."""
+    images = rng.normal(size=(3, 20, 19))
+    first, second = rng.uniform(size=(3, 7, 5)), rng.uniform(size=(3, 7, 5))
+    kernel = pytensor.shared(first)
+    x = pt.tensor3("x")
+    convolve = pytensor.function([x], HeldKernelConvolution()(x, kernel))
+    for value in (first, second, first):
+        kernel.set_value(value)
+        np.testing.assert_allclose(
+            convolve(images), _valid_reference(images, value), rtol=1e-10, atol=1e-12
+        )
+    weights = rng.normal(size=(3, 14, 15))
+    # verify_grad raises if the analytic and finite-difference gradients differ
+    verify_grad(lambda v: HeldKernelConvolution()(v, second) * weights, [images], rng=rng)
+    with pytest.raises(pytensor.gradient.DisconnectedInputError):
+        pytensor.grad(pt.sum(HeldKernelConvolution()(x, kernel)), kernel)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_held_kernels_agree_across_backends(rng, mode, frozen):
+    """Values and image gradients in numba and JAX, with the kernel as data (swappable) or
+    frozen into a constant (what nutpie does to a model it need not swap), after a swap."""
+    if mode == "JAX":
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+    images, weights = rng.normal(size=(2, 3, 18, 17)), rng.normal(size=(2, 3, 12, 13))
+    first, second = rng.uniform(size=(3, 7, 5)), rng.uniform(size=(3, 7, 5))
+    kernel = pt.constant(second) if frozen else pytensor.shared(first)
+    x = pt.tensor4("x")
+    value = pt.sum(HeldKernelConvolution()(x, kernel) * weights)
+    outputs = [value, pytensor.grad(value**2, x)]
+    if not frozen:
+        kernel.set_value(second)
+    reference = [
+        np.sum(_valid_reference(images, second) * weights),
+        None,
+    ]
+    c_outputs = pytensor.function([x], outputs, mode="FAST_RUN")(images)
+    reference[1] = c_outputs[1]
+    assert c_outputs[0] == pytest.approx(reference[0], rel=1e-10)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*object mode.*")
+        other = pytensor.function([x], outputs, mode=mode)(images)
     for a, b in zip(other, reference):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, atol=1e-10)
 

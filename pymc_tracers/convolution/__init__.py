@@ -6,6 +6,9 @@ kernel, nothing wraps around an edge) by real FFTs of a fast length (:func:`fft_
 * :class:`FixedKernelConvolution` for a fixed PSF: the kernel's Fourier transform is computed
   once per image shape and cached, so an evaluation costs one forward and one inverse real FFT
   of the rendered field, and so does its gradient (:class:`FixedKernelCorrelation`, the adjoint).
+* :class:`HeldKernelConvolution` for a fixed PSF held as model data (a built model that can
+  take another PSF of the same stamp size): the same arithmetic, the transform recomputed only
+  when the kernel's values change; no gradient flows to the kernel.
 * :class:`KernelConvolution` when the kernel is itself a tensor (a fitted PSF width): the
   kernel is transformed on every evaluation, and :class:`KernelConvolutionGrad` gives the
   gradients with respect to the images and the kernel (three FFTs).
@@ -39,6 +42,8 @@ from pymc_tracers.convolution.fft import (
 from pymc_tracers.convolution.ops import (
     FixedKernelConvolution,
     FixedKernelCorrelation,
+    HeldKernelConvolution,
+    HeldKernelCorrelation,
     KernelConvolution,
     KernelConvolutionGrad,
     convolve_valid,
@@ -49,6 +54,8 @@ __all__ = [
     "FFT_WORKERS",
     "FixedKernelConvolution",
     "FixedKernelCorrelation",
+    "HeldKernelConvolution",
+    "HeldKernelCorrelation",
     "KernelConvolution",
     "KernelConvolutionGrad",
     "convolution_gradients_numpy",

@@ -7,11 +7,14 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from pytensor.graph.basic import Constant
 
 from pymc_tracers.convolution.fft import convolution_gradients_numpy, convolve_numpy, fft_shape
 from pymc_tracers.convolution.ops import (
     FixedKernelConvolution,
     FixedKernelCorrelation,
+    HeldKernelConvolution,
+    HeldKernelCorrelation,
     KernelConvolution,
     KernelConvolutionGrad,
 )
@@ -59,6 +62,51 @@ def _register_jax():
             rows = (np.arange(m[0]) - (k[0] - 1)) % period[0]
             cols = (np.arange(m[1]) - (k[1] - 1)) % period[1]
             return _jax_real(_jax_spectrum(g, period) * kernel_ft, period, rows, cols, g.dtype)
+
+        return correlate
+
+    def _held_kernel_transform(node, conjugate):
+        """The kernel input's transform at a period: computed in numpy at trace time when the
+        kernel is a constant (a model whose data nutpie froze), else in the graph from the
+        data's current values."""
+        kernel = node.inputs[1]
+        if isinstance(kernel, Constant):
+            cache = FixedKernelConvolution(np.asarray(kernel.data))._cache
+            return lambda values, period, dtype: jnp.asarray(
+                cache.transform(period, dtype, conjugate)
+            )
+
+        def transform(values, period, dtype):
+            ft = jnp.fft.rfft2(values, s=period)
+            return jnp.conj(ft) if conjugate else ft
+
+        return transform
+
+    @jax_funcify.register(HeldKernelConvolution)
+    def _jax_held_convolution(op, node=None, **kwargs):
+        transform = _held_kernel_transform(node, conjugate=False)
+
+        def convolve(x, kernel):
+            m, k = x.shape[-2:], kernel.shape[-2:]
+            period = fft_shape(m)
+            spectrum = _jax_spectrum(x, period) * transform(kernel, period, x.dtype)
+            valid = slice(k[0] - 1, m[0]), slice(k[1] - 1, m[1])
+            return _jax_real(spectrum, period, *valid, x.dtype)
+
+        return convolve
+
+    @jax_funcify.register(HeldKernelCorrelation)
+    def _jax_held_correlation(op, node=None, **kwargs):
+        transform = _held_kernel_transform(node, conjugate=True)
+
+        def correlate(g, kernel):
+            k = kernel.shape[-2:]
+            m = (g.shape[-2] + k[0] - 1, g.shape[-1] + k[1] - 1)
+            period = fft_shape(m)
+            rows = (np.arange(m[0]) - (k[0] - 1)) % period[0]
+            cols = (np.arange(m[1]) - (k[1] - 1)) % period[1]
+            spectrum = _jax_spectrum(g, period) * transform(kernel, period, g.dtype)
+            return _jax_real(spectrum, period, rows, cols, g.dtype)
 
         return correlate
 
@@ -131,6 +179,23 @@ def _register_numba():
                 return y
 
             return fixed_kernel
+
+    for op_class in (HeldKernelConvolution, HeldKernelCorrelation):
+
+        @numba_funcify.register(op_class)
+        def _numba_held_kernel(op, node=None, **kwargs):
+            ret_sig = array_type(node.outputs[0])
+
+            def compute(x, kernel):
+                return op._compute(op.fixed_op(kernel), x)
+
+            @numba.njit
+            def held_kernel(x, kernel):
+                with numba.objmode(y=ret_sig):
+                    y = compute(x, kernel)
+                return y
+
+            return held_kernel
 
     @numba_funcify.register(KernelConvolution)
     def _numba_convolution(op, node=None, **kwargs):

@@ -30,6 +30,8 @@ from pymc_tracers.convolution.fft import (
 __all__ = [
     "FixedKernelConvolution",
     "FixedKernelCorrelation",
+    "HeldKernelConvolution",
+    "HeldKernelCorrelation",
     "KernelConvolution",
     "KernelConvolutionGrad",
     "convolve_valid",
@@ -167,6 +169,101 @@ class FixedKernelCorrelation(_FixedKernelOp):
 
     def L_op(self, inputs, outputs, output_grads):
         return [FixedKernelConvolution(self._cache)(output_grads[0])]
+
+
+# ------------------------------------------------------------- fixed kernels held as data
+class _HeldKernelOp(_UsesWorkspace, Op):
+    """A fixed kernel given as a second input (model data), so that a built model can take
+    another PSF of the same stamp size: the arithmetic of the fixed-kernel op, whose kernel
+    transform is recomputed only when the kernel's values change. No gradient flows to the
+    kernel (it is data, not a parameter: a fitted PSF takes :class:`KernelConvolution`)."""
+
+    __props__ = ()
+    fixed_class: type = None
+
+    def make_node(self, x, kernel):
+        x = pt.as_tensor_variable(x)
+        if x.dtype not in ("float32", "float64"):
+            x = pt.cast(x, "float64")
+        kernel = pt.as_tensor_variable(kernel)
+        if kernel.dtype != "float64":
+            kernel = pt.cast(kernel, "float64")
+        if x.ndim < kernel.ndim or kernel.ndim < 2:
+            raise ValueError(
+                f"{type(self).__name__}: images with {x.ndim} dims cannot take a kernel of "
+                f"{kernel.ndim} dims; give the images the kernel's leading axes"
+            )
+        tail = tuple(
+            None if (n is None or k is None) else self._output_length(n, k)
+            for n, k in zip(x.type.shape[-2:], kernel.type.shape[-2:])
+        )
+        return Apply(
+            self, [x, kernel], [pt.tensor(dtype=x.dtype, shape=(*x.type.shape[:-2], *tail))]
+        )
+
+    def infer_shape(self, fgraph, node, shapes):
+        xs, ks = shapes
+        return [(*xs[:-2], *(self._output_length(n, k) for n, k in zip(xs[-2:], ks[-2:])))]
+
+    def connection_pattern(self, node):
+        return [[True], [False]]
+
+    def fixed_op(self, kernel: np.ndarray):
+        """The fixed-kernel op for ``kernel``'s current values (kept while they do not change:
+        comparing the kernel costs far less than transforming it)."""
+        held = getattr(self, "_held", None)
+        if (
+            held is None
+            or held.kernel.shape != kernel.shape
+            or not np.array_equal(held.kernel, kernel)
+        ):
+            held = self._held = self.fixed_class(kernel)
+        return held
+
+    def perform(self, node, inputs, output_storage):
+        x, kernel = inputs
+        output_storage[0][0] = self._compute(self.fixed_op(kernel), x)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_held", None)
+        return state
+
+
+class HeldKernelConvolution(_HeldKernelOp):
+    """:class:`FixedKernelConvolution` with the kernel as model data: ``(x, kernel) -> y``."""
+
+    fixed_class = FixedKernelConvolution
+
+    @staticmethod
+    def _output_length(n, k):
+        return n - k + 1
+
+    @staticmethod
+    def _compute(op, x):
+        return op.convolve(x)
+
+    def L_op(self, inputs, outputs, output_grads):
+        x, kernel = inputs
+        return [HeldKernelCorrelation()(output_grads[0], kernel), DisconnectedType()()]
+
+
+class HeldKernelCorrelation(_HeldKernelOp):
+    """The adjoint of :class:`HeldKernelConvolution` (a full-mode correlation)."""
+
+    fixed_class = FixedKernelCorrelation
+
+    @staticmethod
+    def _output_length(n, k):
+        return n + k - 1
+
+    @staticmethod
+    def _compute(op, g):
+        return op.correlate(g)
+
+    def L_op(self, inputs, outputs, output_grads):
+        g, kernel = inputs
+        return [HeldKernelConvolution()(output_grads[0], kernel), DisconnectedType()()]
 
 
 # --------------------------------------------------------------------- symbolic kernels

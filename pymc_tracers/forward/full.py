@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
-from pymc_tracers.forward.base import RenderedMaps, Renderer
+from pymc_tracers.forward.base import PSFSwapError, RenderedMaps, Renderer
 from pymc_tracers.forward.ratio import light_weighted_ratio
 
 __all__ = ["FullRenderer", "SubpixelRenderer", "PixelScaleRenderer", "FittedPSFRenderer"]
@@ -46,6 +46,7 @@ class FullRenderer(Renderer):
     def __init__(self, components, numerics, tracer_scale, n_galaxies):
         super().__init__(components, numerics, tracer_scale, n_galaxies)
         numerics.check_render_size()
+        self._hold_psf()
 
     def _render(self):
         numerics = self.numerics
@@ -88,8 +89,6 @@ class FittedPSFRenderer(FullRenderer):
     path = "fitted_psf"
 
     def psf_updates(self, psf):
-        from pymc_tracers.forward.base import PSFSwapError
-
         raise PSFSwapError(
             "this model fits its PSF (the 'fitted_psf' renderer): there is no fixed PSF to swap"
         )

@@ -34,7 +34,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.traversal import ancestors
 
-from pymc_tracers.forward.base import RenderedMaps, Renderer
+from pymc_tracers.forward.base import RenderedMaps, Renderer, current_model, hold_data
 from pymc_tracers.forward.components import is_free
 from pymc_tracers.forward.ratio import light_weighted_ratio, sky_epsilon
 from pymc_tracers.memory import release_freed_memory
@@ -86,7 +86,7 @@ class TransferRenderer(Renderer):
         self.dynamic_range = dynamic_range
         self._data = {}  # data name -> what it holds (for a PSF swap)
         self._compact = []  # (index, shape) of the per-pixel bases given to likelihoods
-        self._model = _current_model()
+        self._model = current_model()
         if self._model is not None:
             index = sum(1 for n in self._model.named_vars if n.endswith("_light"))
             self._prefix = f"pmt_transfer{index}"
@@ -196,7 +196,7 @@ class TransferRenderer(Renderer):
         self._tensors = {}
         for part, value in arrays.items():
             name = f"{self._prefix}_{part}"
-            self._tensors[part] = pt.specify_shape(_hold(model, name, value), value.shape)
+            self._tensors[part] = pt.specify_shape(hold_data(model, name, value), value.shape)
             self._data[name] = part
         for name in self._node_radii:
             self._data[name] = ("nodes",)
@@ -245,7 +245,7 @@ class TransferRenderer(Renderer):
         )
         if self._model is not None:
             name = f"{self._prefix}_pixels{len(self._compact)}"
-            compact = pt.specify_shape(_hold(self._model, name, values), values.shape)
+            compact = pt.specify_shape(hold_data(self._model, name, values), values.shape)
             self._data[name] = ("pixels", index, tuple(shape))
         else:
             compact = pt.as_tensor_variable(values)
@@ -341,7 +341,7 @@ class TransferRenderer(Renderer):
             return pt.as_tensor_variable(node_radii)
         name = f"{self._prefix}_nodes{index}"
         self._node_radii[name] = node_radii
-        return pt.specify_shape(_hold(self._model, name, node_radii), node_radii.shape)
+        return pt.specify_shape(hold_data(self._model, name, node_radii), node_radii.shape)
 
     def describe(self):
         n_columns = sum(c.count for c in self._columns)
@@ -411,16 +411,6 @@ def _matvec(basis, coefficients):
     return pt.matmul(basis, coefficients[..., None])[..., 0]
 
 
-def _hold(model, name, value):
-    """Model data without ``pm.Data``'s copy: the model holds the one copy of each (possibly
-    GB-sized) basis. ``pm.Data`` converts its value with ``astype``, which copies even with
-    ``borrow=True``."""
-    value = np.asarray(value, dtype=pytensor.config.floatX)
-    variable = pytensor.shared(value, name=model.name_for(name), borrow=True)
-    model.register_data_var(variable)
-    return variable
-
-
 def fixed_columns(tracer, tracer_scale, points) -> _Columns:
     """One column for a tracer without free parameters: ``f(Z)`` itself, coefficient 1."""
     graphs = [tracer(pt.as_tensor_variable(x), pt.as_tensor_variable(y)) for x, y in points]
@@ -428,15 +418,6 @@ def fixed_columns(tracer, tracer_scale, points) -> _Columns:
         graphs = [10.0**g for g in graphs]
     fields = pytensor.function([], graphs, mode=BUILD_MODE)()
     return _Columns("fixed", 1, pt.constant(np.ones(1)), lambda start, stop, k: fields[k][None])
-
-
-def _current_model():
-    try:
-        import pymc as pm
-
-        return pm.modelcontext(None)
-    except (ImportError, TypeError):
-        return None
 
 
 def is_symbolic(tracer) -> bool:

@@ -422,6 +422,7 @@ class DiscTransferRenderer(Renderer):
             path="full",
             reference_owner=self.velocity,
             lsf=self.lsf,
+            hold_psf=False,
         ).render()
         outputs = [full.velocity, full.dispersion]
         draws = ParameterDraws.from_prior(outputs, CHECK_DRAWS, seed=20240314)

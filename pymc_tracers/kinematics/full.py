@@ -95,9 +95,13 @@ def has_faint_pixels(lights, numerics) -> bool:
 class KinematicFullRenderer(Renderer):
     """Render, convolve and bin the three moment fields on every evaluation."""
 
-    def __init__(self, components, numerics, n_galaxies, *, path, reference_owner, lsf):
+    def __init__(
+        self, components, numerics, n_galaxies, *, path, reference_owner, lsf, hold_psf=True
+    ):
         super().__init__(components, numerics, "linear", n_galaxies)
         numerics.check_render_size()
+        if hold_psf:  # not for the disc_radial path's build-time checks
+            self._hold_psf()
         self.path = path
         self.reference_owner = reference_owner
         self.lsf = lsf

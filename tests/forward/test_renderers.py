@@ -1,6 +1,8 @@
 """Renderers: chosen in one place with a reason, refused by name when they do not apply,
 pixel-restricted likelihoods equal to the full map's, and PSF swaps equal to a fresh model."""
 
+import functools
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -8,6 +10,7 @@ import pytest
 
 import pymc_tracers as pmt
 from pymc_tracers.forward import PSFSwapError
+from pymc_tracers.forward.transfer import BUILD_MODE
 
 GRID = pmt.PixelGrid((15, 17), pixel_scale=0.1, supersampling=2)
 R_EFF = np.array([0.3, 0.45, 0.25])
@@ -205,16 +208,100 @@ def test_psf_swap_equals_a_fresh_model(tracer_scale, convolve_at):
         np.testing.assert_allclose(g_a, g_b, rtol=1e-10)
 
 
-def test_full_paths_say_they_cannot_swap_their_psf():
+WIDE_PSFS = [pmt.GaussianPSF(0.4), pmt.MoffatPSF(0.35, 3.0), pmt.GaussianPSF(0.45)]
+NARROW_PSFS = [pmt.GaussianPSF(0.3), pmt.GaussianPSF(0.25), pmt.MoffatPSF(0.3, 3.0)]
+
+
+@functools.cache
+def _shared_data():
+    data = _data()
+    data.flags.writeable = False
+    return data
+
+
+def _free_light_model(psfs, tracer_scale, convolve_at, *, batched=True):
+    """Free light (so the full path is the only one): r_eff and the central tracer value."""
+    n = 3 if batched else 1
+    data = _shared_data() if batched else _shared_data()[0]
+    with pm.Model(coords={"galaxy": range(n)}) as model:
+        central = pm.Normal("central", 8.5, 0.2, dims="galaxy")
+        r_eff = pm.LogNormal("r_eff", np.log(0.3), 0.2, dims="galaxy")
+        component = pmt.Component(
+            pmt.Exponential(r_eff=r_eff if batched else r_eff[0], q=0.8, phi=0.3),
+            pmt.LinearGradient(central=central if batched else central[0], gradient=-0.2),
+        )
+        obs = pmt.observe(
+            component, GRID, psfs if batched else psfs[0], tracer_scale, convolve_at=convolve_at
+        )
+        pmt.tracer_likelihood("z", obs, data, sigma=0.05)
+    return model, obs
+
+
+FREE_LIGHT_POINTS = [
+    {"central": np.full(3, 8.5), "r_eff_log__": np.log([0.3, 0.45, 0.25])},
+    {"central": np.array([8.3, 8.7, 8.55]), "r_eff_log__": np.log([0.4, 0.2, 0.3])},
+]
+
+
+def _logp_and_gradient_once(model, points):
+    """logp and gradient from one quickly compiled function (these graphs are small)."""
+    function = model.compile_fn([model.logp(), model.dlogp()], mode=BUILD_MODE)
+    return [tuple(function(p)) for p in points]
+
+
+@pytest.mark.parametrize(
+    "tracer_scale, convolve_at, batched",
+    [
+        ("linear", "subpixel", True),
+        ("log", "subpixel", True),
+        ("linear", "pixel", True),
+        ("log", "pixel", True),
+        ("log", "subpixel", False),
+    ],
+)
+def test_full_path_psf_swap_equals_a_fresh_model(tracer_scale, convolve_at, batched):
+    """The full paths hold their kernel as model data: a narrower PSF swapped in (zero-padded
+    to the built stamp) gives the logp and gradient of a model built with it."""
+    swapped, obs = _free_light_model(WIDE_PSFS, tracer_scale, convolve_at, batched=batched)
+    fresh, fresh_obs = _free_light_model(NARROW_PSFS, tracer_scale, convolve_at, batched=batched)
+    assert obs.path == fresh_obs.path == convolve_at
+    points = (
+        FREE_LIGHT_POINTS
+        if batched
+        else [{name: value[:1] for name, value in p.items()} for p in FREE_LIGHT_POINTS]
+    )
+    before = _logp_and_gradient_once(swapped, points)
+    for name, value in obs.renderer.psf_updates(NARROW_PSFS if batched else NARROW_PSFS[0]).items():
+        swapped[name].set_value(value)
+    after = _logp_and_gradient_once(swapped, points)
+    expected = _logp_and_gradient_once(fresh, points)
+    for (lp_a, g_a), (lp_b, g_b), (lp_old, _) in zip(after, expected, before):
+        assert lp_a == pytest.approx(lp_b, rel=1e-12)
+        np.testing.assert_allclose(g_a, g_b, rtol=1e-8, atol=1e-8)
+        assert abs(lp_old - lp_b) > 1.0  # the swap changed something
+
+
+def test_full_path_psf_swaps_that_cannot_fit_say_why():
+    model, obs = _free_light_model(NARROW_PSFS, "log", "subpixel")
+    with pytest.raises(PSFSwapError, match=r"stamp is \d+ samples across .* at most \d+"):
+        obs.renderer.psf_updates(WIDE_PSFS)
+    with pytest.raises(PSFSwapError, match="built for 3 PSF"):
+        obs.renderer.psf_updates(NARROW_PSFS[:2])
+    with pytest.raises(PSFSwapError, match="free parameters"):
+        obs.renderer.psf_updates([pmt.GaussianPSF(pt.dscalar("f"), max_fwhm=0.3)] * 3)
+    fitted_fwhm = pt.dscalar("fwhm")
     c = pt.dscalar("c")
     component = pmt.Component(pmt.Exponential(r_eff=0.3), pmt.Azimuthal(m1=c, phase1=0.1))
-    obs = pmt.observe(component, GRID, PSFS[0], "log")
-    with pytest.raises(PSFSwapError, match="build a new model"):
-        obs.renderer.psf_updates(PSFS[1])
-    with pm.Model() as model:
+    outside = pmt.observe(component, GRID, PSFS[0], "log")
+    with pytest.raises(PSFSwapError, match="built outside a PyMC model"):
+        outside.renderer.psf_updates(PSFS[1])
+    fitted = pmt.observe(component, GRID, pmt.GaussianPSF(fitted_fwhm, max_fwhm=0.4), "log")
+    with pytest.raises(PSFSwapError, match="fits its PSF"):
+        fitted.renderer.psf_updates(PSFS[1])
+    with pm.Model() as empty:
         pm.Normal("c", 0, 1)
     with pytest.raises(ValueError, match="observations=\\[observation\\]"):
-        pmt.Fitter(model)._psf_updates(PSFS[1])
+        pmt.Fitter(empty)._psf_updates(PSFS[1])
 
 
 def test_models_transformed_by_do_and_clone_keep_the_compact_likelihood():
