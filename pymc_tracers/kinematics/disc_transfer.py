@@ -24,6 +24,7 @@ prior draws within a quarter of the tolerance (:attr:`DiscTransferRenderer.max_e
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -32,7 +33,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from pymc_tracers.forward.base import Renderer
+from pymc_tracers.forward.base import PSFSwapError, Renderer, current_model, hold_data
 from pymc_tracers.forward.components import is_free
 from pymc_tracers.forward.radial import ParameterDraws
 from pymc_tracers.forward.radial_nodes import (
@@ -47,6 +48,7 @@ from pymc_tracers.kinematics.dispersion import DiscDispersion
 from pymc_tracers.kinematics.full import FAINT_FRACTION, KinematicFullRenderer, KinematicMaps
 from pymc_tracers.kinematics.moments import moment_maps
 from pymc_tracers.kinematics.velocity_field import DiscVelocity
+from pymc_tracers.numerics import kernel_for
 from pymc_tracers.profiles.light import per_galaxy
 from pymc_tracers.profiles.tracer import Constant, _numeric
 
@@ -158,6 +160,7 @@ class DiscTransferRenderer(Renderer):
         self.velocity = self.component.velocity
         self.geometry = self.velocity.geometry
         self.covered = None
+        self._held, self._data_names = None, {}
         self._prepare()
         self.bound_node_count = self._choose_node_count()
         self.max_error = self._settle_node_count()
@@ -391,9 +394,11 @@ class DiscTransferRenderer(Renderer):
         def as_map(flat):
             return flat.reshape((*flat.shape[:-1], grid.ny, grid.nx))
 
-        light_sum = pt.as_tensor_variable(self.light_sum)
-        first_sum = as_map(self._sum(first_names, self._basis, values))
-        second_sum = as_map(self._sum(second_names, self._basis, values))
+        held = self._held
+        bases = held["basis"] if held else self._basis
+        light_sum = held["light_sum"] if held else pt.as_tensor_variable(self.light_sum)
+        first_sum = as_map(self._sum(first_names, bases, values))
+        second_sum = as_map(self._sum(second_names, bases, values))
         dispersion = self.component.dispersion
         if isinstance(dispersion, Constant):
             # sum_m w_m = 1: a constant sigma^2 multiplies the light sum exactly
@@ -410,6 +415,64 @@ class DiscTransferRenderer(Renderer):
         )
         flux = light_sum * self.numerics.flux_scale
         return KinematicMaps(flux, velocity, sigma, light_sum, first_sum, second_sum)
+
+    # ------------------------------------------------------------------ PSF swap
+    def render(self):
+        """The maps (built once, then cached). Inside a PyMC model, the PSF-dependent arrays
+        (the bases and the light sum) are held as model data, so :meth:`psf_updates` can swap
+        another PSF into the built model."""
+        if self._maps is None:
+            self._hold_arrays()
+            self._maps = self._render()
+        return self._maps
+
+    def _hold_arrays(self):
+        model = current_model()
+        if model is None:
+            return
+        index = sum(1 for name in model.named_vars if name.startswith("pmt_disc_radial"))
+        prefix = f"pmt_disc_radial{index}"
+
+        def hold(name, value):
+            self._data_names[name] = f"{prefix}_{name}"
+            return pt.specify_shape(hold_data(model, f"{prefix}_{name}", value), value.shape)
+
+        self._held = {
+            "basis": {name: hold(name, value) for name, value in self._basis.items()},
+            "light_sum": hold("light_sum", self.light_sum),
+        }
+
+    def psf_updates(self, psf) -> dict:
+        """New bases and light sum for another fixed PSF (same nodes, same render grid: the new
+        kernel is zero-padded to the built stamp, which is exact; a wider one is refused)."""
+        if not self._held:
+            raise PSFSwapError(
+                "the 'disc_radial' renderer was built outside a PyMC model, so its bases are "
+                "constants of the graph; build it inside `with pm.Model():` to swap PSFs"
+            )
+        try:
+            kernel = kernel_for(self.numerics, psf)
+        except ValueError as error:
+            raise PSFSwapError(str(error)) from None
+        swapped = copy.copy(self.numerics)
+        swapped.kernel, swapped._fixed_op, swapped.held_kernel = kernel, None, None
+        built = self.numerics, self._basis, self._means
+        try:
+            self.numerics = swapped
+            light_sum = swapped.convolve_and_bin(self._lights)
+            self._build_basis()
+            basis = self._basis
+        finally:
+            self.numerics, self._basis, self._means = built
+        peak = np.max(light_sum, axis=(-2, -1), keepdims=True)
+        if not self._needs_means and np.any(light_sum < FAINT_FRACTION * peak):
+            raise PSFSwapError(
+                "under the new PSF some pixels are nearly without light, which this model was "
+                "not built to blend; build a new model for this PSF"
+            )
+        updates = {self._data_names[name]: value for name, value in basis.items()}
+        updates[self._data_names["light_sum"]] = light_sum
+        return updates
 
     # ------------------------------------------------------------------ check
     def _full_path_maps(self):

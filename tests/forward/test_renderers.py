@@ -253,8 +253,6 @@ def _logp_and_gradient_once(model, points):
     "tracer_scale, convolve_at, batched",
     [
         ("linear", "subpixel", True),
-        ("log", "subpixel", True),
-        ("linear", "pixel", True),
         ("log", "pixel", True),
         ("log", "subpixel", False),
     ],

@@ -20,6 +20,7 @@ def _build(
     constant_sigma=False,
     convolve_at="subpixel",
     tolerance=1e-2,
+    psf=None,
 ):
     n = 3 if batched else None
     geometry = pmt.DiscGeometry(
@@ -27,7 +28,8 @@ def _build(
         phi=np.array([0.5, 0.4, -1.0]) if batched else 0.5,
         inclination=np.array([1.0, 0.5, 1.2]) if batched else 1.0,
     )
-    psf = [pmt.GaussianPSF(f) for f in (0.4, 0.7, 1.0)] if batched else pmt.GaussianPSF(0.6)
+    if psf is None:
+        psf = [pmt.GaussianPSF(f) for f in (0.4, 0.7, 1.0)] if batched else pmt.GaussianPSF(0.6)
     with pm.Model(coords={"galaxy": range(n or 1)}) as model:
         shape = dict(dims="galaxy") if batched else {}
         v_max = pm.Normal("v_max", 200, 30, **shape)
@@ -97,6 +99,37 @@ def test_disc_radial_maps_equal_the_full_path(options):
         np.testing.assert_allclose(a[0], b[0], rtol=1e-10)  # the flux is the same
         assert np.abs(a[1] - b[1]).max() < 1e-2  # km/s
         assert np.abs(a[2] - b[2]).max() < 1e-2
+
+
+def test_disc_radial_psf_swap_gives_the_new_psfs_maps():
+    """Bases and light sums held as model data: after a swap to narrower PSFs the maps are
+    those of the full path under the new PSFs (within the tolerance), far from the old ones."""
+    narrower = [pmt.GaussianPSF(0.3), pmt.MoffatPSF(0.5, 4.0), pmt.GaussianPSF(0.8)]
+    model, obs = _build("auto", batched=True)
+    model_new, new = _build("full", batched=True, psf=narrower)
+    assert obs.path == "disc_radial"
+    names = ["v_max", "r_t", "v_sys", "sigma0", "v_r"]
+    values = [
+        np.array(v)
+        for v in (
+            [180.0, 240.0, 150.0],
+            [0.3, 0.5, 0.7],
+            [3000.0] * 3,
+            [30.0, 60.0, 20.0],
+            [10.0, -5.0, 0.0],
+        )
+    ]
+    before = _compiled(model, list(obs), names)(*values)
+    for name, value in obs.renderer.psf_updates(narrower).items():
+        model[name].set_value(value)
+    after = _compiled(model, list(obs), names)(*values)
+    expected = _compiled(model_new, list(new), names)(*values)
+    np.testing.assert_allclose(after[0], expected[0], rtol=1e-10)
+    assert np.abs(after[1] - expected[1]).max() < 1e-2  # km/s
+    assert np.abs(after[2] - expected[2]).max() < 1e-2
+    assert np.abs(before[2] - expected[2]).max() > 1.0  # the swap changed the maps
+    with pytest.raises(pmt.forward.PSFSwapError, match="samples across"):
+        obs.renderer.psf_updates([pmt.GaussianPSF(f) for f in (0.4, 0.7, 1.5)])
 
 
 def test_disc_radial_gradients_equal_the_full_paths():
