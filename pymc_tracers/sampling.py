@@ -15,7 +15,7 @@ import pymc as pm
 from pymc.model.transform.optimization import freeze_dims_and_data
 
 from pymc_tracers.forward import Observation
-from pymc_tracers.likelihood import likelihoods_of
+from pymc_tracers.model.likelihood import likelihoods_of
 from pymc_tracers.results import Result, max_total_log_likelihood, model_map_function
 
 __all__ = ["NUTPIE_BACKENDS", "SAMPLERS", "Fitter", "fit"]
@@ -321,7 +321,7 @@ class Fitter:
     and, for models on the linear and radial paths, the PSF-dependent basis maps, which the
     observations' renderers recompute. nutpie swaps them into the compiled sampler. The
     likelihoods are read from the model itself
-    (:func:`~pymc_tracers.likelihood.likelihoods_of`), so models transformed by ``pm.do`` or
+    (:func:`~pymc_tracers.model.likelihood.likelihoods_of`), so models transformed by ``pm.do`` or
     ``clone_model`` work too.
 
     Parameters

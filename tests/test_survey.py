@@ -567,7 +567,7 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
     """Two galaxies differing only in their PSF share a fingerprint, on the linear path and on
     the radial transfer path (log averaging); once the second one's data are swapped in, the
     compiled model computes the second one's maps."""
-    from pymc_tracers.likelihood import likelihoods_of
+    from pymc_tracers.model.likelihood import likelihoods_of
     from pymc_tracers.sampling import Fitter
 
     models = []

@@ -50,7 +50,7 @@ Population relation
     :func:`pymc_tracers.cosmology.gradient_per_kpc`) and covariate ``x``, with two methods:
 
     ``"joint"``
-        The joint hierarchical model (:func:`pymc_tracers.population.linear_relation`): all
+        The joint hierarchical model (:func:`pymc_tracers.model.population.linear_relation`): all
         galaxies' likelihoods in one PyMC model, each galaxy's parameter drawn from the
         relation, its other parameters keeping their config priors. Exact, but the model
         holds every galaxy's data and its graph grows with the sample. ``"auto"`` uses it

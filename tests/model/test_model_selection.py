@@ -13,12 +13,12 @@ import pymc as pm
 import pytest
 
 import pymc_tracers as pmt
-from pymc_tracers.fields import gp_residual
-from pymc_tracers.likelihood import paper_noise_coefficients
+from pymc_tracers.model.fields import gp_residual
+from pymc_tracers.model.likelihood import paper_noise_coefficients
 from pymc_tracers.profiles.gp import GPResidual
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore::pymc_tracers.comparison.ParetoKWarning",
+    "ignore::pymc_tracers.model.comparison.ParetoKWarning",
     "ignore::pymc_tracers.results.ConvergenceWarning",
 )
 
