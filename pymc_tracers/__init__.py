@@ -25,7 +25,8 @@ from pymc_tracers import (
 )
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.kfold import KFoldResult, compare_kfold, kfold
+from pymc_tracers.inference import ConvergenceWarning, Fitter, Result, fit
+from pymc_tracers.inference.kfold import KFoldResult, compare_kfold, kfold
 from pymc_tracers.kinematics import (
     ArctanCurve,
     DiscDispersion,
@@ -80,8 +81,6 @@ from pymc_tracers.profiles import (
     TracerProfile,
 )
 from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
-from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
-from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -99,8 +98,6 @@ _LAZY_SUBMODULES = (
     "plotting",
     "profiles",
     "psf",
-    "results",
-    "sampling",
     "simulate_population",
     "survey",
     "validation",
@@ -113,6 +110,8 @@ _LAZY_SUBMODULES = (
 _MOVED_SUBMODULES = {
     "binned": "model.binned",
     "likelihood": "model.likelihood",
+    "results": "inference.results",
+    "sampling": "inference",
 }
 
 

@@ -28,7 +28,7 @@ LAYERS = [
     {"forward", "baselines", "data", "io", "kinematics"},
     {"model"},
     {"simulate", "simulate_population"},
-    {"plotting", "results", "sampling", "fitting", "kfold"},
+    {"plotting", "inference"},
     {"config"},
     {"survey"},
     {"cli"},
