@@ -16,33 +16,17 @@ Typical use::
 
 from pymc_tracers import (
     baselines,
-    comparison,
     cosmology,
     data,
-    fields,  # noqa: E402
     io,
-    kinematic_population,
     kinematics,
     lensing,
-    population,
     simulate,
 )
-from pymc_tracers.comparison import bic, compare, delta_bic  # noqa: E402
 from pymc_tracers.forward import Component, Observation, evaluate, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.kfold import KFoldResult, compare_kfold, kfold
-from pymc_tracers.kinematic_likelihood import (  # noqa: E402  (PyMC-facing layer)
-    binned_kinematic_likelihood,
-    kinematic_likelihood,
-)
-from pymc_tracers.kinematic_population import (  # noqa: E402
-    curve_with_speed_at,
-    flat_velocity,
-    rotation_or_dispersion,
-    rotation_speed,
-    v_over_sigma,
-    velocity_22,
-)
+from pymc_tracers.inference import ConvergenceWarning, Fitter, Result, fit
+from pymc_tracers.inference.kfold import KFoldResult, compare_kfold, kfold
 from pymc_tracers.kinematics import (
     ArctanCurve,
     DiscDispersion,
@@ -62,7 +46,21 @@ from pymc_tracers.kinematics import (
     observe_kinematics,
     simulate_cube,
 )
-from pymc_tracers.likelihood import (  # noqa: E402  (PyMC-facing layer on top of the physics)
+from pymc_tracers.model import comparison, fields, kinematic_population, population
+from pymc_tracers.model.comparison import bic, compare, delta_bic
+from pymc_tracers.model.kinematic_likelihood import (
+    binned_kinematic_likelihood,
+    kinematic_likelihood,
+)
+from pymc_tracers.model.kinematic_population import (
+    curve_with_speed_at,
+    flat_velocity,
+    rotation_or_dispersion,
+    rotation_speed,
+    v_over_sigma,
+    velocity_22,
+)
+from pymc_tracers.model.likelihood import (
     HeteroskedasticNoise,
     SigmaMap,
     image_likelihood,
@@ -83,8 +81,6 @@ from pymc_tracers.profiles import (
     TracerProfile,
 )
 from pymc_tracers.psf import PSF, GaussianPSF, MoffatPSF, PixelPSF
-from pymc_tracers.results import ConvergenceWarning, Result  # noqa: E402
-from pymc_tracers.sampling import Fitter, fit  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -95,33 +91,40 @@ _LAZY_SUBMODULES = (
     "cli",
     "config",
     "convolution",
-    "fields",
     "fitsutil",
     "forward",
     "grid",
-    "likelihood",
     "numerics",
     "plotting",
     "profiles",
     "psf",
-    "results",
-    "sampling",
     "simulate_population",
     "survey",
     "validation",
 )
 
 
+#: Modules that moved into the ``model`` and ``inference`` packages, reached by their old names
+#: (``pmt.likelihood`` is ``pymc_tracers.model.likelihood``; ``pmt.sampling``, which held
+#: ``fit`` and ``Fitter``, is the ``inference`` package).
+_MOVED_SUBMODULES = {
+    "binned": "model.binned",
+    "likelihood": "model.likelihood",
+    "results": "inference.results",
+    "sampling": "inference",
+}
+
+
 def __getattr__(name):
-    if name in _LAZY_SUBMODULES:
+    if name in _LAZY_SUBMODULES or name in _MOVED_SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{_MOVED_SUBMODULES.get(name, name)}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_MOVED_SUBMODULES))
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from pymc_tracers.forward import Component, evaluate, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.likelihood import paper_noise_coefficients
+from pymc_tracers.model.likelihood import paper_noise_coefficients
 from pymc_tracers.profiles.light import Exponential
 from pymc_tracers.profiles.radial import LinearGradient
 from pymc_tracers.profiles.tracer import Constant, Expression

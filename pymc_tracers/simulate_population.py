@@ -23,8 +23,8 @@ import numpy as np
 from pymc_tracers.cosmology import arcsec_per_kpc, cosmology_config
 from pymc_tracers.forward import Component, evaluate, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.likelihood import paper_noise_coefficients
 from pymc_tracers.memory import release_freed_memory
+from pymc_tracers.model.likelihood import paper_noise_coefficients
 from pymc_tracers.profiles.light import Exponential
 from pymc_tracers.profiles.radial import LinearGradient
 from pymc_tracers.psf import GaussianPSF
@@ -324,9 +324,9 @@ def population_model(
     sample : PopulationSample
     pooling : {"relation", "none"}
         ``"relation"``: gradients (dex/kpc) drawn from a linear relation with log M*
-        (:func:`pymc_tracers.population.linear_relation`, non-centred) with free ``intercept``,
-        ``slope`` and ``scatter``. ``"none"``: each galaxy's gradient has its own broad prior
-        (the posterior factorises into independent per-galaxy fits).
+        (:func:`pymc_tracers.model.population.linear_relation`, non-centred) with free
+        ``intercept``, ``slope`` and ``scatter``. ``"none"``: each galaxy's gradient has its own
+        broad prior (the posterior factorises into independent per-galaxy fits).
     light : {"fixed", "free"}
         ``"fixed"``: light profiles at their true values (the paper's setup; the forward
         model then takes the radial transfer path). ``"free"``: each galaxy's
@@ -352,8 +352,8 @@ def population_model(
     """
     import pymc as pm
 
-    from pymc_tracers.likelihood import image_likelihood, tracer_likelihood
-    from pymc_tracers.population import linear_relation
+    from pymc_tracers.model.likelihood import image_likelihood, tracer_likelihood
+    from pymc_tracers.model.population import linear_relation
 
     if pooling not in ("relation", "none"):
         raise ValueError(f"pooling must be 'relation' or 'none'; got {pooling!r}")

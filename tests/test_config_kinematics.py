@@ -27,7 +27,7 @@ import pymc_tracers as pmt
 from pymc_tracers import config as cfg
 from pymc_tracers.cli import main
 from pymc_tracers.config import run as run_module
-from pymc_tracers.sampling import _grid_config
+from pymc_tracers.inference.samplers import _grid_config
 
 TRUTH = cfg.KINEMATIC_EXAMPLE_TRUTH
 SMALL = {"shape": (16, 16)}

@@ -26,17 +26,9 @@ LAYERS = [
     {"validation", "memory", "fitsutil", "atomic", "cosmology"},
     {"grid", "psf", "profiles", "convolution", "numerics", "lensing"},
     {"forward", "baselines", "data", "io", "kinematics"},
-    {
-        "likelihood",
-        "binned",
-        "fields",
-        "population",
-        "comparison",
-        "kinematic_likelihood",
-        "kinematic_population",
-    },
+    {"model"},
     {"simulate", "simulate_population"},
-    {"plotting", "results", "sampling", "fitting", "kfold"},
+    {"plotting", "inference"},
     {"config"},
     {"survey"},
     {"cli"},
@@ -206,3 +198,17 @@ def test_submodules_are_reached_lazily_from_the_package():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "module 'pymc_tracers' has no attribute 'no_such_thing'" in done.stdout
+
+
+def test_modules_moved_into_packages_keep_their_package_names():
+    """``pmt.likelihood``, ``pmt.population``, ``pmt.sampling``... still reach the modules that
+    moved into ``model/`` and ``inference/``."""
+    import pymc_tracers as pmt
+
+    assert pmt.likelihood is pmt.model.likelihood and pmt.binned is pmt.model.binned
+    assert pmt.population.linear_relation is pmt.model.population.relations.linear_relation
+    assert callable(pmt.population.hierarchical_lognormal) and callable(pmt.fields.gp_residual)
+    assert callable(pmt.comparison.compare) and callable(pmt.kinematic_population.velocity_22)
+    assert pmt.results is pmt.inference.results and pmt.results.Result is pmt.Result
+    assert pmt.sampling.fit is pmt.fit and pmt.sampling.Fitter is pmt.Fitter
+    assert pmt.sampling.SAMPLERS[0] == "nutpie" and "sampling" in dir(pmt)

@@ -567,8 +567,8 @@ def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
     """Two galaxies differing only in their PSF share a fingerprint, on the linear path and on
     the radial transfer path (log averaging); once the second one's data are swapped in, the
     compiled model computes the second one's maps."""
-    from pymc_tracers.likelihood import likelihoods_of
-    from pymc_tracers.sampling import Fitter
+    from pymc_tracers.inference.fitter import Fitter
+    from pymc_tracers.model.likelihood import likelihoods_of
 
     models = []
     for fwhm in (0.3, 0.5):
@@ -625,7 +625,7 @@ def test_a_relation_without_scatter_samples_cleanly():
     """User finding 1: five galaxies exactly on a line, each measured precisely, gave R-hat 2.2
     and 763 divergences. The reweighted likelihood is smooth down to zero scatter (each
     galaxy's draws stand for their kernel density), so NUTS samples it cleanly."""
-    from pymc_tracers.results import convergence_report
+    from pymc_tracers.inference.results import convergence_report
 
     rng = np.random.default_rng(7)
     x = np.array([9.2, 9.6, 10.0, 10.4, 10.8])

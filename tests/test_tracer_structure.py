@@ -14,7 +14,7 @@ from pytensor.gradient import verify_grad
 from scipy import signal, special
 
 import pymc_tracers as pmt
-from pymc_tracers.fields import gp_residual
+from pymc_tracers.model.fields import gp_residual
 from pymc_tracers.profiles.azimuthal import Azimuthal, azimuthal_numpy
 from pymc_tracers.profiles.gp import GPResidual, gp_kernel_numpy, gp_residual_numpy
 from pymc_tracers.profiles.radial import BrokenGradient, broken_gradient_numpy

@@ -14,11 +14,11 @@ from pymc_tracers.baselines import wls_gradient
 from pymc_tracers.cli.memory import DEFAULT_MAX_MEMORY_GIB, GIB, render_memory_problem
 from pymc_tracers.forward import Component, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.likelihood import tracer_likelihood
+from pymc_tracers.inference.results import ConvergenceWarning
+from pymc_tracers.inference.sampling import fit
+from pymc_tracers.model.likelihood import tracer_likelihood
 from pymc_tracers.profiles import Exponential, LinearGradient
 from pymc_tracers.psf import GaussianPSF
-from pymc_tracers.results import ConvergenceWarning
-from pymc_tracers.sampling import fit
 from pymc_tracers.simulate import PAPER_PIXEL_SCALE, figure3_galaxy
 
 __all__ = ["DEMO_SHAPE", "demo", "demo_setup", "wall_seconds"]

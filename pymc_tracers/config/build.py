@@ -6,7 +6,6 @@ from __future__ import annotations
 import astropy.units as u
 import pymc as pm
 
-from pymc_tracers.binned import binned_tracer_likelihood
 from pymc_tracers.config.auto import auto_prior, light_estimates
 from pymc_tracers.config.data import sky_position
 from pymc_tracers.config.errors import ConfigError, one_line
@@ -14,7 +13,8 @@ from pymc_tracers.config.lens import build_lens
 from pymc_tracers.config.registry import profile_specs
 from pymc_tracers.config.schema import FitConfig
 from pymc_tracers.forward import Component, observe
-from pymc_tracers.likelihood import image_likelihood, tracer_likelihood
+from pymc_tracers.model.binned import binned_tracer_likelihood
+from pymc_tracers.model.likelihood import image_likelihood, tracer_likelihood
 
 __all__ = ["build_model", "tracer_scale_of", "unit_text"]
 

@@ -26,7 +26,6 @@ from pymc_tracers.config.build import _ModelBuilder
 from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.kinematics import TABLE_STEMS
 from pymc_tracers.config.registry import disc_spec, profile_specs
-from pymc_tracers.kinematic_likelihood import binned_kinematic_likelihood, kinematic_likelihood
 from pymc_tracers.kinematics import (
     DiscDispersion,
     DiscGeometry,
@@ -35,6 +34,10 @@ from pymc_tracers.kinematics import (
     as_radial_function,
     inclination_from_axis_ratio,
     observe_kinematics,
+)
+from pymc_tracers.model.kinematic_likelihood import (
+    binned_kinematic_likelihood,
+    kinematic_likelihood,
 )
 
 __all__ = [

@@ -19,7 +19,6 @@ from astropy.io import fits
 
 from pymc_tracers import io
 from pymc_tracers.atomic import partial_folder, publish_folder
-from pymc_tracers.binned import binned_likelihoods_of
 from pymc_tracers.config.build import build_model
 from pymc_tracers.config.data import make_psf, read_data
 from pymc_tracers.config.derived import add_derived_gradients
@@ -27,8 +26,9 @@ from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
 from pymc_tracers.config.kinematics import read_kinematic_data
 from pymc_tracers.config.schema import FitConfig, load_config
-from pymc_tracers.results import ConvergenceWarning, Result
-from pymc_tracers.sampling import fit
+from pymc_tracers.inference.results import ConvergenceWarning, Result
+from pymc_tracers.inference.sampling import fit
+from pymc_tracers.model.binned import binned_likelihoods_of
 
 __all__ = [
     "GalaxyRun",
@@ -209,7 +209,7 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
     dict
         ``output`` (Path), ``name``, ``parameters`` ({name: (mean, sd, unit)}),
         ``diagnostics``, ``convergence`` (the report of
-        :func:`pymc_tracers.results.convergence_report`), ``seconds`` and ``result``.
+        :func:`pymc_tracers.inference.results.convergence_report`), ``seconds`` and ``result``.
 
     Raises
     ------

@@ -10,7 +10,7 @@
 * **MUSE-style** or any other file with one 2-D extension per quantity: pass the extension
   names (e.g. ``velocity="V", velocity_error="V_ERR", dispersion="SIGMA", ...``).
 
-The result plugs into :func:`~pymc_tracers.kinematic_likelihood.kinematic_likelihood`
+The result plugs into :func:`~pymc_tracers.model.kinematic_likelihood.kinematic_likelihood`
 (errors as 1-sigma maps, NaN where unusable) and ``observe_kinematics(lsf_sigma=...)``.
 """
 

@@ -17,7 +17,7 @@ moments of a PSF-smeared, pixelised line cube are ratios of binned, PSF-convolve
   moment maps or single-Gaussian fits.
 
 The PyMC layer on top (velocity and dispersion likelihoods) is
-:mod:`pymc_tracers.kinematic_likelihood`; nothing here imports PyMC.
+:mod:`pymc_tracers.model.kinematic_likelihood`; nothing here imports PyMC.
 """
 
 from pymc_tracers.kinematics.components import KinematicComponent

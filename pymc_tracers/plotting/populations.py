@@ -7,7 +7,7 @@ import arviz as az
 import numpy as np
 from matplotlib.figure import Figure
 
-from pymc_tracers import population
+from pymc_tracers.model import population
 
 __all__ = ["plot_relation", "plot_shrinkage"]
 
@@ -112,7 +112,7 @@ def plot_relation(
     y : str or array
         The per-galaxy variable (name, or draws of shape (S, N)); points with 16-84% bars.
     relation : {"linear", "quadratic", "broken_linear"}
-        The mean function (see :mod:`pymc_tracers.population`).
+        The mean function (see :mod:`pymc_tracers.model.population`).
     params : dict, optional
         The mean function's arguments: names of posterior variables, draw arrays or numbers.
         Default ``{"intercept": "intercept", "slope": "slope"}`` (pivot 0).

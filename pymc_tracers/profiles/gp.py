@@ -70,7 +70,7 @@ class GPResidual(TracerProfile):
     kernel's 2-D spectral density ``S`` and standard-normal coefficients ``beta``. This profile
     is pure PyTensor: it takes ``beta`` as an input and creates no random variables, so every
     evaluation (e.g. on the two point sets of pixel-scale numerics) uses the same field.
-    :func:`pymc_tracers.fields.gp_residual` creates ``beta`` in a PyMC model.
+    :func:`pymc_tracers.model.fields.gp_residual` creates ``beta`` in a PyMC model.
 
     Parameters
     ----------

@@ -50,7 +50,7 @@ Population relation
     :func:`pymc_tracers.cosmology.gradient_per_kpc`) and covariate ``x``, with two methods:
 
     ``"joint"``
-        The joint hierarchical model (:func:`pymc_tracers.population.linear_relation`): all
+        The joint hierarchical model (:func:`pymc_tracers.model.population.linear_relation`): all
         galaxies' likelihoods in one PyMC model, each galaxy's parameter drawn from the
         relation, its other parameters keeping their config priors. Exact, but the model
         holds every galaxy's data and its graph grows with the sample. ``"auto"`` uses it
@@ -71,7 +71,7 @@ Population relation
 
 Convergence
     Every galaxy's fit and the relation run the one convergence check of
-    :func:`pymc_tracers.results.convergence_report` (R-hat, bulk ESS, divergences). Each
+    :func:`pymc_tracers.inference.results.convergence_report` (R-hat, bulk ESS, divergences). Each
     galaxy's ``done.json`` and ``galaxies.ecsv`` record it, the relation's
     ``relation_summary.ecsv`` and ``relation.nc`` too, and ``pymc-tracers fit-sample`` exits 3
     when everything ran but a fit did not converge.

@@ -9,7 +9,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.traversal import graph_inputs, io_toposort
 
-from pymc_tracers.likelihood import likelihoods_of
+from pymc_tracers.model.likelihood import likelihoods_of
 
 __all__ = ["model_fingerprint"]
 
@@ -45,7 +45,7 @@ def model_fingerprint(model, records=None) -> str:
     ----------
     model : pm.Model
     records : list of LikelihoodRecord, optional
-        Defaults to :func:`pymc_tracers.likelihood.likelihoods_of` ``(model)``.
+        Defaults to :func:`pymc_tracers.model.likelihood.likelihoods_of` ``(model)``.
 
     Returns
     -------

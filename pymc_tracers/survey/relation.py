@@ -16,9 +16,9 @@ import pymc as pm
 
 from pymc_tracers.config import load_config
 from pymc_tracers.config.run import build_galaxy
-from pymc_tracers.population import linear_mean, linear_relation
-from pymc_tracers.results import check_convergence
-from pymc_tracers.sampling import NUTPIE_SETTINGS, nutpie_backend
+from pymc_tracers.inference.results import check_convergence
+from pymc_tracers.inference.samplers import NUTPIE_SETTINGS, nutpie_backend
+from pymc_tracers.model.population import linear_mean, linear_relation
 from pymc_tracers.survey.catalogue import Catalogue, read_catalogue
 from pymc_tracers.survey.interim import (
     importance_ess,
@@ -74,7 +74,7 @@ class RelationResult:
     info : dict
         ``parameter``, ``unit``, ``covariate``, ``covariate_unit``, ``pivot``, ``per_kpc``,
         ``importance_ess_min`` (reweighting), ``convergence`` (the report of
-        :func:`pymc_tracers.results.convergence_report`), ``scatter_constrained`` (False
+        :func:`pymc_tracers.inference.results.convergence_report`), ``scatter_constrained`` (False
         below :data:`MIN_GALAXIES_FOR_SCATTER` galaxies), ``seconds``.
     folder : Path or None
         Where it was written.
@@ -159,7 +159,8 @@ def reweighted_relation(
 def joint_model(configs, names, label, x, *, pivot, interim, scale=None, priors=None):
     """The joint hierarchical model: every galaxy's config model in one PyMC model, parameter
     ``label`` of galaxy n set to ``y_n / scale_n`` with ``y`` on the linear relation
-    (:func:`pymc_tracers.population.linear_relation`, non-centred); returns ``(model, widths)``.
+    (:func:`pymc_tracers.model.population.linear_relation`, non-centred); returns
+    ``(model, widths)``.
 
     Variables of galaxy ``name`` are prefixed ``"<name>::"``; ``y`` (dims ``galaxy``) is in the
     relation's units (per kpc when ``scale`` = arcsec_per_kpc(z)).

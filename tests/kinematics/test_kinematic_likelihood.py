@@ -8,7 +8,7 @@ from kinematics_reference import convolve_bin, subpixel_points
 from scipy import stats
 
 import pymc_tracers as pmt
-from pymc_tracers.kinematic_likelihood import (
+from pymc_tracers.model.kinematic_likelihood import (
     binned_dispersion,
     binned_kinematic_likelihood,
     binned_velocity,

@@ -12,7 +12,7 @@ import xarray as xr
 from scipy import optimize, special, stats
 
 import pymc_tracers as pmt
-from pymc_tracers.kinematic_population import (
+from pymc_tracers.model.kinematic_population import (
     EXPONENTIAL_R_EFF_OVER_R_D,
     rotation_speed_numpy,
     velocity_22_numpy,

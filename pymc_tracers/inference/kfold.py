@@ -30,8 +30,8 @@ import pandas as pd
 import pymc as pm
 from scipy.special import logsumexp
 
-from pymc_tracers.likelihood import likelihoods_of
-from pymc_tracers.sampling import Fitter
+from pymc_tracers.inference.fitter import Fitter
+from pymc_tracers.model.likelihood import likelihoods_of
 
 __all__ = ["HOLD_OUT_FACTOR", "KFoldResult", "compare_kfold", "galaxy_folds", "kfold"]
 

@@ -9,7 +9,7 @@ import pytest
 
 import pymc_tracers as pmt
 from pymc_tracers import io
-from pymc_tracers.binned import (
+from pymc_tracers.model.binned import (
     bin_sums,
     binned_likelihoods_of,
     binned_tracer,

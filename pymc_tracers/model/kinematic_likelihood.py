@@ -3,7 +3,7 @@
 The PyMC layer over :mod:`pymc_tracers.kinematics` (which builds the maps).
 
 Thin layers over :func:`~pymc_tracers.tracer_likelihood`, :func:`~pymc_tracers.image_likelihood`
-and :func:`~pymc_tracers.binned.binned_likelihood`: masks, NaN pixels, Student-t and the
+and :func:`~pymc_tracers.model.binned.binned_likelihood`: masks, NaN pixels, Student-t and the
 pointwise log-likelihoods work as they do for tracer maps. Errors may be given as 1-sigma maps
 or as inverse variances, as IFU pipelines write them (MaNGA DAP ``*_IVAR``; ``ivar = 0`` marks
 an unusable pixel, which is left out).
@@ -23,10 +23,10 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from pymc_tracers.binned import bin_sums, binned_likelihood
 from pymc_tracers.kinematics.moments import VARIANCE_FLOOR
 from pymc_tracers.kinematics.observe import KinematicObservation
-from pymc_tracers.likelihood import image_likelihood, tracer_likelihood
+from pymc_tracers.model.binned import bin_sums, binned_likelihood
+from pymc_tracers.model.likelihood import image_likelihood, tracer_likelihood
 
 __all__ = [
     "sigma_from_ivar",

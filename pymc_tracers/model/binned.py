@@ -15,7 +15,7 @@ bin: an observed variable with the dimension ``"<name>_bin"`` whose coordinate i
 Fitting binned data as if every pixel were independent (each pixel carrying its bin's value)
 is wrong twice: the bin's value is compared with pixel values it was never averaged like, and
 each measurement is counted once per pixel (errors shrink by sqrt(pixels per bin)).
-``tests/test_binned.py`` shows both.
+``tests/model/test_binned.py`` shows both.
 
 Nothing is stored outside the model: :func:`binned_likelihoods_of` rebuilds each binned
 likelihood's record (model, data, sigma and used-pixel maps) from the model's coordinates and
@@ -32,7 +32,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
 from pymc_tracers.io import bin_ids, bin_values, validate_bin_map
-from pymc_tracers.likelihood import LikelihoodRecord, _evaluate_fixed
+from pymc_tracers.model.likelihood import LikelihoodRecord, _evaluate_fixed
 
 __all__ = [
     "BINNED_LIKELIHOODS_COORD",
@@ -227,7 +227,7 @@ def binned_likelihood(
     Parameters are those of :func:`binned_tracer_likelihood`, with ``shape`` the ``(ny, nx)``
     of the maps and ``model_of_bins(ids)`` the model value of the bins ``ids`` (a tensor
     ``(n_bins,)``), e.g. a binned velocity or dispersion
-    (:mod:`pymc_tracers.kinematic_likelihood`).
+    (:mod:`pymc_tracers.model.kinematic_likelihood`).
     """
     model = pm.modelcontext(model)
     bins = validate_bin_map(bin_map, shape=shape, source=f"bin map of {name!r}")

@@ -13,13 +13,13 @@ import pymc as pm
 import pytest
 
 import pymc_tracers as pmt
-from pymc_tracers.fields import gp_residual
-from pymc_tracers.likelihood import paper_noise_coefficients
+from pymc_tracers.model.fields import gp_residual
+from pymc_tracers.model.likelihood import paper_noise_coefficients
 from pymc_tracers.profiles.gp import GPResidual
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore::pymc_tracers.comparison.ParetoKWarning",
-    "ignore::pymc_tracers.results.ConvergenceWarning",
+    "ignore::pymc_tracers.model.comparison.ParetoKWarning",
+    "ignore::pymc_tracers.inference.results.ConvergenceWarning",
 )
 
 #: a disc galaxy observed with 0.1" pixels and a 0.25" PSF (the non-clump cases)

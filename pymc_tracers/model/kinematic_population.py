@@ -11,9 +11,9 @@ Physics (PyTensor graphs with numpy twins, no random variables):
 * :func:`curve_with_speed_at`: a rotation curve written with its speed at a chosen radius
   instead of its ``v_max``, so that a population relation can be put on ``V_2.2`` directly.
 
-A Tully–Fisher relation is :func:`pymc_tracers.population.linear_relation` on ``log10 V``
+A Tully–Fisher relation is :func:`pymc_tracers.model.population.linear_relation` on ``log10 V``
 (km/s) against ``log10 M*`` (dex), and a population of dispersions is
-:func:`pymc_tracers.population.hierarchical_lognormal` (docs/kinematics.md,
+:func:`pymc_tracers.model.population.hierarchical_lognormal` (docs/kinematics.md,
 "Populations: Tully–Fisher").
 
 Posterior summaries (ArviZ):
@@ -321,7 +321,7 @@ def _pointwise_loo(result, var_name, galaxy_of, galaxy_dim):
     import arviz as az
     import xarray as xr
 
-    from pymc_tracers.comparison import (
+    from pymc_tracers.model.comparison import (
         _config,
         _galaxy_of_entries,
         _idata,

@@ -12,7 +12,7 @@ from scipy import integrate
 
 import pymc_tracers as pmt
 from pymc_tracers import plotting  # noqa: F401  (pmt.plotting)
-from pymc_tracers import population as P
+from pymc_tracers.model import population as P
 
 matplotlib.use("Agg")
 

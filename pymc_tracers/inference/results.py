@@ -19,7 +19,7 @@ import xarray as xr
 
 from pymc_tracers.atomic import atomic_write
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.likelihood import likelihoods_of
+from pymc_tracers.model.likelihood import likelihoods_of
 from pymc_tracers.plotting import corner_figure, plot_maps
 
 __all__ = [
@@ -177,7 +177,7 @@ class Result:
             With a ``posterior`` group over the model's free variables.
         model : pm.Model
         records : list of LikelihoodRecord, optional
-            Defaults to :func:`pymc_tracers.likelihood.likelihoods_of` ``(model)``.
+            Defaults to :func:`pymc_tracers.model.likelihood.likelihoods_of` ``(model)``.
         map_draws : int
             Number of (thinned, randomly chosen) posterior draws over which the pixel-wise
             median model map is taken.

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 import pymc_tracers as pmt
-from pymc_tracers.likelihood import likelihoods_of, paper_noise_coefficients
+from pymc_tracers.model.likelihood import likelihoods_of, paper_noise_coefficients
 
 
 @pytest.fixture

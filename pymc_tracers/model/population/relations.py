@@ -1,39 +1,6 @@
-"""Name-first hierarchical priors over a ``galaxy`` dimension (PyMC style).
-
-Each helper takes the variable's name first, then its parameters (floats or PyMC variables),
-creates its random variables in the model on the context stack with ``dims="galaxy"`` and
-returns the per-galaxy variable. Extra ``**kwargs`` go to the per-galaxy PyMC distribution
-(``initval``, ``transform``...). Per-galaxy variables are **non-centred** by default
-(``name = mean + scale * name_offset`` with ``name_offset ~ Normal(0, 1)``), which samples well
-when each galaxy's data constrain it weakly compared with the population spread, the usual
-case for gradients of small, PSF-smeared galaxies; ``centered=True`` gives
-``name ~ Normal(mean, scale)`` directly (better when every galaxy is measured precisely).
-
-Relations of a per-galaxy quantity ``y`` (e.g. a metallicity gradient, dex/kpc) with a
-covariate ``x`` (e.g. log10 stellar mass, dex), with ``d = x - pivot``:
-
-- :func:`linear_relation`: ``y = intercept + slope d + scatter(x) eps``;
-- :func:`quadratic_relation`: ``y = intercept + slope d + curvature d^2 + scatter(x) eps``;
-- :func:`broken_linear_relation`: two slopes joined smoothly at a break (a broken power law
-  when ``x`` and ``y`` are logarithms).
-
-In all three the intrinsic scatter may depend on the covariate, log-linearly:
-``log10 scatter(x) = log10 scatter + scatter_slope d``, so ``scatter`` is the scatter at the
-pivot (same units as ``y``) and ``scatter_slope < 0`` makes it grow towards low ``x`` as found
-for gradients against stellar mass (Wang et al. 2020). Measured covariates with errors
-(``covariate_error=``) become latent true values with a Gaussian population (Kelly 2007).
-
-Example
--------
->>> with pm.Model(coords={"galaxy": ids}):
-...     intercept = pm.Normal("intercept", 0.0, 0.1)         # dex/kpc at the pivot mass
-...     slope = pm.Normal("slope", 0.0, 0.1)                 # dex/kpc per dex of mass
-...     scatter = pm.HalfNormal("scatter", 0.1)              # dex/kpc
-...     gradient = pmt.population.linear_relation(
-...         "gradient", log_mass, intercept=intercept, slope=slope, scatter=scatter, pivot=10.0)
-
-``pivot`` defaults to the covariates' median (rounded to 0.1), stored as ``<name>_pivot``.
-"""
+"""Relations of a per-galaxy quantity with a covariate: the mean functions (plain algebra) and
+:func:`linear_relation`, :func:`quadratic_relation`, :func:`broken_linear_relation` (see
+:mod:`pymc_tracers.model.population`)."""
 
 from __future__ import annotations
 
@@ -44,11 +11,17 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
+from pymc_tracers.model.population.priors import (
+    _check_per_galaxy,
+    _covariate,
+    _dim_name,
+    _galaxy_length,
+    _per_galaxy_normal,
+)
+
 __all__ = [
     "broken_linear_mean",
     "broken_linear_relation",
-    "hierarchical_lognormal",
-    "hierarchical_normal",
     "linear_mean",
     "linear_relation",
     "quadratic_mean",
@@ -101,152 +74,6 @@ def scatter_at(x, scatter, scatter_slope=None, pivot=0.0):
     if scatter_slope is None:
         return scatter + 0.0 * x
     return scatter * 10.0 ** (scatter_slope * (x - pivot))
-
-
-# ---------------------------------------------------------------------------- validation
-def _dim_name(dims):
-    if isinstance(dims, str):
-        return dims
-    if isinstance(dims, (tuple, list)) and len(dims) == 1 and isinstance(dims[0], str):
-        return dims[0]
-    raise ValueError(f"dims must name one dimension (e.g. dims='galaxy'); got {dims!r}")
-
-
-def _galaxy_length(model, dim, n=None, what="covariate"):
-    """Length of the galaxy coordinate, created from ``n`` when the model has none yet."""
-    coords = model.coords.get(dim)
-    if coords is None:
-        if n is None:
-            raise ValueError(
-                f"the model has no {dim!r} coordinate, so the number of galaxies is unknown; "
-                f"create the model with pm.Model(coords={{{dim!r}: galaxy_ids}})"
-            )
-        model.add_coord(dim, np.arange(n))
-        return n
-    if n is not None and len(coords) != n:
-        raise ValueError(
-            f"{what} has {n} values but the model's {dim!r} coordinate has {len(coords)} "
-            "galaxies; give one value per galaxy, in the coordinate's order"
-        )
-    return len(coords)
-
-
-def _check_per_galaxy(value, label, n, positive=False):
-    """Floats or per-galaxy arrays: finite, (> 0), broadcastable to the galaxies."""
-    if isinstance(value, Variable):
-        shape = value.type.shape
-        if len(shape) > 1 or (len(shape) == 1 and shape[0] not in (None, 1, n)):
-            raise ValueError(
-                f"{label} has shape {shape}; give a scalar or one value per galaxy ({n})"
-            )
-        return value
-    array = np.asarray(value, dtype=float)
-    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] not in (1, n)):
-        raise ValueError(
-            f"{label} has shape {array.shape}; give a scalar or one value per galaxy ({n})"
-        )
-    bad = ~np.isfinite(array) | ((array <= 0) if positive else False)
-    if np.any(bad):
-        i = int(np.flatnonzero(np.atleast_1d(bad))[0])
-        where = f" for galaxy {i}" if array.ndim else ""
-        need = "finite and > 0" if positive else "finite"
-        raise ValueError(f"{label} must be {need}; got {np.atleast_1d(array)[i]}{where}")
-    return array
-
-
-def _covariate(x, label="covariate"):
-    """A 1-D float array of covariates; NaN/inf raise, naming the galaxy."""
-    if isinstance(x, Variable):
-        if x.type.ndim != 1:
-            raise ValueError(f"{label} must be 1-D (one value per galaxy); got ndim={x.type.ndim}")
-        return x, x.type.shape[0]
-    array = np.asarray(x, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{label} must be 1-D (one value per galaxy); got shape {array.shape}")
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size:
-        raise ValueError(
-            f"{label} is {array[bad[0]]} for galaxy {int(bad[0])} ({bad.size} non-finite value"
-            f"{'s' if bad.size > 1 else ''} in all, at indices {bad[:10].tolist()}); remove those "
-            "galaxies or give their covariate a value and a large covariate_error"
-        )
-    return array, array.shape[0]
-
-
-def _per_galaxy_normal(name, mean, scale, dim, centered, kwargs):
-    if centered:
-        return pm.Normal(name, mu=mean, sigma=scale, dims=dim, **kwargs)
-    offset = pm.Normal(f"{name}_offset", mu=0.0, sigma=1.0, dims=dim, **kwargs)
-    return pm.Deterministic(name, mean + scale * offset, dims=dim)
-
-
-# ---------------------------------------------------------------------------- helpers
-def hierarchical_normal(name, mu, tau, *, dims="galaxy", centered=False, **kwargs):
-    """Per-galaxy parameters drawn from a population ``Normal(mu, tau)``.
-
-    Parameters
-    ----------
-    name : str
-        Name of the per-galaxy variable (e.g. ``"gradient"``).
-    mu : float, array or PyMC variable
-        Population mean (units of the parameter); a scalar or one value per galaxy.
-    tau : float, array or PyMC variable
-        Population standard deviation (same units, > 0).
-    dims : str
-        The galaxy dimension; the model must have this coordinate.
-    centered : bool
-        ``False`` (default): ``name = mu + tau * name_offset``, ``name_offset ~ Normal(0, 1)``
-        (a Deterministic); ``True``: ``name ~ Normal(mu, tau)``.
-    **kwargs
-        Passed to the PyMC ``Normal`` (``name_offset`` when non-centred).
-
-    Returns
-    -------
-    TensorVariable
-        The per-galaxy variable, shape ``(n_galaxies,)``, dims ``(dims,)``.
-    """
-    model = pm.modelcontext(None)
-    dim = _dim_name(dims)
-    n = _galaxy_length(model, dim)
-    mu = _check_per_galaxy(mu, "mu", n)
-    tau = _check_per_galaxy(tau, "tau", n, positive=True)
-    return _per_galaxy_normal(name, mu, tau, dim, centered, kwargs)
-
-
-def hierarchical_lognormal(name, mu, tau, *, dims="galaxy", centered=False, **kwargs):
-    """Positive per-galaxy parameters with a log-normal population: ``log10 x ~ Normal(mu, tau)``.
-
-    For quantities that are positive and spread over a factor of a few across a sample, such
-    as intrinsic velocity dispersions (km/s) or scale lengths. The per-galaxy
-    ``log10_<name>`` comes from :func:`hierarchical_normal` (non-centred by default) and
-    ``name = 10**log10_<name>`` is a Deterministic.
-
-    Parameters
-    ----------
-    name : str
-        Name of the per-galaxy variable (e.g. ``"sigma0"``, km/s).
-    mu : float, array or PyMC variable
-        Population mean of ``log10 x`` (dex of the parameter's units, e.g. ``log10(km/s)``);
-        ``10**mu`` is the population median.
-    tau : float, array or PyMC variable
-        Population scatter of ``log10 x`` (dex, > 0).
-    dims, centered, **kwargs
-        As in :func:`hierarchical_normal` (applied to ``log10_<name>``).
-
-    Returns
-    -------
-    TensorVariable
-        The per-galaxy variable ``name`` (> 0, units of ``10**mu``), dims ``(dims,)``.
-
-    Example
-    -------
-    >>> log_sigma_mu = pm.Normal("log_sigma0_mu", 1.6, 0.3)          # log10(km/s)
-    >>> log_sigma_tau = pm.HalfNormal("log_sigma0_tau", 0.3)         # dex
-    >>> sigma0 = pmt.population.hierarchical_lognormal("sigma0", log_sigma_mu, log_sigma_tau)
-    """
-    dim = _dim_name(dims)
-    log_value = hierarchical_normal(f"log10_{name}", mu, tau, dims=dim, centered=centered, **kwargs)
-    return pm.Deterministic(name, 10.0**log_value, dims=dim)
 
 
 def _latent_covariate(name, x, n, covariate_error, covariate_prior, dim, centered):

@@ -1,316 +1,26 @@
-"""The sampling front door: :func:`fit` and :class:`Fitter` (compile once, refit many times).
-
-Both end on one shared path (:func:`_finish`): the optional pointwise log-likelihood pass, the
-stored configuration (sampler, backend, mass matrix, timing, grid), the median model maps of
-:class:`~pymc_tracers.results.Result` and the convergence check.
+"""Compile once, refit many times: :class:`Fitter` fits one compiled model to many data sets
+(a survey of galaxies on one grid) or PSFs, swapping data into nutpie's compiled sampler.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
 import pymc as pm
 from pymc.model.transform.optimization import freeze_dims_and_data
 
-from pymc_tracers.forward import Observation
-from pymc_tracers.likelihood import likelihoods_of
-from pymc_tracers.results import Result, max_total_log_likelihood, model_map_function
+from pymc_tracers.inference.results import Result, model_map_function
+from pymc_tracers.inference.samplers import (
+    NUTPIE_SETTINGS,
+    _as_observations,
+    _check_counts,
+    _finish,
+    nutpie_backend,
+)
+from pymc_tracers.model.likelihood import likelihoods_of
 
-__all__ = ["NUTPIE_BACKENDS", "SAMPLERS", "Fitter", "fit"]
-
-logger = logging.getLogger("pymc_tracers")
-
-SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
-NUTPIE_BACKENDS = ("auto", "jax", "numba")
-
-#: nutpie's mass-matrix adaptation, used by ``fit`` and ``Fitter`` alike. The low-rank
-#: modified mass matrix adapts to correlated parameters (central value vs gradient, r ~ -0.9):
-#: bulk ESS per 2000 draws rose from ~500 to ~2000 in the paper's fits.
-NUTPIE_SETTINGS = {"low_rank_modified_mass_matrix": True}
-
-#: The mass matrix each sampler adapts with the settings used here (stored in the config).
-MASS_MATRIX = {
-    "nutpie": "low-rank modified",
-    "pymc": "diagonal",
-    "numpyro": "diagonal",
-    "blackjax": "diagonal",
-}
-
-
-def fit(
-    model=None,
-    *,
-    draws=1000,
-    tune=1000,
-    chains=2,
-    sampler="nutpie",
-    map_start=False,
-    random_seed=None,
-    progressbar=True,
-    map_draws=100,
-    grid=None,
-    config=None,
-    backend="auto",
-    log_likelihood=True,
-    observations=None,
-    **sample_kwargs,
-) -> Result:
-    """Sample a pymc_tracers model with NUTS and wrap the result.
-
-    Parameters
-    ----------
-    model : pm.Model, optional
-        Defaults to the model on the context stack.
-    draws, tune, chains : int
-        Posterior draws and tuning steps per chain; number of chains. nutpie needs
-        ``tune >= 1`` (its adaptation windows are fractions of the tuning steps).
-    sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
-        NUTS implementation (nutpie by default; numpyro/blackjax need the ``jax`` extra).
-    map_start : bool
-        Start every chain at the maximum a posteriori point, unjittered. Recommended for
-        large batches of galaxies: from jittered starts one chain may settle in a poor local
-        mode of one galaxy among hundreds (e.g. a rotation curve whose beam smearing stands
-        in for the dispersion) and never leave it.
-    random_seed : int, optional
-    progressbar : bool
-    map_draws : int
-        Number of posterior draws used for the median model maps.
-    grid : PixelGrid, optional
-        The data grid, stored so plots have arcsec axes and radii.
-    config : dict, optional
-        Extra JSON-serialisable description stored in ``idata.attrs`` (e.g. the galaxy setup).
-    backend : {"auto", "jax", "numba"}
-        nutpie's compilation backend. "auto" takes JAX when it is installed: measured faster
-        here, both to compile and per gradient (``benchmarks/backends.py``). Whenever JAX runs
-        the model (this backend, ``sampler="numpyro"`` or ``"blackjax"``), 64-bit JAX is
-        switched on so the float64 graph is not truncated to float32.
-    log_likelihood : bool
-        Compute pointwise log-likelihoods (needed for LOO/WAIC/BIC; costs a pass over the
-        draws). They stay in memory; :meth:`Result.save` stores them only when asked.
-    observations : list of Observation, optional
-        What :func:`~pymc_tracers.observe` returned. Those on the radial path are compared
-        with the exact full path at a few posterior draws after sampling; the largest error
-        (tracer units) is stored as ``config["radial_error"]``, with a warning when it
-        exceeds the tolerance.
-    **sample_kwargs
-        Passed on to ``pm.sample``.
-
-    Returns
-    -------
-    Result
-    """
-    model = pm.modelcontext(model)
-    observations = _as_observations(observations)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    _check_counts(draws=draws, tune=tune, chains=chains, sampler=sampler)
-    if sampler == "nutpie":
-        backend = nutpie_backend(backend)
-        sample_kwargs["nuts_sampler_kwargs"] = {
-            "backend": backend,
-            "gradient_backend": "jax" if backend == "jax" else "pytensor",
-            **NUTPIE_SETTINGS,
-            **sample_kwargs.get("nuts_sampler_kwargs", {}),
-        }
-    elif sampler in ("numpyro", "blackjax"):
-        jax = _enable_jax_x64(f"sampler={sampler!r}")
-        backend = "jax"
-        if sampler == "blackjax" and jax.local_device_count() < chains:
-            # PyMC maps blackjax chains over devices (pmap), which fails with fewer devices
-            # than chains; vectorised chains run anywhere
-            sample_kwargs["nuts_sampler_kwargs"] = {
-                "chain_method": "vectorized",
-                **sample_kwargs.get("nuts_sampler_kwargs", {}),
-            }
-    else:
-        backend = None
-    started = time.perf_counter()
-    initvals = None
-    if map_start:
-        with model:
-            initvals = pm.find_MAP(progressbar=progressbar, seed=random_seed)
-        initvals = {rv.name: initvals[rv.name] for rv in model.free_RVs}
-        if sampler == "nutpie":
-            # pm.sample does not pass initvals to nutpie (it warns and starts from jittered
-            # points); the Fitter hands them to nutpie's compiler, unjittered
-            extra = sorted(set(sample_kwargs) - {"nuts_sampler_kwargs"})
-            if extra:
-                raise ValueError(
-                    f"map_start=True with nutpie takes no further sampler options; got {extra}"
-                )
-            fitter = Fitter(
-                model,
-                observations=observations,
-                backend=backend,
-                swappable_data=False,
-                jitter=False,
-                initial_points=initvals,
-            )
-            return fitter.fit(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                progressbar=progressbar,
-                map_draws=map_draws,
-                grid=grid,
-                config=dict(config or {}, map_start=True),
-                log_likelihood=log_likelihood,
-            )
-    with model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            nuts_sampler=sampler,
-            initvals=initvals,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            **sample_kwargs,
-        )
-    return _finish(
-        idata,
-        model,
-        likelihoods_of(model),
-        started=started,
-        log_likelihood=log_likelihood,
-        map_draws=map_draws,
-        random_seed=random_seed,
-        grid=grid,
-        config=config,
-        settings={
-            "sampler": sampler,
-            "backend": backend,
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
-        },
-        observations=observations,
-    )
-
-
-def _as_observations(observations) -> list:
-    if observations is None:
-        return []
-    if isinstance(observations, Observation):
-        return [observations]
-    observations = list(observations)
-    if not all(isinstance(o, Observation) for o in observations):
-        raise TypeError("observations must be pmt.Observation objects (what pmt.observe returns)")
-    return observations
-
-
-def _posterior_radial_error(observations, posterior):
-    """The largest error of the radial renderers' maps at posterior draws (None if none)."""
-    errors = [
-        o.renderer.check_posterior(posterior)
-        for o in observations
-        if hasattr(o.renderer, "check_posterior")
-    ]
-    errors = [e for e in errors if np.isfinite(e)]
-    return max(errors) if errors else None
-
-
-def _check_counts(*, draws, tune, chains, sampler):
-    for name, value, least in [("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}; got {value!r}")
-    if sampler == "nutpie" and tune < 1:
-        raise ValueError(
-            "nutpie needs at least one tuning step (its step-size and mass-matrix adaptation "
-            f"windows are fractions of tune); got tune={tune}. Use tune >= 100 for a usable "
-            "adaptation, or sampler='pymc' to sample without tuning"
-        )
-
-
-def _enable_jax_x64(why: str):
-    """Switch JAX to 64-bit (the models are float64 graphs, which float32 JAX truncates);
-    return the ``jax`` module."""
-    try:
-        import jax
-    except ImportError:
-        raise ImportError(f"{why} needs JAX: pip install 'pymc_tracers[jax]'") from None
-    jax.config.update("jax_enable_x64", True)
-    return jax
-
-
-def nutpie_backend(backend):
-    """nutpie's compilation backend for ``backend`` (``"auto"``: JAX when installed, in
-    64-bit)."""
-    if backend not in NUTPIE_BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {NUTPIE_BACKENDS}")
-    if backend == "auto":
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            return "numba"
-        backend = "jax"
-    if backend == "jax":
-        _enable_jax_x64("backend='jax'")
-    return backend
-
-
-def _finish(
-    idata,
-    model,
-    records,
-    *,
-    started,
-    log_likelihood,
-    map_draws,
-    random_seed,
-    grid,
-    config,
-    settings,
-    map_function=None,
-    observations=(),
-) -> Result:
-    """The one ending of every fit: log-likelihood pass, configuration, maps, convergence, and
-    the radial path's accuracy at posterior draws."""
-    sampling_seconds = time.perf_counter() - started
-    config = dict(config or {})
-    config.update(settings)
-    config.update(
-        random_seed=random_seed,
-        mass_matrix=MASS_MATRIX[settings["sampler"]],
-        sampling_seconds=sampling_seconds,
-        grid=_grid_config(grid),
-    )
-    if log_likelihood:
-        if "log_likelihood" not in idata.groups():
-            with model:
-                pm.compute_log_likelihood(idata, progressbar=False)
-        config["log_likelihood_seconds"] = time.perf_counter() - started - sampling_seconds
-        # kept in the (small) configuration, so BIC works on results saved without the
-        # pointwise values
-        config["max_log_likelihood"] = max_total_log_likelihood(idata.log_likelihood)
-    radial_error = _posterior_radial_error(observations, idata.posterior)
-    if radial_error is not None:
-        config["radial_error"] = radial_error
-    result = Result.from_model(
-        idata,
-        model,
-        records=records,
-        map_draws=map_draws,
-        config=config,
-        random_seed=random_seed,
-        map_function=map_function,
-    )
-    result.check_convergence()
-    return result
-
-
-def _grid_config(grid):
-    if grid is None:
-        return None
-    return {
-        "shape": list(grid.shape),
-        "pixel_scale": grid.pixel_scale,
-        "supersampling": grid.supersampling,
-        "center": list(grid.center),
-    }
+__all__ = ["Fitter"]
 
 
 class Fitter:
@@ -321,7 +31,7 @@ class Fitter:
     and, for models on the linear and radial paths, the PSF-dependent basis maps, which the
     observations' renderers recompute. nutpie swaps them into the compiled sampler. The
     likelihoods are read from the model itself
-    (:func:`~pymc_tracers.likelihood.likelihoods_of`), so models transformed by ``pm.do`` or
+    (:func:`~pymc_tracers.model.likelihood.likelihoods_of`), so models transformed by ``pm.do`` or
     ``clone_model`` work too.
 
     Parameters
@@ -482,7 +192,7 @@ class Fitter:
         """Posterior draws of the compiled model with model data swapped in, nothing else.
 
         The model itself is left as it is (its data keep their values), so several calls may
-        run at once from threads, e.g. the folds of :func:`~pymc_tracers.kfold`.
+        run at once from threads, e.g. the folds of :func:`~pymc_tracers.inference.kfold.kfold`.
 
         Parameters
         ----------

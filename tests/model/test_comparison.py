@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import pymc_tracers as pmt
-from pymc_tracers.comparison import ParetoKWarning, pointwise_log_likelihood
+from pymc_tracers.model.comparison import ParetoKWarning, pointwise_log_likelihood
 
 
 def _sample(model, seed):
@@ -227,7 +227,7 @@ def test_different_data_cannot_be_compared(rng):
 
 
 def test_compare_is_a_function_and_comparison_the_module():
-    import pymc_tracers.comparison as module
+    import pymc_tracers.model.comparison as module
 
     assert callable(pmt.compare) and pmt.compare is module.compare
     assert pmt.bic is module.bic and pmt.delta_bic is module.delta_bic

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import pymc_tracers as pmt
-from pymc_tracers.kfold import galaxy_folds
+from pymc_tracers.inference.kfold import galaxy_folds
 
 N_GALAXIES, SIGMA, TAU, PRIOR_SD = 6, 0.3, 0.2, 1.0
 
