@@ -38,9 +38,10 @@ class Fitter:
     ----------
     model : pm.Model, optional
         Defaults to the model on the context stack.
-    observations : list of Observation, optional
-        What :func:`~pymc_tracers.observe` returned for this model; needed for
-        ``fit(psf=...)`` (their renderers recompute their data for the new PSF).
+    observations : list of Observation or KinematicObservation, optional
+        What :func:`~pymc_tracers.observe` or :func:`~pymc_tracers.observe_kinematics`
+        returned for this model; needed for ``fit(psf=...)`` (their renderers recompute their
+        data for the new PSF).
     backend : {"numba", "jax"}
         nutpie's compilation backend. numba (default) compiles once and then swaps data for
         free; nutpie's JAX backend re-traces on new data (timings in ``docs/performance.md``).
@@ -244,7 +245,8 @@ class Fitter:
             ``{likelihood name: map}`` or ``{name: (map, sigma)}``; maps of the original shape
             with finite values in the pixels the model was built with.
         psf : PSF, optional
-            A new PSF (linear and radial paths; needs ``observations``).
+            A new fixed PSF, or one per galaxy (every renderer but ``fitted_psf``; the full
+            paths take stamps no wider than the built one; needs ``observations``).
         draws, tune, chains, random_seed, progressbar, map_draws, grid, config, log_likelihood
             As in :func:`fit`.
         """

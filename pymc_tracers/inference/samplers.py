@@ -16,6 +16,7 @@ import pymc as pm
 
 from pymc_tracers.forward import Observation
 from pymc_tracers.inference.results import Result, max_total_log_likelihood
+from pymc_tracers.kinematics import KinematicObservation
 
 __all__ = ["NUTPIE_BACKENDS", "SAMPLERS"]
 
@@ -41,11 +42,12 @@ MASS_MATRIX = {
 def _as_observations(observations) -> list:
     if observations is None:
         return []
-    if isinstance(observations, Observation):
+    kinds = (Observation, KinematicObservation)
+    if isinstance(observations, kinds):
         return [observations]
     observations = list(observations)
-    if not all(isinstance(o, Observation) for o in observations):
-        raise TypeError("observations must be pmt.Observation objects (what pmt.observe returns)")
+    if not all(isinstance(o, kinds) for o in observations):
+        raise TypeError("observations must be what pmt.observe or pmt.observe_kinematics returned")
     return observations
 
 

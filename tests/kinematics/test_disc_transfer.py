@@ -132,6 +132,33 @@ def test_disc_radial_psf_swap_gives_the_new_psfs_maps():
         obs.renderer.psf_updates([pmt.GaussianPSF(f) for f in (0.4, 0.7, 1.5)])
 
 
+def test_a_fitter_takes_kinematic_observations_and_swaps_their_psf():
+    """Fitter.fit(psf=...) with what observe_kinematics returned: the model's data become
+    the new PSF's bases before sampling."""
+    narrower = [pmt.GaussianPSF(0.3), pmt.GaussianPSF(0.5), pmt.GaussianPSF(0.9)]
+    model, obs = _build("auto", batched=True)
+    with model:
+        pmt.kinematic_likelihood(
+            obs, velocity=np.full((3, *GRID.shape), 3000.0), velocity_sigma=10.0
+        )
+    expected = obs.renderer.psf_updates(narrower)
+    fitter = pmt.Fitter(model, observations=[obs], backend="jax")
+    result = fitter.fit(
+        psf=narrower,
+        draws=20,
+        tune=20,
+        chains=1,
+        progressbar=False,
+        log_likelihood=False,
+        map_draws=2,
+    )
+    assert result.idata.posterior["v_max"].shape == (1, 20, 3)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(model[name].get_value(), value)
+    with pytest.raises(TypeError, match="observe_kinematics returned"):
+        pmt.Fitter(model, observations=[obs.velocity], backend="jax")
+
+
 def test_disc_radial_gradients_equal_the_full_paths():
     # maps within 1e-5 km/s (the node count follows the tolerance): logp and gradients agree
     # to ~1e-8 relative, so a wrong gradient graph cannot hide behind the interpolation
