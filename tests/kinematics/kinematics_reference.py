@@ -8,7 +8,7 @@ package's numerics or convolution ops is used.
 import numpy as np
 from scipy import signal
 
-from pymc_tracers.kinematics.cube import line_cube, moment_maps
+from pymc_tracers.kinematics.cube_maps import line_cube, moment_maps
 
 
 def subpixel_points(grid, psf):
@@ -38,7 +38,7 @@ def moments_numpy(light, velocity, dispersion, kernel, grid):
 def cube_moments(light, velocity, dispersion, kernel, grid, channel_width):
     """Moments of a line cube: a Gaussian line of centre ``velocity`` and width ``dispersion``
     per sub-pixel, sampled every ``channel_width`` km/s, each channel PSF-convolved and binned
-    (``pmt.kinematics.cube.line_cube``: scipy's ``fftconvolve`` per channel, no code of the
+    (``pmt.kinematics.cube_maps.line_cube``: scipy's ``fftconvolve`` per channel, no code of the
     moment path), reduced by ``moment_maps``.
 
     The channel sums of a Gaussian sampled finer than a quarter of its width equal its
