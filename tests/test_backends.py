@@ -50,8 +50,20 @@ def c_reference(fitted_psf):
     return logp_and_gradient(*joint_model_and_point(fitted_psf))
 
 
+def _on_one_worker(group, *values):
+    """A parametrization whose tests run on one xdist worker (``--dist loadgroup`` in
+    pyproject.toml), so that the C reference they share is built and compiled once."""
+    return pytest.param(*values, marks=pytest.mark.xdist_group(group))
+
+
 @pytest.mark.parametrize(
-    "mode, fitted_psf", [("JAX", False), ("NUMBA", False), ("JAX", True), ("NUMBA", True)]
+    "mode, fitted_psf",
+    [
+        _on_one_worker("backends_fixed_psf", "JAX", False),
+        _on_one_worker("backends_fixed_psf", "NUMBA", False),
+        _on_one_worker("backends_fitted_psf", "JAX", True),
+        _on_one_worker("backends_fitted_psf", "NUMBA", True),
+    ],
 )
 def test_backends_agree_with_c(mode, fitted_psf):
     if mode == "JAX":
@@ -89,8 +101,10 @@ def test_numpyro_samples_a_tracer_model():
     assert lo < -0.2 < hi
 
 
+@functools.cache
 def batched_fitted_psf_model():
-    """Three galaxies, each with its own fitted PSF width (kernels of different sizes).
+    """Three galaxies, each with its own fitted PSF width (kernels of different sizes); built
+    once per process (the tests only read it).
 
     Shapes are given as numbers, not ``dims``: PyMC's dims are shared variables, and the
     gradient graph of a batch then reshapes by a dim length that JAX cannot trace (a
@@ -119,20 +133,32 @@ def batched_fitted_psf_model():
     return model
 
 
-@pytest.mark.parametrize("mode", ["JAX", "NUMBA"])
+def batched_point():
+    point = batched_fitted_psf_model().initial_point()
+    point["gradient"] = np.array([-0.1, -0.3, 0.2])
+    return point
+
+
+@functools.cache
+def batched_c_reference():
+    """The C backend's values of the batched model, computed once for both other backends."""
+    return logp_and_gradient(batched_fitted_psf_model(), batched_point())
+
+
+@pytest.mark.parametrize(
+    "mode", [_on_one_worker("backends_batched", "JAX"), _on_one_worker("backends_batched", "NUMBA")]
+)
 def test_batched_fitted_psfs_agree_with_c(mode):
     if mode == "JAX":
         jax = pytest.importorskip("jax")
         jax.config.update("jax_enable_x64", True)
-    model = batched_fitted_psf_model()
-    point = model.initial_point()
-    point["gradient"] = np.array([-0.1, -0.3, 0.2])
-    reference = logp_and_gradient(model, point)
-    other = logp_and_gradient(model, point, mode)
+    reference = batched_c_reference()
+    other = logp_and_gradient(batched_fitted_psf_model(), batched_point(), mode)
     assert other[0] == pytest.approx(reference[0], rel=1e-10)
     np.testing.assert_allclose(other[1], reference[1], rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.xdist_group("backends_batched")
 def test_nutpie_jax_backend_samples_fitted_psfs():
     nutpie = pytest.importorskip("nutpie")
     pytest.importorskip("jax")

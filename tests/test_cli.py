@@ -107,7 +107,7 @@ import pytensor.tensor as pt
 import pymc_tracers as pmt
 from pymc_tracers.cli.memory import estimate_render_bytes
 grid = pmt.PixelGrid((41, 41), 0.066, supersampling=1)
-psf = pmt.GaussianPSF(8.0)
+psf = pmt.GaussianPSF(3.0)
 r_eff = pt.dscalar("r_eff")
 disc = pmt.Component(
     pmt.Exponential(r_eff=r_eff, amplitude=1.0), pmt.LinearGradient(central=8.0, gradient=-0.2)

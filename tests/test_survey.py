@@ -160,6 +160,11 @@ def _run_sample(folder, runner):
     }
 
 
+#: The tests of the ``sample`` fixture run on one xdist worker (``--dist loadgroup`` in
+#: pyproject.toml): a module fixture is built once per worker, and this one takes ~25 s.
+SAMPLE_GROUP = pytest.mark.xdist_group("survey_sample")
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     """The two runs in this process, one galaxy after another (no Dask)."""
@@ -174,6 +179,7 @@ def dask_sample(tmp_path_factory):
     return _run_sample(tmp_path_factory.mktemp("dask_survey"), cluster)
 
 
+@SAMPLE_GROUP
 def test_an_interrupted_run_resumes_with_one_result_per_galaxy(sample):
     _check_resumed(sample)
     assert len(sample["after_first"]) == 3  # serial: nothing in flight when it stopped
@@ -216,6 +222,7 @@ def _check_resumed(sample):
     assert np.allclose(table["log_mass"][:N_GALAXIES], sample["truth"]["log_mass"], atol=1e-4)
 
 
+@SAMPLE_GROUP
 def test_a_missing_config_is_reported_and_the_others_fitted(sample):
     code, _, err = sample["second"]
     assert code == 1, err
@@ -226,6 +233,7 @@ def test_a_missing_config_is_reported_and_the_others_fitted(sample):
     assert len(survey.finished_galaxies(sample["output"])) == N_GALAXIES
 
 
+@SAMPLE_GROUP
 def test_compiled_models_are_shared_between_galaxies_of_one_structure(sample):
     galaxies = sample["output"] / "galaxies"
     how = [
@@ -236,6 +244,7 @@ def test_compiled_models_are_shared_between_galaxies_of_one_structure(sample):
     assert how.count("compiled") <= 2 and how.count("reused") >= N_GALAXIES - 2, how
 
 
+@SAMPLE_GROUP
 def test_the_population_relation_covers_the_truth(sample):
     import arviz as az
 
@@ -254,6 +263,7 @@ def test_the_population_relation_covers_the_truth(sample):
     assert attrs["importance_ess_min"] > survey.MIN_IMPORTANCE_ESS
 
 
+@SAMPLE_GROUP
 @pytest.mark.slow
 def test_the_joint_model_agrees_with_the_reweighting(sample):
     """The joint hierarchical model (all maps refitted together) on the same galaxies."""
@@ -288,6 +298,7 @@ def test_the_joint_model_agrees_with_the_reweighting(sample):
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < width, name
 
 
+@SAMPLE_GROUP
 @pytest.mark.slow
 def test_a_killed_run_loses_nothing_and_overwrite_failed_refits(sample):
     """SIGKILL the whole command (no clean-up at all) after two galaxies, resume, then refit the
@@ -330,6 +341,7 @@ def test_a_killed_run_loses_nothing_and_overwrite_failed_refits(sample):
         assert (galaxies / name / survey.DONE_FILE).stat().st_mtime_ns != mtime
 
 
+@SAMPLE_GROUP
 @pytest.mark.slow
 def test_a_killed_worker_process_loses_nothing(sample):
     """Two worker processes; one is SIGKILLed while the survey runs. Its galaxy goes back to
@@ -563,6 +575,7 @@ def test_fingerprint_ignores_data_values_but_not_structure():
     assert survey.model_fingerprint(model(np.zeros(5), prior=2.0), records=[]) != base
 
 
+@SAMPLE_GROUP
 def test_a_cached_sampler_takes_another_psf_through_the_basis_maps(sample):
     """Two galaxies differing only in their PSF share a fingerprint, on the linear path and on
     the radial transfer path (log averaging); once the second one's data are swapped in, the
@@ -650,6 +663,7 @@ def test_a_relation_without_scatter_samples_cleanly():
     assert lo < -0.08 < hi and hi - lo < 0.03
 
 
+@SAMPLE_GROUP
 def test_a_small_relation_says_what_it_cannot_constrain_and_its_slope_unit(sample, tmp_path):
     """User findings 1 and 2: three galaxies are too few for an intrinsic scatter (said, and
     recorded); the slope's unit is the parameter's unit per unit of the covariate; the
@@ -735,6 +749,7 @@ def test_ctrl_c_stops_a_cluster_run_quietly(tmp_path):
     assert "Traceback" not in err and "CommClosedError" not in err
 
 
+@SAMPLE_GROUP
 def test_the_relation_takes_gradients_per_effective_radius(sample):
     """User finding 10: the relation in dex/R_e (the light profile's fixed r_eff, 0.6")."""
     names = [f"g{i}" for i in range(N_GALAXIES)]

@@ -31,8 +31,9 @@ Modules: :mod:`~pymc_tracers.config.schema` (sections and keys, :func:`load_conf
 :mod:`~pymc_tracers.config.data` (maps and PSF), :mod:`~pymc_tracers.config.auto` (``"auto"``
 light priors), :mod:`~pymc_tracers.config.build` (the PyMC model),
 :mod:`~pymc_tracers.config.derived` (gradients per R_e and per kpc),
-:mod:`~pymc_tracers.config.kinematics` and :mod:`~pymc_tracers.config.kinematic_model`
-(``[kinematics]``: checking, reading, the model and its outputs),
+:mod:`~pymc_tracers.config.kinematics`, :mod:`~pymc_tracers.config.kinematic_data` and
+:mod:`~pymc_tracers.config.kinematic_model` (``[kinematics]``: checking, reading, the model and
+its outputs),
 :mod:`~pymc_tracers.config.run` (the single-galaxy pipeline) and
 :mod:`~pymc_tracers.config.example` (``init-example``).
 """
@@ -48,8 +49,9 @@ from pymc_tracers.config.example_kinematics import (
     KINEMATIC_EXAMPLE_TRUTH,
     write_kinematic_example,
 )
+from pymc_tracers.config.kinematic_data import KinematicInput, read_kinematic_data
 from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
-from pymc_tracers.config.kinematics import KinematicInput, check_kinematics, read_kinematic_data
+from pymc_tracers.config.kinematics import check_kinematics
 from pymc_tracers.config.registry import (
     DISC_PARAMETERS,
     LIGHT_PROFILES,

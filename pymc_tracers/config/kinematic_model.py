@@ -72,7 +72,7 @@ def build_kinematic_model(config, data, psf, *, model=None, prefix="", overrides
     config : FitConfig
         With ``config.kinematics`` (the checked section).
     data : KinematicInput
-        From :func:`pymc_tracers.config.kinematics.read_kinematic_data` (km/s).
+        From :func:`pymc_tracers.config.kinematic_data.read_kinematic_data` (km/s).
     psf : PSF
     model, prefix, overrides
         As for :func:`pymc_tracers.config.build_model`.

@@ -33,20 +33,18 @@ A configuration with ``[kinematics]`` fits moment maps instead of a tracer map: 
 Rotation curves and dispersion profiles are the radial functions of
 :mod:`pymc_tracers.kinematics`, read from the classes
 (:func:`pymc_tracers.config.registry.profile_specs` ``("radial")``). This module checks the
-section (:func:`check_kinematics`) and reads its maps (:func:`read_kinematic_data`);
+section (:func:`check_kinematics`); :mod:`pymc_tracers.config.kinematic_data` reads its maps
+(:func:`~pymc_tracers.config.kinematic_data.read_kinematic_data`) and
 :mod:`pymc_tracers.config.kinematic_model` builds the model and writes the outputs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import astropy.units as u
-import numpy as np
 from astropy.io import fits
 
-from pymc_tracers import io
 from pymc_tracers.config.components import _parameter, check_profile
 from pymc_tracers.config.errors import (
     ConfigError,
@@ -57,7 +55,6 @@ from pymc_tracers.config.errors import (
     one_line,
 )
 from pymc_tracers.config.registry import disc_spec, profile_specs
-from pymc_tracers.io.kinematic_maps import KinematicData, read_kinematic_maps
 from pymc_tracers.kinematics.observe import KINEMATIC_METHODS
 
 __all__ = [
@@ -65,10 +62,8 @@ __all__ = [
     "KINEMATICS_KEYS",
     "KINEMATIC_MODEL_KEYS",
     "KINEMATIC_TABLES",
-    "KinematicInput",
     "check_kinematics",
     "kinematic_parameters",
-    "read_kinematic_data",
 ]
 #: The stem of the variables of each table: ``rotation_v_max``, ``dispersion_value``, ``x0``.
 TABLE_STEMS = {
@@ -141,6 +136,16 @@ def check_kinematics(table, folder, model_section) -> dict:
     out["file"] = existing_file(out["file"], folder, "[kinematics] file")
     if "velocity" not in out:
         raise ConfigError('[kinematics] needs velocity = "<extension of the velocity map>"')
+    _check_options(out)
+    out["units"] = _check_extensions(out)
+    _check_model_keys(model_section)
+    _check_tables(table, out)
+    return out
+
+
+def _check_options(out) -> None:
+    """Check the map options of ``[kinematics]`` and fill in ``supersampling``, ``method`` and
+    ``tolerance``."""
     for key in ("velocity", "dispersion", "flux", "bins", "mask"):
         value = out.get(key)
         if value is not None and not (isinstance(value, str) and value):
@@ -180,7 +185,10 @@ def check_kinematics(table, folder, model_section) -> dict:
     tolerance = out.setdefault("tolerance", 1e-2)
     if not (is_number(tolerance) and tolerance > 0):
         raise ConfigError(f"[kinematics] tolerance must be a number of km/s > 0; got {tolerance!r}")
-    out["units"] = _check_extensions(out)
+
+
+def _check_model_keys(model_section) -> None:
+    """Only the ``[model]`` keys a kinematic fit reads (:data:`KINEMATIC_MODEL_KEYS`)."""
     for key in model_section:
         if key not in KINEMATIC_MODEL_KEYS:
             hint = {
@@ -191,8 +199,6 @@ def check_kinematics(table, folder, model_section) -> dict:
                 f"[model] {key} does not apply to a kinematic fit ({hint}); a kinematic fit "
                 "reads " + " and ".join(KINEMATIC_MODEL_KEYS) + " from [model]"
             )
-    _check_tables(table, out)
-    return out
 
 
 def _check_extensions(spec) -> dict:
@@ -375,142 +381,3 @@ def kinematic_parameters(table):
         for key, value in dict(table.get(part, {})).items():
             if key != "profile":
                 yield f"{stem}{key}", value
-
-
-# ------------------------------------------------------------------------------ reading
-@dataclass(eq=False)
-class KinematicInput:
-    """The maps of ``[kinematics]`` on their sky frame (km/s), in the form the single-galaxy
-    pipeline reads (the same attribute names as :class:`~pymc_tracers.io.GalaxyData`).
-
-    Attributes
-    ----------
-    maps : pymc_tracers.io.KinematicData
-        Velocity, dispersion (km/s), flux, their 1-sigma errors (NaN where unusable), the
-        instrumental dispersion and the bin map.
-    frame : SkyFrame
-        The WCS and the pixel grid (with the configuration's supersampling).
-    lsf_sigma : float, ndarray or None
-        ``sigma_LSF`` in km/s added in quadrature to the model dispersion.
-    sources : dict
-        Where each map came from (``file[EXT]``).
-    """
-
-    maps: KinematicData
-    frame: object
-    lsf_sigma: object = None
-    sources: dict = field(default_factory=dict)
-    tracer_name: str = "velocity"
-    image = None
-
-    @property
-    def grid(self):
-        return self.frame.grid
-
-    @property
-    def wcs(self):
-        return self.frame.wcs
-
-    @property
-    def shape(self):
-        return self.grid.shape
-
-    @property
-    def pixel_scale(self) -> float:
-        return self.grid.pixel_scale
-
-    @property
-    def bin_map(self):
-        return self.maps.bin_map
-
-    @property
-    def tracer_mask(self):
-        """Pixels whose velocity is fitted (finite value and error)."""
-        return np.isfinite(self.maps.velocity) & np.isfinite(self.maps.velocity_sigma)
-
-    @property
-    def units(self) -> dict:
-        return {"tracer": u.km / u.s}
-
-    def phi_from_pa(self, pa, *, at=None):
-        return self.frame.phi_from_pa(pa, at=at)
-
-    def to_grid(self, coord):
-        return self.frame.to_grid(coord)
-
-
-def read_kinematic_data(spec) -> KinematicInput:
-    """Read the maps named in a checked ``[kinematics]`` section (values in km/s).
-
-    Raises
-    ------
-    ConfigError
-        For a map that cannot be read (missing channel, shapes that differ, bad inverse
-        variances, no celestial WCS), one line.
-    """
-    path = spec["file"]
-    lsf = spec.get("lsf")
-    try:
-        maps = read_kinematic_maps(
-            path,
-            channel=spec["channel"],
-            velocity=spec["velocity"],
-            dispersion=spec.get("dispersion"),
-            flux=spec.get("flux"),
-            instrumental=lsf if isinstance(lsf, str) else None,
-            bin_id=spec.get("bins"),
-            bin_channel=spec["bin_channel"],
-            error_suffix=spec["error_suffix"],
-            ivar_suffix=spec["ivar_suffix"],
-            mask_suffix=spec["mask_suffix"],
-        )
-        frame = io.sky_frame(
-            maps.wcs, maps.velocity.shape, supersampling=spec["supersampling"], source=path.name
-        )
-    except (ValueError, OSError) as error:
-        raise ConfigError(f"[kinematics]: {one_line(error)}") from None
-    factors = spec["units"]
-    for key, attributes in (
-        ("velocity", ("velocity", "velocity_sigma")),
-        ("dispersion", ("dispersion", "dispersion_sigma")),
-        ("lsf", ("lsf_sigma",)),
-    ):
-        for attribute in attributes:
-            if factors.get(key, 1.0) != 1.0 and getattr(maps, attribute) is not None:
-                setattr(maps, attribute, getattr(maps, attribute) * factors[key])
-    if spec.get("mask") is not None:
-        _apply_mask(maps, path, spec["mask"])
-    if not np.isfinite(maps.velocity).any():
-        raise ConfigError(
-            f"[kinematics] velocity = {spec['velocity']!r}: no pixel of {path.name} has a finite "
-            "velocity and error; check the mask and the errors"
-        )
-    sources = {
-        key: f"{path.name}[{spec[key]}]"
-        for key in ("velocity", "dispersion", "flux", "bins", "mask")
-        if spec.get(key) is not None
-    }
-    lsf_sigma = maps.lsf_sigma if isinstance(lsf, str) else lsf
-    return KinematicInput(maps, frame, lsf_sigma=lsf_sigma, sources=sources)
-
-
-def _apply_mask(maps, path, name) -> None:
-    """Leave out the pixels where the mask extension ``name`` is nonzero (every map)."""
-    mask = np.asarray(fits.getdata(path, extname=name))
-    if mask.shape != maps.velocity.shape:
-        raise ConfigError(
-            f"[kinematics] mask = {name!r} has shape {mask.shape}; the velocity map has "
-            f"{maps.velocity.shape}"
-        )
-    bad = mask != 0
-    for attribute in (
-        "velocity",
-        "velocity_sigma",
-        "dispersion",
-        "dispersion_sigma",
-        "flux",
-        "flux_sigma",
-    ):
-        values = getattr(maps, attribute)
-        if values is not None:
-            setattr(maps, attribute, np.where(bad, np.nan, values))

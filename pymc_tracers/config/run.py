@@ -23,8 +23,8 @@ from pymc_tracers.config.build import build_model
 from pymc_tracers.config.data import make_psf, read_data
 from pymc_tracers.config.derived import add_derived_gradients
 from pymc_tracers.config.errors import ConfigError, one_line
+from pymc_tracers.config.kinematic_data import read_kinematic_data
 from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
-from pymc_tracers.config.kinematics import read_kinematic_data
 from pymc_tracers.config.schema import FitConfig, load_config
 from pymc_tracers.inference.results import ConvergenceWarning, Result
 from pymc_tracers.inference.sampling import fit

@@ -13,7 +13,8 @@ moments of a PSF-smeared, pixelised line cube are ratios of binned, PSF-convolve
   :mod:`~pymc_tracers.kinematics.dispersion`: the fields on the sky;
 * :mod:`~pymc_tracers.kinematics.observe`, :mod:`~pymc_tracers.kinematics.full`,
   :mod:`~pymc_tracers.kinematics.disc_transfer`: the forward model and its renderers;
-* :mod:`~pymc_tracers.kinematics.cube`: line cubes (numpy): simulate one, reduce one to
+* :mod:`~pymc_tracers.kinematics.cube_simulation` and
+  :mod:`~pymc_tracers.kinematics.cube_maps`: line cubes (numpy): simulate one, reduce one to
   moment maps or single-Gaussian fits.
 
 The PyMC layer on top (velocity and dispersion likelihoods) is
@@ -21,13 +22,13 @@ The PyMC layer on top (velocity and dispersion likelihoods) is
 """
 
 from pymc_tracers.kinematics.components import KinematicComponent
-from pymc_tracers.kinematics.cube import (
+from pymc_tracers.kinematics.cube_maps import (
     GaussianFitMaps,
     MomentMaps,
     gaussian_fit_maps,
     moment_maps,
-    simulate_cube,
 )
+from pymc_tracers.kinematics.cube_simulation import simulate_cube
 from pymc_tracers.kinematics.dispersion import DiscDispersion, ExponentialDispersion
 from pymc_tracers.kinematics.geometry import (
     DiscGeometry,

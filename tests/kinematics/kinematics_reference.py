@@ -8,7 +8,8 @@ package's numerics or convolution ops is used.
 import numpy as np
 from scipy import signal
 
-from pymc_tracers.kinematics.cube import line_cube, moment_maps
+from pymc_tracers.kinematics.cube_maps import moment_maps
+from pymc_tracers.kinematics.cube_simulation import line_cube
 
 
 def subpixel_points(grid, psf):
@@ -38,8 +39,8 @@ def moments_numpy(light, velocity, dispersion, kernel, grid):
 def cube_moments(light, velocity, dispersion, kernel, grid, channel_width):
     """Moments of a line cube: a Gaussian line of centre ``velocity`` and width ``dispersion``
     per sub-pixel, sampled every ``channel_width`` km/s, each channel PSF-convolved and binned
-    (``pmt.kinematics.cube.line_cube``: scipy's ``fftconvolve`` per channel, no code of the
-    moment path), reduced by ``moment_maps``.
+    (``pmt.kinematics.cube_simulation.line_cube``: scipy's ``fftconvolve`` per channel, no
+    code of the moment path), reduced by ``moment_maps``.
 
     The channel sums of a Gaussian sampled finer than a quarter of its width equal its
     integrals to ~exp(-2 pi^2 sigma^2 / dv^2) relative (Poisson summation): round-off.
