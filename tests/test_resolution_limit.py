@@ -22,6 +22,11 @@ N_REALISATIONS = 8
 SETUPS = (1.4, 2.0)
 
 
+#: The tests of the ``reduced`` fixture run on one xdist worker (``--dist loadgroup`` in
+#: pyproject.toml): a module fixture is built once per worker, and this one takes ~11 s.
+REDUCED_GROUP = pytest.mark.xdist_group("resolution_limit_reduced")
+
+
 @pytest.fixture(scope="module")
 def reduced():
     return {
@@ -84,6 +89,7 @@ def test_model_takes_the_linear_path_with_one_galaxy_per_realisation():
     assert smeared[4, 4] > 0.05 and smeared[0, 0] < radius[0, 0]
 
 
+@REDUCED_GROUP
 def test_forward_model_is_unbiased_where_wls_is_flattened(reduced):
     for r, result in reduced.items():
         assert result.path == "linear"
@@ -134,6 +140,7 @@ def _closed_form_gradient_posterior(sim, r_eff, gradient_prior_sd=1.0):
     return np.array(means)[:, 1] * r_eff, np.sqrt(cov[1, 1]) * r_eff
 
 
+@REDUCED_GROUP
 def test_sampled_posteriors_match_the_closed_form(reduced):
     """Linear model, Gaussian noise and priors: each realisation's posterior is known exactly."""
     for r, result in reduced.items():
@@ -164,6 +171,7 @@ def test_closed_form_study_is_unbiased_with_calibrated_intervals():
     assert study["wls_bias"] > 5 * study["wls_bias_err"]  # WLS flattened at FWHM = R_e
 
 
+@REDUCED_GROUP
 def test_coverage_of_68_percent_intervals_is_not_absurd(reduced):
     covered = np.concatenate([result.covered(68) for result in reduced.values()])
     assert covered.size == 2 * N_REALISATIONS
@@ -171,6 +179,7 @@ def test_coverage_of_68_percent_intervals_is_not_absurd(reduced):
     assert 0.4 <= covered.mean() <= 15 / 16
 
 
+@REDUCED_GROUP
 def test_samplers_converged_and_timings_are_recorded(reduced):
     for result in reduced.values():
         assert result.diagnostics["r_hat_max"] < 1.05
