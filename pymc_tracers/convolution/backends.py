@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 from pytensor.graph.basic import Constant
+from pytensor.tensor.shape import SpecifyShape
 
 from pymc_tracers.convolution.fft import convolution_gradients_numpy, convolve_numpy, fft_shape
 from pymc_tracers.convolution.ops import (
@@ -70,6 +71,8 @@ def _register_jax():
         kernel is a constant (a model whose data nutpie froze), else in the graph from the
         data's current values."""
         kernel = node.inputs[1]
+        while kernel.owner is not None and isinstance(kernel.owner.op, SpecifyShape):
+            kernel = kernel.owner.inputs[0]  # the held kernel is shape-specified model data
         if isinstance(kernel, Constant):
             cache = FixedKernelConvolution(np.asarray(kernel.data))._cache
             return lambda values, period, dtype: jnp.asarray(
