@@ -36,10 +36,9 @@ from pymc_tracers.forward.radial_nodes import (
     MAX_RADIAL_NODES,
     NODE_COUNTS,
     STENCIL,
-    NodeLayout,
+    ChebyshevLayout,
     exponential_node_count,
     layout_error,
-    node_fields,
 )
 from pymc_tracers.forward.transfer import (
     BUILD_MODE,
@@ -186,7 +185,7 @@ class RadialTransferRenderer(TransferRenderer):
         breaks = np.asarray(form.breakpoints) / r_max if np.ndim(r_max) == 0 else ()
         if index not in self._counts:
             self._counts[index] = self._node_count(form, r_max, breaks)
-        layout = NodeLayout(self._counts[index], breaks)
+        layout = ChebyshevLayout(self._counts[index], breaks)
         if swap and layout.total != self._columns[index].count:
             raise ValueError(
                 "the new PSF moves the profile's breakpoints to other node segments; build a "
@@ -194,11 +193,9 @@ class RadialTransferRenderer(TransferRenderer):
             )
         node_radii = np.multiply.outer(r_max, layout.fractions)  # (M,) or (Ng, M)
         scale = np.asarray(r_max)[..., None, None]
-        weights = [layout.weights(r / scale) for r in radii]
 
         def factors(start, stop, k):
-            first, w = weights[k]
-            return node_fields(first, w, start, stop)
+            return layout.fields(radii[k] / scale, start, stop)
 
         count = layout.total
         if swap:
@@ -266,7 +263,7 @@ class RadialTransferRenderer(TransferRenderer):
         # galaxy's extreme draw should not set the cost of all (the posterior is checked)
         needed = None
         for count in NODE_COUNTS:
-            layout = NodeLayout(count, breaks)
+            layout = ChebyshevLayout(count, breaks)
             probes = layout.probes()
             where = np.concatenate([probes, layout.fractions])
             errors = []

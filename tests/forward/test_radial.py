@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 from pytensor.gradient import verify_grad
 
 import pymc_tracers as pmt
-from pymc_tracers.forward.radial_nodes import NODE_COUNTS, NodeLayout, exponential_node_count
+from pymc_tracers.forward.radial_nodes import (
+    NODE_COUNTS,
+    ChebyshevLayout,
+    NodeLayout,
+    exponential_node_count,
+)
 from pymc_tracers.profiles.radial import natural_cubic_spline, natural_cubic_spline_numpy
 
 TOLERANCE = 1e-7
@@ -148,33 +153,60 @@ def test_exponential_node_count_meets_the_tolerance_and_is_not_wasteful():
     fractions = np.linspace(0, 1, 20001)  # denser than the rule's own probes
     for dynamic_range in (0.5, 3.0, 8.0):
         count = exponential_node_count(dynamic_range, TOLERANCE)
-        layout = NodeLayout(count)
+        layout = ChebyshevLayout(count)
         approx = layout.interpolate(10.0 ** (dynamic_range * layout.fractions), fractions)
         assert np.max(np.abs(np.log10(approx) - dynamic_range * fractions)) <= TOLERANCE
         if count == NODE_COUNTS[0]:
             continue
-        coarse = NodeLayout(NODE_COUNTS[NODE_COUNTS.index(count) - 1])
+        coarse = ChebyshevLayout(NODE_COUNTS[NODE_COUNTS.index(count) - 1])
         approx = coarse.interpolate(10.0 ** (dynamic_range * coarse.fractions), fractions)
         assert np.max(np.abs(np.log10(approx) - dynamic_range * fractions)) > TOLERANCE
-    # degree-7 local interpolation needs ~10 D nodes (a cubic needs ~48 D)
-    assert exponential_node_count(8.0, TOLERANCE) <= 96
+    # Chebyshev nodes need ~3 D + 5 (degree-7 local interpolation on equally spaced nodes
+    # needs ~10 D + 2, a local cubic ~48 D)
+    assert exponential_node_count(8.0, TOLERANCE) <= 32
+    assert exponential_node_count(3.0, TOLERANCE) <= 16
 
 
-def test_segments_keep_stencils_off_a_profiles_kinks():
+@pytest.mark.parametrize("layout", [ChebyshevLayout, NodeLayout])
+def test_segments_keep_stencils_off_a_profiles_kinks(layout):
     """A spline is smooth between its knots only: segments at the knots make the interpolant
-    exact for piecewise cubics (linear averaging), where equal spacing is not."""
+    exact for piecewise cubics (linear averaging), where one segment is not."""
     knots = np.array([0.0, 0.15, 0.4, 1.0])
     values = np.array([8.7, 8.5, 8.45, 8.1])
     u = np.linspace(0, 1, 5001)
     spline = lambda x: natural_cubic_spline_numpy(x, knots, values)
-    segmented = NodeLayout(32, knots[1:-1])
-    uniform = NodeLayout(32)
+    segmented = layout(32, knots[1:-1])
+    uniform = layout(32)
     assert segmented.counts[0] >= 8 and segmented.total >= 32
     exact = spline(u)
     np.testing.assert_allclose(
         segmented.interpolate(spline(segmented.fractions), u), exact, atol=1e-12
     )
     assert np.max(np.abs(uniform.interpolate(spline(uniform.fractions), u) - exact)) > 1e-6
+
+
+def test_chebyshev_fields_are_its_interpolation_weights():
+    """The weight fields the basis is built from, in any chunk of columns, are the
+    interpolant's weights: they sum to one, reproduce node values on the nodes, and agree
+    with barycentric interpolation elsewhere (against numpy's Chebyshev fit)."""
+    layout = ChebyshevLayout(12, breaks=[0.3])
+    u = np.random.default_rng(2).uniform(0, 1, size=(3, 7, 5))
+    full = layout.fields(u, 0, layout.total)
+    assert full.shape == (layout.total, 3, 7, 5)
+    np.testing.assert_allclose(full.sum(axis=0), 1.0, atol=1e-12)
+    parts = [layout.fields(u, a, min(a + 5, layout.total)) for a in range(0, layout.total, 5)]
+    np.testing.assert_array_equal(np.concatenate(parts), full)
+    on_nodes = layout.fields(layout.fractions, 0, layout.total)
+    shared = np.isclose(layout.fractions, 0.3)  # the breakpoint is a node of both segments
+    np.testing.assert_allclose(on_nodes[:, ~shared], np.eye(layout.total)[:, ~shared])
+    # within the outer segment the interpolant of a smooth function is the polynomial
+    # through its nodes: compare with a degree-(n-1) Chebyshev fit on those nodes
+    outer = slice(layout.offsets[1], layout.total)
+    nodes = layout.fractions[outer]
+    f = lambda x: np.exp(np.sin(3 * x))
+    fit = np.polynomial.Chebyshev.fit(nodes, f(nodes), deg=nodes.size - 1, domain=[0.3, 1.0])
+    x = np.linspace(0.31, 0.99, 50)
+    np.testing.assert_allclose(layout.interpolate(f(layout.fractions), x), fit(x), rtol=1e-10)
 
 
 def test_gradients_of_the_radial_map():
