@@ -2,14 +2,15 @@
 
 A tracer that depends on position only through the elliptical radius about a fixed centre and
 shape (:meth:`~pymc_tracers.TracerProfile.radial_form`) is represented by its values at
-``M`` radial nodes, ``c_m = f(Z(r_m))``, interpolated to every sub-pixel with fixed local
-weights (:mod:`~pymc_tracers.forward.radial_nodes`). The numerator is then ``B c`` with
-``B[:, m] = bin(K * (I w_m))``; gradients flow through ``c`` for any parameters of ``Z``.
+``M`` radial nodes, ``c_m = f(Z(r_m))``, interpolated to every sub-pixel with fixed
+weights (Chebyshev nodes, :mod:`~pymc_tracers.forward.radial_nodes`). The numerator is then
+``B c`` with ``B[:, m] = bin(K * (I w_m))``; gradients flow through ``c`` for any
+parameters of ``Z``.
 
 **Choosing M.** A pixel's error is at most the largest pointwise interpolation error of ``f``
 over the rendered radii (the pixel is a mean of ``f`` with non-negative weights), which is
 cheap to measure for given node values. The node count is the smallest that meets the
-tolerance at the prior's typical draws (:data:`COVERED_FRACTION` of :data:`PRIOR_DRAWS`),
+tolerance at all but the prior's tails (:data:`COVERED_FRACTION` of :data:`PRIOR_DRAWS`),
 or, with a stated ``dynamic_range`` D (dex), for a log-averaged tracer that changes linearly
 by D across the field. The cost of an evaluation grows with M, so wide priors cost more. The
 maps are compared with the exact full path at a few prior draws when built
@@ -58,10 +59,12 @@ DEFAULT_DYNAMIC_RANGE = 3.0
 #: Nodes for a linearly averaged, non-polynomial profile without a prior to measure.
 DEFAULT_LINEAR_NODES = 128
 #: Prior draws that choose the node count, and the fraction of them (of draws x galaxies in a
-#: batch) it must cover: the prior's typical half. The posterior is checked after sampling
+#: batch) it must cover: all but the prior's tails, e.g. |g| < 1.6 sd for a Normal prior on a
+#: gradient, so that a posterior in the prior's bulk is within the tolerance (the error
+#: grows quickly beyond the covered range). The posterior is checked after sampling
 #: (``pmt.fit(observations=...)``).
 PRIOR_DRAWS = 16
-COVERED_FRACTION = 0.5
+COVERED_FRACTION = 0.9
 #: Draws at which the maps are compared with the exact full path.
 CHECK_DRAWS = 3
 #: Pixels fainter than this fraction of their galaxy's brightest pixel are left out of the
@@ -141,7 +144,7 @@ class ParameterDraws:
 
 
 class RadialTransferRenderer(TransferRenderer):
-    """Radial tracers as values at radial nodes, with local interpolation in radius.
+    """Radial tracers as values at radial nodes, interpolated in radius.
 
     Parameters
     ----------
@@ -193,9 +196,10 @@ class RadialTransferRenderer(TransferRenderer):
             )
         node_radii = np.multiply.outer(r_max, layout.fractions)  # (M,) or (Ng, M)
         scale = np.asarray(r_max)[..., None, None]
+        weights = [layout.at(r / scale) for r in radii]
 
         def factors(start, stop, k):
-            return layout.fields(radii[k] / scale, start, stop)
+            return weights[k].fields(start, stop)
 
         count = layout.total
         if swap:

@@ -13,20 +13,24 @@ light-weighted ratio is a fixed matrix times ``f(Z(r_m))``. Two layouts of nodes
   segments between a profile's breakpoints (a spline's knots), with polynomial interpolation
   over each segment. Its error falls geometrically with the count for smooth profiles: for
   ``f = 10**Z`` with ``Z`` changing by ``D`` dex across the field it is below 1e-7 dex with
-  about ``3 D + 5`` nodes.
+  about ``3 D + 5`` nodes (``4 D`` beyond ~6 dex, in segments of at most 24).
 * :class:`NodeLayout` (the kinematic disc transfer): equally spaced nodes with local
   degree-7 Lagrange weights on :data:`STENCIL` neighbours, error falling as ``h^8``: about
   ``10 D + 2`` nodes for the same case, but every sub-pixel touches only 8 nodes.
 
 **Accuracy.** The pixel values are light-weighted means of ``f`` with non-negative weights
 ``I K``, so a pixel's relative error (log averaging) or absolute error (linear) is at most
-the largest pointwise interpolation error of ``f`` over the rendered radii (times the
-interpolant's Lebesgue constant for the weights' sign changes, which the check against the
-full path measures). :func:`layout_error` measures the pointwise error for given node values,
-which is how the node count is chosen (:func:`smallest_node_count`).
+the largest pointwise interpolation error of ``f`` over the rendered radii, whatever the
+signs of the weights (the bound is on the interpolated ``f`` itself). :func:`layout_error`
+measures it for given node values, which is how the node count is chosen
+(:func:`smallest_node_count`). Beyond the range a count was chosen for, a Chebyshev
+interpolant's error grows quickly (a count chosen for ``D`` dex gives 4e-5 to 3e-3 dex at
+``2 D`` and ~0.2 dex at ``4 D``), hence the margin in the radial transfer's choice.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -36,6 +40,7 @@ __all__ = [
     "NODE_COUNTS",
     "NodeLayout",
     "ChebyshevLayout",
+    "ChebyshevWeights",
     "node_fields",
     "layout_error",
     "pointwise_error",
@@ -146,9 +151,14 @@ class ChebyshevLayout:
     For a profile that is smooth within each segment, the error of a polynomial interpolant
     at Chebyshev points falls faster than any power of the node count (geometrically for
     analytic profiles): ``10**Z`` with ``Z`` changing linearly by ``D`` dex across the field
-    is within 1e-7 dex with about ``3 D + 5`` nodes, against ``10 D + 2`` for local degree-7
-    weights on equally spaced nodes (:class:`NodeLayout`). Barycentric weights are stable
-    for any count (the Lebesgue constant grows as ``log M``).
+    is within 1e-7 dex with about ``3 D + 5`` nodes (``4 D`` beyond ~6 dex), against
+    ``10 D + 2`` for local degree-7 weights on equally spaced nodes (:class:`NodeLayout`).
+    Barycentric weights are stable for any count (the Lebesgue constant grows as ``log M``).
+
+    One polynomial has a floor, though: its round-off is relative to the largest value of
+    ``f`` on its segment, so where ``f`` is ``10**-D`` of that, the relative error cannot fall
+    below ~1e-16 x 10**D. A count above :data:`SEGMENT_NODES` is therefore split into equal
+    segments of at most that many nodes, each spanning a few dex of a steep profile.
 
     Every sub-pixel carries a weight for every node of its segment, so building the basis
     costs the same number of convolutions as a local layout with the same count.
@@ -161,11 +171,18 @@ class ChebyshevLayout:
         Breakpoints in ``(0, 1)``; a breakpoint is a node of both its segments.
     """
 
-    #: Positions interpolated per chunk when building fields (bounds working memory).
-    CHUNK = 2**16
+    #: Most nodes on one segment (one polynomial of degree ``SEGMENT_NODES - 1``).
+    SEGMENT_NODES = 24
 
     def __init__(self, total: int, breaks=()):
-        breaks = sorted(float(b) for b in breaks if 0.0 < b < 1.0)
+        pieces = math.ceil(total / self.SEGMENT_NODES)
+        breaks = {float(b) for b in breaks if 0.0 < b < 1.0}
+        breaks |= {
+            k / pieces
+            for k in range(1, pieces)
+            if min((abs(k / pieces - b) for b in breaks), default=1.0) > 1e-3
+        }
+        breaks = sorted(breaks)
         self.edges = np.array([0.0, *breaks, 1.0])
         lengths = np.diff(self.edges)
         self.counts = [max(STENCIL, round(total * length)) for length in lengths]
@@ -198,38 +215,71 @@ class ChebyshevLayout:
     def _segment_of(self, u):
         return np.clip(np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1)
 
-    def _segment_weights(self, segment, x):
-        """Weights ``(x.size, n)`` of one segment's nodes at positions ``x`` inside it."""
-        difference = x[:, None] - self._nodes[segment][None, :]
-        hit = difference == 0.0
-        difference[hit] = 1.0
-        terms = self._barycentric[segment] / difference
-        terms /= terms.sum(axis=1, keepdims=True)
-        on_node = hit.any(axis=1)
-        terms[on_node] = hit[on_node]  # exactly on a node: that node's value
-        return terms
+    def at(self, u) -> ChebyshevWeights:
+        """The interpolation weights at positions ``u`` (any shape), column by column."""
+        return ChebyshevWeights(self, u)
 
     def fields(self, u, start, stop):
         """Weight fields of nodes ``start .. stop - 1`` at positions ``u``:
         ``(stop - start, *u.shape)``."""
-        u = np.asarray(u, dtype=float)
-        flat = u.reshape(-1)
-        out = np.zeros((stop - start, flat.size))
-        segment = self._segment_of(flat)
-        for s, (offset, n) in enumerate(zip(self.offsets, self.counts)):
-            lo, hi = max(start, offset), min(stop, offset + n)
-            if lo >= hi:
-                continue
-            where = np.flatnonzero(segment == s)
-            for chunk in range(0, where.size, self.CHUNK):
-                picked = where[chunk : chunk + self.CHUNK]
-                weights = self._segment_weights(s, flat[picked])
-                out[lo - start : hi - start, picked] = weights[:, lo - offset : hi - offset].T
-        return out.reshape((stop - start, *u.shape))
+        return self.at(u).fields(start, stop)
 
     def interpolate(self, node_values, u):
         """Interpolate ``node_values`` ``(..., total)`` to positions ``u`` ``(F,)``."""
         return node_values @ self.fields(np.asarray(u, dtype=float), 0, self.total)
+
+
+class ChebyshevWeights:
+    """A :class:`ChebyshevLayout`'s weights at fixed positions, computed column by column.
+
+    The barycentric weight of node ``m`` at ``u`` is ``(l_m / (u - u_m)) / S(u)`` with
+    ``S(u) = sum_j l_j / (u - u_j)`` over the nodes of ``u``'s segment; ``S`` is computed once
+    here, so any chunk of columns costs O(positions x columns). A position exactly on a node
+    takes that node's value.
+    """
+
+    #: Positions per block while summing ``S`` (bounds working memory).
+    BLOCK = 2**16
+
+    def __init__(self, layout, u):
+        u = np.asarray(u, dtype=float)
+        self.layout = layout
+        self.shape = u.shape
+        self.positions = u.reshape(-1)
+        self.segment = layout._segment_of(self.positions)
+        self.denominator = np.ones(self.positions.size)
+        self.on_node = np.full(self.positions.size, -1, dtype=np.int64)  # global node index
+        for s, offset in enumerate(layout.offsets):
+            where = np.flatnonzero(self.segment == s)
+            nodes, weights = layout._nodes[s], layout._barycentric[s]
+            for block in range(0, where.size, self.BLOCK):
+                picked = where[block : block + self.BLOCK]
+                difference = self.positions[picked, None] - nodes[None, :]
+                hit = difference == 0.0
+                difference[hit] = 1.0
+                self.denominator[picked] = (weights / difference).sum(axis=1)
+                exact = hit.any(axis=1)
+                self.on_node[picked[exact]] = offset + np.argmax(hit[exact], axis=1)
+
+    def fields(self, start, stop):
+        """Weight fields of nodes ``start .. stop - 1``: ``(stop - start, *shape)``."""
+        layout = self.layout
+        out = np.zeros((stop - start, self.positions.size))
+        for s, (offset, n) in enumerate(zip(layout.offsets, layout.counts)):
+            lo, hi = max(start, offset), min(stop, offset + n)
+            if lo >= hi:
+                continue
+            where = np.flatnonzero(self.segment == s)
+            x, denominator = self.positions[where], self.denominator[where]
+            off_node = self.on_node[where] < 0
+            for node in range(lo, hi):
+                local = node - offset
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    value = layout._barycentric[s][local] / (x - layout._nodes[s][local])
+                out[node - start, where] = np.where(
+                    off_node, value / denominator, self.on_node[where] == node
+                )
+        return out.reshape((stop - start, *self.shape))
 
 
 def node_fields(first, weights, start, stop):
