@@ -13,7 +13,7 @@ light-weighted ratio is a fixed matrix times ``f(Z(r_m))``. Two layouts of nodes
   segments between a profile's breakpoints (a spline's knots), with polynomial interpolation
   over each segment. Its error falls geometrically with the count for smooth profiles: for
   ``f = 10**Z`` with ``Z`` changing by ``D`` dex across the field it is below 1e-7 dex with
-  about ``3 D + 5`` nodes (``4 D`` beyond ~6 dex, in segments of at most 24).
+  about ``3 D + 5`` nodes (beyond ~9 dex in segments of at most 32).
 * :class:`NodeLayout` (the kinematic disc transfer): equally spaced nodes with local
   degree-7 Lagrange weights on :data:`STENCIL` neighbours, error falling as ``h^8``: about
   ``10 D + 2`` nodes for the same case, but every sub-pixel touches only 8 nodes.
@@ -151,7 +151,7 @@ class ChebyshevLayout:
     For a profile that is smooth within each segment, the error of a polynomial interpolant
     at Chebyshev points falls faster than any power of the node count (geometrically for
     analytic profiles): ``10**Z`` with ``Z`` changing linearly by ``D`` dex across the field
-    is within 1e-7 dex with about ``3 D + 5`` nodes (``4 D`` beyond ~6 dex), against
+    is within 1e-7 dex with about ``3 D + 5`` nodes (in segments beyond ~9 dex), against
     ``10 D + 2`` for local degree-7 weights on equally spaced nodes (:class:`NodeLayout`).
     Barycentric weights are stable for any count (the Lebesgue constant grows as ``log M``).
 
@@ -172,7 +172,7 @@ class ChebyshevLayout:
     """
 
     #: Most nodes on one segment (one polynomial of degree ``SEGMENT_NODES - 1``).
-    SEGMENT_NODES = 24
+    SEGMENT_NODES = 32
 
     def __init__(self, total: int, breaks=()):
         pieces = math.ceil(total / self.SEGMENT_NODES)

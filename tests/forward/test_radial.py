@@ -161,9 +161,9 @@ def test_exponential_node_count_meets_the_tolerance_and_is_not_wasteful():
         coarse = ChebyshevLayout(NODE_COUNTS[NODE_COUNTS.index(count) - 1])
         approx = coarse.interpolate(10.0 ** (dynamic_range * coarse.fractions), fractions)
         assert np.max(np.abs(np.log10(approx) - dynamic_range * fractions)) > TOLERANCE
-    # Chebyshev nodes need ~3 D + 5 (4 D in segments beyond ~6 dex); degree-7 local
+    # Chebyshev nodes need ~3 D + 5 (in segments beyond ~9 dex); degree-7 local
     # interpolation on equally spaced nodes needs ~10 D + 2, a local cubic ~48 D
-    assert exponential_node_count(8.0, TOLERANCE) <= 40
+    assert exponential_node_count(8.0, TOLERANCE) <= 32
     assert exponential_node_count(3.0, TOLERANCE) <= 16
 
 
