@@ -20,8 +20,9 @@ and for two PSF cases:
   max_fwhm=1.3 x nominal)``), so the kernels are tensors.
 
 Each model is compiled to one function returning the log density and its gradient
-(``model.logp()`` and ``pytensor.grad`` in one ``pytensor.function``: what a sampler calls per
-leapfrog step) in each backend, and timed interleaved (rounds of loop, batch, loop, batch, ...
+(``model.logp()``, rewritten as nutpie does so that the two likelihoods share one adjoint of
+the forward model, and ``pytensor.grad`` in one ``pytensor.function``: what a sampler calls
+per leapfrog step) in each backend, and timed interleaved (rounds of loop, batch, loop, batch, ...
 so load from other jobs hits both alike); the median per evaluation is reported. Both forms
 must agree (logp and gradient differences are printed).
 
@@ -57,6 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pymc_tracers as pmt  # noqa: E402
 import pymc_tracers.numerics as numerics  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import sampler_logp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +159,7 @@ def numerics_using(module):
 def compile_logp_and_gradient(model, mode):
     """``f(x) -> (logp, dlogp)`` on the flat vector of free (transformed) values."""
     values = model.value_vars
-    logp = model.logp()
+    logp = sampler_logp(model)  # merged as nutpie does (one adjoint per forward model)
     grads = pytensor.grad(logp, values)
     flat = pt.dvector("x")
     sizes = [int(np.prod(model.initial_point()[v.name].shape)) for v in values]

@@ -44,7 +44,7 @@ import pymc_tracers as pmt  # noqa: E402
 from pymc_tracers.simulate_population import population_model, population_sample  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_seconds  # noqa: E402
+from _timing import median_seconds, sampler_logp  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -58,7 +58,7 @@ def logp_and_gradient(model, backend):
 
     point = model.initial_point()
     inputs = model.value_vars
-    logp = model.logp()
+    logp = sampler_logp(model)  # merged as nutpie does (one adjoint per forward model)
     grads = pytensor.grad(logp, inputs)
     if backend == "jax":
         import jax

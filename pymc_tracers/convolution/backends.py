@@ -116,40 +116,33 @@ def _register_jax():
     @jax_funcify.register(KernelConvolution)
     def _jax_convolution(op, node=None, **kwargs):
         dtype = node.outputs[0].dtype
-        valid = _jax_batched("valid")
 
         def convolve(x, kernel):
-            return valid(x, kernel).astype(dtype)
+            m, k = x.shape[-2:], kernel.shape[-2:]
+            period = fft_shape(m)  # valid mode: wrap-around only reaches discarded samples
+            spectrum = _jax_spectrum(x, period) * _jax_spectrum(kernel, period)
+            return _jax_real(spectrum, period, slice(k[0] - 1, m[0]), slice(k[1] - 1, m[1]), dtype)
 
         return convolve
 
     @jax_funcify.register(KernelConvolutionGrad)
     def _jax_convolution_grad(op, node=None, **kwargs):
         dtype = node.outputs[0].dtype
-        full, valid = _jax_batched("full"), _jax_batched("valid")
 
         def gradients(x, kernel, g):
-            # dx = g convolved (full) with the flipped kernel; dK = x convolved (valid) with the
-            # flipped g, flipped
-            dx = full(g, kernel[..., ::-1, ::-1])
-            dk = valid(x, g[..., ::-1, ::-1])[..., ::-1, ::-1]
-            return (
-                _jax_sum_to(dx, x.shape).astype(dtype),
-                _jax_sum_to(dk, kernel.shape).astype(dtype),
-            )
+            # at the forward op's fast length, so XLA shares the transforms of x and the kernel
+            # with it: dx = g correlated with the kernel (full size), dK = x correlated with g
+            # (the first k lags), flipped
+            m, k = x.shape[-2:], kernel.shape[-2:]
+            period = fft_shape(m)
+            x_ft, kernel_ft, g_ft = (_jax_spectrum(v, period) for v in (x, kernel, g))
+            rows = (np.arange(m[0]) - (k[0] - 1)) % period[0]
+            cols = (np.arange(m[1]) - (k[1] - 1)) % period[1]
+            dx = _jax_real(g_ft * jnp.conj(kernel_ft), period, rows, cols, dtype)
+            lags = _jax_real(x_ft * jnp.conj(g_ft), period, slice(0, k[0]), slice(0, k[1]), dtype)
+            return _jax_sum_to(dx, x.shape), _jax_sum_to(lags[..., ::-1, ::-1], kernel.shape)
 
         return gradients
-
-
-def _jax_batched(mode):
-    """``jax.scipy.signal.fftconvolve`` over leading axes (XLA fuses it better with the rest
-    of a model than a hand-written transform at a fast length; measured)."""
-    import jax.numpy as jnp
-    import jax.scipy.signal as jsignal
-
-    return jnp.vectorize(
-        lambda a, b: jsignal.fftconvolve(a, b, mode=mode), signature="(i,j),(k,l)->(m,n)"
-    )
 
 
 def _jax_sum_to(value, shape):
