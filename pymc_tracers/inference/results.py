@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import warnings
 
 import arviz as az
@@ -89,11 +90,25 @@ def convergence_report(idata, *, var_names=None, r_hat_max=R_HAT_MAX, ess_min=ES
     return report
 
 
+#: The package's directory: warnings point at the first caller outside it.
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _outside_stacklevel() -> int:
+    """``warnings.warn``'s ``stacklevel``, from the function calling this, that names the first
+    caller outside pymc_tracers (the user's line, however deep the library's calls went)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRECTORY):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def check_convergence(
-    idata, *, var_names=None, r_hat_max=R_HAT_MAX, ess_min=ESS_MIN, what="the fit", stacklevel=2
+    idata, *, var_names=None, r_hat_max=R_HAT_MAX, ess_min=ESS_MIN, what="the fit"
 ) -> dict:
     """:func:`convergence_report`, with a :class:`ConvergenceWarning` naming ``what`` when the
-    posterior fails it. Returns the report."""
+    posterior fails it (attributed to the first caller outside pymc_tracers). Returns the
+    report."""
     report = convergence_report(idata, var_names=var_names, r_hat_max=r_hat_max, ess_min=ess_min)
     if not report["converged"]:
         warnings.warn(
@@ -102,7 +117,7 @@ def check_convergence(
             + ". Its posterior is unreliable: run more draws/tuning, reparametrise, or raise "
             "target_accept.",
             ConvergenceWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=_outside_stacklevel(),
         )
     return report
 
@@ -249,7 +264,6 @@ class Result:
             r_hat_max=r_hat_max,
             ess_min=ess_min,
             what="the fit",
-            stacklevel=3,
         )
         self.config["convergence"] = report
         self.idata.attrs[CONFIG_ATTR] = json.dumps(self.config, default=_jsonable)

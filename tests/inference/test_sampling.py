@@ -282,12 +282,16 @@ def test_fit_and_fitter_share_one_ending():
     """Both store the same configuration, log-likelihoods, maps and convergence check."""
     galaxy = tiny_galaxy(seed=4)
     model = gradient_model(*galaxy)
-    with pytest.warns(pmt.ConvergenceWarning):
+    with pytest.warns(pmt.ConvergenceWarning) as by_fit_warnings:
         by_fit = pmt.fit(model, draws=30, tune=30, progressbar=False, random_seed=1)
-    with pytest.warns(pmt.ConvergenceWarning):
+    with pytest.warns(pmt.ConvergenceWarning) as by_fitter_warnings:
         by_fitter = pmt.Fitter(model, backend="jax").fit(
             draws=30, tune=30, progressbar=False, random_seed=1
         )
+    # the warning names the user's line, not the library's
+    for record in [*by_fit_warnings, *by_fitter_warnings]:
+        if issubclass(record.category, pmt.ConvergenceWarning):
+            assert record.filename == __file__
     assert set(by_fitter.config) == set(by_fit.config) | {"compile_seconds"}
     for result in (by_fit, by_fitter):
         assert result.config["mass_matrix"] == "low-rank modified"
