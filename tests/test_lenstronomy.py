@@ -62,9 +62,6 @@ import pymc_tracers as pmt
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.profiles.light import RADIUS_SOFTENING
 
-#: one compilation with few rewrites (C linker): these tests evaluate each graph once
-QUICK = pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_compile")
-
 RTOL = 1e-10
 LIGHT_FRACTION = 1e-6
 #: Tolerance of the pointwise profile checks (round-off: exp of exponents up to ~20), on top of
@@ -409,18 +406,9 @@ def test_grids_and_profiles_agree_pointwise(scene):
     render = grid.render_grid(psf.half_width(grid.subpixel_scale))
     xs, ys = pt.dmatrix("x"), pt.dmatrix("y")
 
-    # every profile's graph in one compilation with few rewrites (compiling each one with the
-    # default rewrites took ~3x as long; the values agree to round-off, far below 1e-9)
-    sersic_graphs = [sersic.surface_brightness(xs, ys) for sersic in scene["sersics"]]
-    component_graphs = [
-        graph
-        for component in scene["components"]
-        for graph in (component.light.surface_brightness(xs, ys), component.tracer(xs, ys))
-    ]
-    values = pytensor.function(
-        [xs, ys], sersic_graphs + component_graphs, on_unused_input="ignore", mode=QUICK
-    )(render.x, render.y)
-    sersic_values, component_values = values[: len(sersic_graphs)], values[len(sersic_graphs) :]
+    def evaluate_on_render_grid(expression):
+        function = pytensor.function([xs, ys], expression, on_unused_input="ignore")
+        return function(render.x, render.y)
 
     for i, kw in enumerate(scene["light_kwargs"]):
         sersic = light.func_list[i]
@@ -432,7 +420,8 @@ def test_grids_and_profiles_agree_pointwise(scene):
     # surface brightness, profile by profile, on the padded render grid. pmt softens radii as
     # sqrt(r^2 + eps^2) (eps = RADIUS_SOFTENING, for finite gradients at the centre), which
     # shifts ln I by (b/n) (r/r_e)^(1/n) eps^2 / (2 r^2): allowed for explicitly.
-    for i, (sersic, ours) in enumerate(zip(scene["sersics"], sersic_values)):
+    for i, sersic in enumerate(scene["sersics"]):
+        ours = evaluate_on_render_grid(sersic.surface_brightness(xs, ys))
         ref = light.surface_brightness(
             render.x.ravel(), render.y.ravel(), scene["light_kwargs"], k=i
         ).reshape(render.x.shape)
@@ -445,13 +434,13 @@ def test_grids_and_profiles_agree_pointwise(scene):
         assert np.max(_relative_error(ours, ref)) < 1e-9
 
     # each component's light and tracer (its partition in lenstronomy)
-    assert len(scene["partition"]) == len(scene["components"])
-    for k, (light_idx, tracer_idx) in enumerate(scene["partition"]):
-        ours, ours_t = component_values[2 * k : 2 * k + 2]
+    for component, (light_idx, tracer_idx) in zip(scene["components"], scene["partition"]):
+        ours = evaluate_on_render_grid(component.light.surface_brightness(xs, ys))
         ref = light.surface_brightness(
             render.x.ravel(), render.y.ravel(), scene["light_kwargs"], k=light_idx
         ).reshape(render.x.shape)
         assert np.max(_relative_error(ours, ref)) < 1e-9
+        ours_t = evaluate_on_render_grid(component.tracer(xs, ys))
         ref_t = tracer.surface_brightness(
             render.x.ravel(), render.y.ravel(), scene["tracer_kwargs"], k=tracer_idx
         )
