@@ -29,3 +29,34 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240313)
+
+
+#: PyTensor flags that ``config.change_flags`` sets while it infers static shapes
+#: (pytensor.tensor.basic, ``cxx=""``): the context manager is not thread-safe, so two threads
+#: building graphs at once (inference.kfold with n_jobs=2) can leave them changed for good.
+_RACED_FLAGS = ("cxx", "optdb__max_use_ratio")
+
+
+@pytest.fixture(autouse=True)
+def _pytensor_flags_restored(request):
+    """Restore the flags above when a test leaves them changed, and say which test did.
+
+    With ``cxx`` left empty every later test on that worker runs without the C backend, and
+    ``mode="FAST_RUN"`` fails ("We do not support the passing of multiple modes": PyTensor's
+    fallback VM mode is a tuple); one full run under load failed 5 unrelated tests that way.
+    """
+    import warnings
+
+    import pytensor
+
+    before = {name: getattr(pytensor.config, name) for name in _RACED_FLAGS}
+    yield
+    changed = {n: v for n, v in before.items() if getattr(pytensor.config, n) != v}
+    for name, value in changed.items():
+        setattr(pytensor.config, name, value)
+    if changed:
+        warnings.warn(
+            f"{request.node.nodeid} left PyTensor flags {sorted(changed)} changed (restored)",
+            pytest.PytestWarning,
+            stacklevel=1,
+        )
