@@ -1,5 +1,7 @@
 """A population is a batch: batched observe equals a loop of single-galaxy observes."""
 
+import functools
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -36,12 +38,43 @@ def _compiled(outputs, inputs):
     return pytensor.function(inputs, [*outputs, grad], mode="FAST_COMPILE")
 
 
-@pytest.mark.parametrize("convolve_at", ["subpixel", "pixel"])
+#: The batch's values of central and gradient in test_batched_equals_looped.
+VALUES = (np.array([8.1, 8.4, 7.9]), np.array([-0.3, 0.1, -0.5]))
+
+
+@functools.cache
+def _looped(i, tracer_scale, convolve_at):
+    """Galaxy ``i`` observed alone on the full path at ``VALUES``: image, map and gradient.
+    Every method of a tracer scale and convolution scale is compared with the same single
+    galaxies, so each is built and compiled once per process (the tests only read it)."""
+    c, g = pt.dscalar("c"), pt.dscalar("g")
+    single = pmt.observe(
+        _galaxy(i, c, g), GRID, PSFS[i], tracer_scale, method="full", convolve_at=convolve_at
+    )
+    return tuple(_compiled(single, [c, g])(VALUES[0][i], VALUES[1][i]))
+
+
+def _sharing_references(method, tracer_scale, convolve_at):
+    """A parametrization run on one xdist worker with the others that share its single-galaxy
+    references (``--dist loadgroup`` in pyproject.toml)."""
+    group = f"batching_looped_{tracer_scale}_{convolve_at}"
+    return pytest.param(method, tracer_scale, convolve_at, marks=pytest.mark.xdist_group(group))
+
+
 @pytest.mark.parametrize(
-    "method, tracer_scale",
-    [("full", "linear"), ("full", "log"), ("linear", "linear"), ("radial", "log")],
+    "method, tracer_scale, convolve_at",
+    [
+        _sharing_references(method, tracer_scale, convolve_at)
+        for convolve_at in ("subpixel", "pixel")
+        for method, tracer_scale in [
+            ("full", "linear"),
+            ("full", "log"),
+            ("linear", "linear"),
+            ("radial", "log"),
+        ]
+    ],
 )
-def test_batched_equals_looped(convolve_at, method, tracer_scale):
+def test_batched_equals_looped(method, tracer_scale, convolve_at):
     central, gradient = pt.dvector("central"), pt.dvector("gradient")
     batch = pmt.observe(
         _galaxy(None, central, gradient),
@@ -53,17 +86,12 @@ def test_batched_equals_looped(convolve_at, method, tracer_scale):
         dynamic_range=4.0,
     )
     assert batch.path == (convolve_at if method == "full" else method)
-    values = (np.array([8.1, 8.4, 7.9]), np.array([-0.3, 0.1, -0.5]))
-    image, tracer_map, grad = _compiled(batch, [central, gradient])(*values)
+    image, tracer_map, grad = _compiled(batch, [central, gradient])(*VALUES)
     assert image.shape == tracer_map.shape == (3, *GRID.shape)
     # the radial path: 1e-7 dex for a change of up to 4 dex across the rendered field (7")
     tolerance = 1e-7 if method == "radial" else 1e-10
     for i in range(3):
-        c, g = pt.dscalar("c"), pt.dscalar("g")
-        single = pmt.observe(
-            _galaxy(i, c, g), GRID, PSFS[i], tracer_scale, method="full", convolve_at=convolve_at
-        )
-        ref_image, ref_map, ref_grad = _compiled(single, [c, g])(values[0][i], values[1][i])
+        ref_image, ref_map, ref_grad = _looped(i, tracer_scale, convolve_at)
         np.testing.assert_allclose(image[i], ref_image, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(tracer_map[i], ref_map, rtol=0, atol=tolerance)
         np.testing.assert_allclose(grad[i], ref_grad, rtol=1e-5 if tolerance > 1e-10 else 1e-8)

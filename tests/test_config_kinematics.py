@@ -44,6 +44,12 @@ DISC_PA = "pa = 50.0                      # kinematic PA"
 START = {"v_sys": 0.0, "rotation_v_max": 120.0, "rotation_r_t": 1.0, "dispersion_value": 60.0}
 
 
+#: The tests of the module fixture below run on one xdist worker (``--dist loadgroup`` in
+#: pyproject.toml): a module fixture is built on each worker that runs one of its tests
+#: (this one: a simulated disc: 5.0 and 1.4 s, built on both workers in a full run).
+EXAMPLE_GROUP = pytest.mark.xdist_group("config_kinematics_example")
+
+
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     """A 16x16 simulated disc with nearly noiseless maps (errors 0.05 km/s) and its config."""
@@ -85,6 +91,7 @@ def _map_then_draws(model, *, config, grid, **_):
     )
 
 
+@EXAMPLE_GROUP
 def test_fit_command_recovers_a_simulated_disc_and_writes_every_output(
     example, tmp_path, monkeypatch, capsys
 ):
@@ -151,6 +158,7 @@ def test_binned_maps_recover_the_disc(tmp_path):
     assert best["v_sys"] == pytest.approx(TRUTH["v_sys"], abs=0.01)
 
 
+@EXAMPLE_GROUP
 @pytest.mark.parametrize(
     "edit, extra, pattern",
     [
@@ -213,6 +221,7 @@ def test_bad_kinematic_config_is_one_clear_line(example, tmp_path, edit, extra, 
     assert "\n" not in str(error.value)
 
 
+@EXAMPLE_GROUP
 def test_missing_errors_and_wrong_units_are_named(example, tmp_path, capsys):
     """A velocity map without V_ERR / V_IVAR, and one whose BUNIT is not a velocity, are
     refused through the command line (exit 2, one line); m/s maps are converted to km/s."""
@@ -261,6 +270,7 @@ def test_rotation_curves_and_dispersions_come_from_the_classes():
     assert set(cfg.DISC_PARAMETERS) == {"x0", "y0", "phi", "inclination", "v_sys"}
 
 
+@EXAMPLE_GROUP
 def test_free_geometry_takes_the_full_path_and_ties_the_inclination(example, tmp_path):
     """A free kinematic PA and centre, a free light q with the inclination tied to it, a
     spline rotation curve and an exponential dispersion: the model builds on the full path
@@ -371,6 +381,7 @@ def test_kinematic_keys_and_profiles_are_documented():
             assert f"`{key.group(1)}`" in page, f"example key {key.group(1)} undocumented"
 
 
+@EXAMPLE_GROUP
 def test_the_survey_reads_interim_priors_from_kinematic_tables(example):
     """fit-sample's population relation (importance reweighting) finds a kinematic
     parameter's prior in the raw [kinematics] tables, by its variable name."""

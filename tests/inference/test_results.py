@@ -52,6 +52,12 @@ def map_of(light, grid, psf, *, central, gradient):
     return pmt.evaluate(pmt.observe(disc, grid, psf))[1]
 
 
+#: The tests of the module fixture below run on one xdist worker (``--dist loadgroup`` in
+#: pyproject.toml): a module fixture is built on each worker that runs one of its tests
+#: (this one: a small fit: 5.8 and 3.5 s, built on both workers in a full run).
+SMALL_FIT_GROUP = pytest.mark.xdist_group("results_small_fit")
+
+
 @pytest.fixture(scope="module")
 def small_fit():
     galaxy = tiny_galaxy()
@@ -64,6 +70,7 @@ def small_fit():
     ), model
 
 
+@SMALL_FIT_GROUP
 def test_maps_are_the_forward_model_at_the_posterior(small_fit):
     result, _ = small_fit
     grid, psf, light, data, sigma = tiny_galaxy()
@@ -84,6 +91,7 @@ def test_maps_are_the_forward_model_at_the_posterior(small_fit):
         result.maps("velocity")
 
 
+@SMALL_FIT_GROUP
 def test_save_and_load_round_trip_every_field(small_fit, tmp_path):
     result, _ = small_fit
     path = tmp_path / "fit.nc"
@@ -116,6 +124,7 @@ def test_save_and_load_round_trip_every_field(small_fit, tmp_path):
     assert len(loaded.plot_maps().axes) >= 4
 
 
+@SMALL_FIT_GROUP
 def test_pointwise_log_likelihood_is_saved_only_on_request_and_compactly(small_fit, tmp_path):
     result, model = small_fit
     small, full = tmp_path / "small.nc", tmp_path / "full.nc"
@@ -142,6 +151,7 @@ def test_pointwise_log_likelihood_is_saved_only_on_request_and_compactly(small_f
     )
 
 
+@SMALL_FIT_GROUP
 def test_save_is_atomic(small_fit, tmp_path, monkeypatch):
     result, _ = small_fit
     path = tmp_path / "fit.nc"
@@ -163,6 +173,7 @@ def test_save_is_atomic(small_fit, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["fit.nc"]
 
 
+@SMALL_FIT_GROUP
 def test_a_result_without_log_likelihood_says_how_to_get_it(small_fit):
     result, _ = small_fit
     bare = pmt.Result(result.idata.copy(), dict(result.config, max_log_likelihood=None))
@@ -277,6 +288,7 @@ def test_figure3_result_file_is_small(tmp_path):
 
 
 # ----------------------------------------------------------------------------- figures
+@SMALL_FIT_GROUP
 def test_the_maps_figure_is_readable(small_fit):
     """User finding 9: units on every axis and colour bar, north/east arrows, the data on their
     own colour scale, truth lines; made without pyplot (no figure left open)."""
@@ -315,6 +327,7 @@ def test_the_maps_figure_is_readable(small_fit):
     assert np.angle(np.exp(1j * (angle_e - (np.pi + 0.3)))) == pytest.approx(0, abs=1e-9)
 
 
+@SMALL_FIT_GROUP
 def test_the_corner_figure_has_units_and_truth_lines(small_fit):
     result, _ = small_fit
     fig = result.plot_corner(

@@ -36,6 +36,12 @@ def _result(idata, n, free):
     return pmt.Result(idata, config)
 
 
+#: The tests of the module fixture below run on one xdist worker (``--dist loadgroup`` in
+#: pyproject.toml): a module fixture is built on each worker that runs one of its tests
+#: (this one: two fits, ~5-6 s).
+LINE_FITS_GROUP = pytest.mark.xdist_group("comparison_line_fits")
+
+
 @pytest.fixture(scope="module")
 def line_fits():
     """Data from a line; a line model and a constant model of them."""
@@ -55,6 +61,7 @@ def line_fits():
     )
 
 
+@LINE_FITS_GROUP
 def test_loo_prefers_the_true_model_and_reports_diagnostics(line_fits):
     line, flat = line_fits
     table = pmt.compare({"constant": flat, "line": line})
@@ -78,6 +85,7 @@ def test_loo_prefers_the_true_model_and_reports_diagnostics(line_fits):
     assert table.loc["line", "elpd_loo"] == pytest.approx(reference.elpd_loo, rel=1e-10)
 
 
+@LINE_FITS_GROUP
 def test_bad_arguments_raise(line_fits):
     line, flat = line_fits
     with pytest.raises(ValueError, match="level must be one of"):
