@@ -21,6 +21,7 @@ maps are predicted from its covariates.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,6 +76,10 @@ class KFoldResult:
             f"KFoldResult(elpd={self.elpd:.2f} +/- {self.se:.2f}, k={self.k}, "
             f"galaxies={self.pointwise.size})"
         )
+
+
+#: Held while a fold builds and compiles a graph (see ``kfold``).
+_GRAPH_BUILDING = threading.Lock()
 
 
 def galaxy_folds(n_galaxies: int, k: int | None = None, *, random_seed=None) -> list:
@@ -215,8 +220,11 @@ def kfold(
             random_seed=int(seeds[i]),
             progressbar=progressbar,
         )
-        # the held-out maps scored with their real errors (the model's own data)
-        with fitter.model:
+        # the held-out maps scored with their real errors (the model's own data). Building and
+        # compiling that graph runs one fold at a time: PyTensor's shape inference switches
+        # its global C-compiler flag off and on, which is not thread-safe (a race left one
+        # process without C code); the sampling itself still runs in parallel
+        with _GRAPH_BUILDING, fitter.model:
             log_likelihood = pm.compute_log_likelihood(
                 idata, var_names=names, extend_inferencedata=False, progressbar=False
             )
