@@ -514,10 +514,11 @@ def _assert_population_recovered(n_galaxies, seed, draws, **sample_kwargs):
     }
     mse = {p: float(np.mean((m - sample.gradient_kpc) ** 2)) for p, m in means.items()}
     assert mse["relation"] < mse["none"], mse  # shrinkage towards the relation helps
-    # a systematic geometry problem (a funnel) diverges often; an isolated divergence in a
-    # tail comes and goes with round-off (the same logp to 1e-12 gave 0 and 1 of 600)
+    # a systematic geometry problem (a funnel) diverges often (tens of 600); isolated
+    # divergences in a tail come and go with the seed and round-off (the same logp to 1e-12
+    # gave 0 and 1 of 600; seeds 5, 6, 7 of the reduced sample gave 4, 0, 0)
     n_draws = joint.idata.posterior.sizes["chain"] * joint.idata.posterior.sizes["draw"]
-    assert joint.diagnostics()["divergences"] <= 0.005 * n_draws
+    assert joint.diagnostics()["divergences"] <= 0.01 * n_draws
     return sample, fits
 
 
