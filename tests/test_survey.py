@@ -638,7 +638,7 @@ def test_a_relation_without_scatter_samples_cleanly():
     """User finding 1: five galaxies exactly on a line, each measured precisely, gave R-hat 2.2
     and 763 divergences. The reweighted likelihood is smooth down to zero scatter (each
     galaxy's draws stand for their kernel density), so NUTS samples it cleanly."""
-    from pymc_tracers.inference.results import convergence_report
+    from pymc_tracers.inference.convergence import convergence_report
 
     rng = np.random.default_rng(7)
     x = np.array([9.2, 9.6, 10.0, 10.4, 10.8])

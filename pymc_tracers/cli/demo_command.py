@@ -14,7 +14,7 @@ from pymc_tracers.baselines import wls_gradient
 from pymc_tracers.cli.memory import DEFAULT_MAX_MEMORY_GIB, GIB, render_memory_problem
 from pymc_tracers.forward import Component, observe
 from pymc_tracers.grid import PixelGrid
-from pymc_tracers.inference.results import ConvergenceWarning
+from pymc_tracers.inference.convergence import ConvergenceWarning
 from pymc_tracers.inference.sampling import fit
 from pymc_tracers.model.likelihood import tracer_likelihood
 from pymc_tracers.profiles import Exponential, LinearGradient

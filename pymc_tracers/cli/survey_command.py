@@ -8,7 +8,7 @@ import warnings
 from pymc_tracers import survey
 from pymc_tracers.cli.config_commands import EXIT_NOT_CONVERGED
 from pymc_tracers.cli.memory import DEFAULT_MAX_MEMORY_GIB
-from pymc_tracers.inference.results import ConvergenceWarning
+from pymc_tracers.inference.convergence import ConvergenceWarning
 
 __all__ = ["add_survey_command", "run_survey_command"]
 

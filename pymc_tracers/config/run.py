@@ -26,7 +26,8 @@ from pymc_tracers.config.errors import ConfigError, one_line
 from pymc_tracers.config.kinematic_data import read_kinematic_data
 from pymc_tracers.config.kinematic_model import build_kinematic_model, write_kinematic_galaxy
 from pymc_tracers.config.schema import FitConfig, load_config
-from pymc_tracers.inference.results import ConvergenceWarning, Result
+from pymc_tracers.inference.convergence import ConvergenceWarning
+from pymc_tracers.inference.results import Result
 from pymc_tracers.inference.sampling import fit
 from pymc_tracers.model.binned import binned_likelihoods_of
 
@@ -209,7 +210,7 @@ def run_fit(path, *, output=None, overwrite=False, progress=print, progressbar=T
     dict
         ``output`` (Path), ``name``, ``parameters`` ({name: (mean, sd, unit)}),
         ``diagnostics``, ``convergence`` (the report of
-        :func:`pymc_tracers.inference.results.convergence_report`), ``seconds`` and ``result``.
+        :func:`pymc_tracers.inference.convergence.convergence_report`), ``seconds`` and ``result``.
 
     Raises
     ------

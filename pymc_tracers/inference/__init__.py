@@ -14,8 +14,9 @@
 The package re-exports the names of the sampling front door (it is also ``pmt.sampling``).
 """
 
+from pymc_tracers.inference.convergence import ConvergenceWarning
 from pymc_tracers.inference.fitter import Fitter
-from pymc_tracers.inference.results import ConvergenceWarning, Result
+from pymc_tracers.inference.results import Result
 from pymc_tracers.inference.samplers import NUTPIE_BACKENDS, SAMPLERS
 from pymc_tracers.inference.sampling import fit
 

@@ -71,8 +71,8 @@ Population relation
 
 Convergence
     Every galaxy's fit and the relation run the one convergence check of
-    :func:`pymc_tracers.inference.results.convergence_report` (R-hat, bulk ESS, divergences). Each
-    galaxy's ``done.json`` and ``galaxies.ecsv`` record it, the relation's
+    :func:`pymc_tracers.inference.convergence.convergence_report` (R-hat, bulk ESS,
+    divergences). Each galaxy's ``done.json`` and ``galaxies.ecsv`` record it, the relation's
     ``relation_summary.ecsv`` and ``relation.nc`` too, and ``pymc-tracers fit-sample`` exits 3
     when everything ran but a fit did not converge.
 

@@ -16,7 +16,7 @@ import pymc as pm
 
 from pymc_tracers.config import load_config
 from pymc_tracers.config.run import build_galaxy
-from pymc_tracers.inference.results import check_convergence
+from pymc_tracers.inference.convergence import check_convergence
 from pymc_tracers.inference.samplers import NUTPIE_SETTINGS, nutpie_backend
 from pymc_tracers.model.population import linear_mean, linear_relation
 from pymc_tracers.survey.catalogue import Catalogue, read_catalogue
@@ -74,8 +74,9 @@ class RelationResult:
     info : dict
         ``parameter``, ``unit``, ``covariate``, ``covariate_unit``, ``pivot``, ``per_kpc``,
         ``importance_ess_min`` (reweighting), ``convergence`` (the report of
-        :func:`pymc_tracers.inference.results.convergence_report`), ``scatter_constrained`` (False
-        below :data:`MIN_GALAXIES_FOR_SCATTER` galaxies), ``seconds``.
+        :func:`pymc_tracers.inference.convergence.convergence_report`),
+        ``scatter_constrained`` (False below :data:`MIN_GALAXIES_FOR_SCATTER` galaxies),
+        ``seconds``.
     folder : Path or None
         Where it was written.
     """

@@ -28,8 +28,8 @@ import pymc as pm
 from pymc_tracers.atomic import partial_folder, publish_folder
 from pymc_tracers.config import ConfigError, finish_result, prepare_galaxy, write_galaxy
 from pymc_tracers.config.errors import one_line
+from pymc_tracers.inference.convergence import ConvergenceWarning
 from pymc_tracers.inference.fitter import Fitter
-from pymc_tracers.inference.results import ConvergenceWarning
 from pymc_tracers.inference.sampling import fit
 from pymc_tracers.model.likelihood import likelihoods_of
 from pymc_tracers.numerics import estimate_render_bytes

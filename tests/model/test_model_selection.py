@@ -19,7 +19,7 @@ from pymc_tracers.profiles.gp import GPResidual
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::pymc_tracers.model.comparison.ParetoKWarning",
-    "ignore::pymc_tracers.inference.results.ConvergenceWarning",
+    "ignore::pymc_tracers.inference.convergence.ConvergenceWarning",
 )
 
 #: a disc galaxy observed with 0.1" pixels and a 0.25" PSF (the non-clump cases)
