@@ -73,7 +73,23 @@ def _lagrange(t):
     return weights
 
 
-class NodeLayout:
+class _Segments:
+    """Node counts on the segments of ``[0, 1]`` between breakpoints, in proportion to their
+    lengths (at least :data:`STENCIL` each); the layouts below place and weight the nodes."""
+
+    def __init__(self, total: int, breaks=()):
+        breaks = sorted(float(b) for b in breaks if 0.0 < b < 1.0)
+        self.edges = np.array([0.0, *breaks, 1.0])
+        lengths = np.diff(self.edges)
+        self.counts = [max(STENCIL, round(total * length)) for length in lengths]
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        self.total = int(sum(self.counts))
+
+    def _segment_of(self, u):
+        return np.clip(np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1)
+
+
+class NodeLayout(_Segments):
     """Radial nodes on ``[0, 1]`` (in units of the largest rendered radius), equally spaced
     within segments between breakpoints.
 
@@ -87,14 +103,6 @@ class NodeLayout:
     breaks : sequence of float
         Breakpoints in ``(0, 1)``.
     """
-
-    def __init__(self, total: int, breaks=()):
-        breaks = sorted(float(b) for b in breaks if 0.0 < b < 1.0)
-        self.edges = np.array([0.0, *breaks, 1.0])
-        lengths = np.diff(self.edges)
-        self.counts = [max(STENCIL, round(total * length)) for length in lengths]
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
-        self.total = int(sum(self.counts))
 
     @property
     def fractions(self) -> np.ndarray:
@@ -121,7 +129,7 @@ class NodeLayout:
         ``u``) and ``weights`` ``(STENCIL, *u.shape)``.
         """
         u = np.asarray(u, dtype=float)
-        segment = np.clip(np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1)
+        segment = self._segment_of(u)
         start = self.edges[segment]
         counts = np.asarray(self.counts)[segment]
         spacing = (self.edges[segment + 1] - start) / (counts - 1)
@@ -144,7 +152,7 @@ class NodeLayout:
         return node_fields(first, weights, start, stop)
 
 
-class ChebyshevLayout:
+class ChebyshevLayout(_Segments):
     """Radial nodes at Chebyshev points within segments between breakpoints, with
     polynomial (barycentric) interpolation over each whole segment.
 
@@ -182,12 +190,7 @@ class ChebyshevLayout:
             for k in range(1, pieces)
             if min((abs(k / pieces - b) for b in breaks), default=1.0) > 1e-3
         }
-        breaks = sorted(breaks)
-        self.edges = np.array([0.0, *breaks, 1.0])
-        lengths = np.diff(self.edges)
-        self.counts = [max(STENCIL, round(total * length)) for length in lengths]
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
-        self.total = int(sum(self.counts))
+        super().__init__(total, breaks)
         self._nodes = [
             a + (b - a) * (1.0 - np.cos(np.pi * np.arange(n) / (n - 1))) / 2.0
             for a, b, n in zip(self.edges[:-1], self.edges[1:], self.counts)
@@ -211,9 +214,6 @@ class ChebyshevLayout:
             angle = np.linspace(0.0, np.pi, per_spacing * (n - 1) + 1)
             parts.append(a + (b - a) * (1.0 - np.cos(angle)) / 2.0)
         return np.unique(np.concatenate(parts))
-
-    def _segment_of(self, u):
-        return np.clip(np.searchsorted(self.edges, u, side="right") - 1, 0, len(self.counts) - 1)
 
     def at(self, u) -> ChebyshevWeights:
         """The interpolation weights at positions ``u`` (any shape), column by column."""
