@@ -237,29 +237,32 @@ class TransferRenderer(Renderer):
         The light, the empty-sky blend and the division are folded into one basis,
         ``(B + e G) / (L + e)`` at the used pixels, computed once in numpy and held as data
         of its own (recomputed on a PSF swap): an evaluation is one product of the
-        coefficients with it, O(pixels used x columns), and never touches the full maps.
+        coefficients with it, O(pixels used x columns), and never touches the full maps. A
+        batch's basis is held as one array per group of :class:`_PixelGroups`, so that no
+        evaluation copies a slice of it (a compiled graph copies slices of its inputs).
         """
         index = np.asarray(index)
-        values = self._compact_basis(
+        blocks = self._compact_basis(
             index, shape, self._value("light"), self._value("basis"), self._value("fallback")
         )
-        if self._model is not None:
-            name = f"{self._prefix}_pixels{len(self._compact)}"
-            compact = pt.specify_shape(hold_data(self._model, name, values), values.shape)
-            self._data[name] = ("pixels", index, tuple(shape))
-        else:
-            compact = pt.as_tensor_variable(values)
+        names = [f"{self._prefix}_pixels{len(self._compact)}"]
+        if len(shape) != 2:
+            names = [f"{names[0]}_{k}" for k in range(len(blocks))]
+        held = []
+        for k, (name, values) in enumerate(zip(names, blocks)):
+            if self._model is not None:
+                held.append(pt.specify_shape(hold_data(self._model, name, values), values.shape))
+                self._data[name] = ("pixels", index, tuple(shape), k)
+            else:
+                held.append(pt.as_tensor_variable(values))
         self._compact.append((index, tuple(shape)))
         coefficients = self._coefficients()
         if len(shape) == 2:  # one galaxy: (used, K)
-            ratio = pt.dot(compact, coefficients)
+            ratio = pt.dot(held[0], coefficients)
         else:  # galaxies in groups of similar pixel counts, each block (n, width, K)
             groups = _PixelGroups.of(index, shape)
-            parts, start = [], 0
-            for members, width in zip(groups.members, groups.widths):
-                block = compact[start : start + members.size * width]
-                block = block.reshape((members.size, width, -1))
-                start += members.size * width
+            parts = []
+            for members, block in zip(groups.members, held):
                 if coefficients.ndim == 1:
                     parts.append(pt.dot(block, coefficients).reshape((-1,)))
                 else:  # one small matrix product per galaxy
@@ -272,8 +275,9 @@ class TransferRenderer(Renderer):
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
 
     def _compact_basis(self, index, shape, light, basis, fallback):
-        """``(B + e G) / (L + e)`` at the used pixels: ``(used, K)`` for one galaxy, else the
-        stacked blocks of :class:`_PixelGroups` (padding rows are zero)."""
+        """``(B + e G) / (L + e)`` at the used pixels, as a list of arrays: ``[(used, K)]`` for
+        one galaxy, else one block ``(galaxies, width, K)`` per group of :class:`_PixelGroups`
+        (padding rows are zero)."""
         n_pixels = int(np.prod(shape[-2:]))
         galaxy, pixel = np.divmod(index, n_pixels)
         peak = np.max(np.maximum(light, 0.0), axis=-1, keepdims=True)
@@ -287,11 +291,16 @@ class TransferRenderer(Renderer):
                 np.maximum(light[galaxy, pixel], 0.0) + epsilon[galaxy, 0]
             )[:, None]
         if len(shape) == 2:
-            return rows
+            return [rows]
         groups = _PixelGroups.of(index, shape)
         stacked = np.zeros((groups.n_rows, rows.shape[-1]))
         stacked[groups.position] = rows
-        return stacked
+        blocks, start = [], 0
+        for members, width in zip(groups.members, groups.widths):
+            stop = start + members.size * width
+            blocks.append(stacked[start:stop].reshape((members.size, width, -1)))
+            start = stop
+        return blocks
 
     # ------------------------------------------------------------------ PSF swap
     def psf_updates(self, psf) -> dict:
@@ -319,17 +328,19 @@ class TransferRenderer(Renderer):
             swapped = {name: c.nodes for name, c in zip(self._node_names(), self._columns)}
         finally:
             self._columns = old_columns
-        updates = {}
+        updates, compact = {}, {}
         for name, what in self._data.items():
             if isinstance(what, str):
                 updates[name] = arrays[what]
             elif what[0] == "nodes":
                 updates[name] = swapped[name]
             else:
-                _, index, shape = what
-                updates[name] = self._compact_basis(
-                    index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
-                )
+                _, index, shape, block = what
+                if id(index) not in compact:  # a batch's blocks come from one computation
+                    compact[id(index)] = self._compact_basis(
+                        index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
+                    )
+                updates[name] = compact[id(index)][block]
         return updates
 
     def _node_names(self):
