@@ -33,6 +33,7 @@ from pytensor.graph.replace import clone_replace
 from pytensor.graph.traversal import ancestors
 from pytensor.tensor.random.op import RandomVariable
 
+from pymc_tracers.forward.base import hold_data
 from pymc_tracers.forward.radial_nodes import (
     MAX_RADIAL_NODES,
     NODE_COUNTS,
@@ -48,9 +49,11 @@ from pymc_tracers.forward.transfer import (
     fixed_columns,
     is_symbolic,
 )
-from pymc_tracers.profiles.tracer import elliptical_radius_grid
+from pymc_tracers.grid import elliptical_radius_numpy
+from pymc_tracers.numerics import SubpixelNumerics
+from pymc_tracers.profiles.tracer import _numeric, elliptical_radius_grid
 
-__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws"]
+__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws", "psf_reach"]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -167,45 +170,145 @@ class RadialTransferRenderer(TransferRenderer):
     path = "radial"
 
     def __init__(self, components, numerics, tracer_scale, n_galaxies, **options):
-        self._counts = {}
-        self.covered = None
+        self._counts, self._totals = {}, {}
+        self.covered = self.pixels_covered = None
+        self.pixel_node_counts = {}  # likelihood number -> its nodes per component
+        self._pixel_coefficients = {}
         super().__init__(components, numerics, tracer_scale, n_galaxies, **options)
         self.node_counts = [c.count for c in self._columns]
         self.max_error = self.check()
 
     # ------------------------------------------------------------------ columns
-    def _columns_of(self, index, numerics, *, swap=False):
-        tracer = self.components[index].tracer
-        points = numerics.point_sets
-        if not is_symbolic(tracer):
-            return fixed_columns(tracer, self.tracer_scale, points)
-        form = tracer.radial_form()
-        x0, y0, q, phi = form.geometry or (0.0, 0.0, 1.0, 0.0)
-        radii = [elliptical_radius_grid(x, y, x0, y0, q, phi) for x, y in points]
+    def _extent(self, index, numerics, pixels=None):
+        """Component ``index``'s radial form, rendered radii, largest radius (``()`` or
+        ``(Ng,)``, arcsec) and node-segment breaks (fractions of it). With ``pixels``, only
+        radii within the PSF's reach of those pixels count (see :func:`psf_reach`)."""
+        form = self.components[index].tracer.radial_form()
+        geometry = form.geometry or (0.0, 0.0, 1.0, 0.0)
+        radii = [elliptical_radius_grid(x, y, *geometry) for x, y in numerics.point_sets]
         r_max = np.max([np.max(r, axis=(-2, -1)) for r in radii], axis=0)  # () or (Ng,)
+        if pixels is not None:
+            r_max = np.minimum(r_max, psf_reach(numerics, geometry, *pixels[1:]))
         r_max = r_max * (1 + 1e-12) + 1e-12  # every radius strictly inside
         # breakpoints (arcsec) become segment edges when every galaxy shares one r_max
         breaks = np.asarray(form.breakpoints) / r_max if np.ndim(r_max) == 0 else ()
-        if index not in self._counts:
-            self._counts[index] = self._node_count(form, r_max, breaks)
-        layout = ChebyshevLayout(self._counts[index], breaks)
-        if swap and layout.total != self._columns[index].count:
+        return form, radii, r_max, breaks
+
+    def _count(self, index, numerics, pixels=None):
+        """Radial nodes of component ``index`` (for the likelihood ``pixels[0]``'s pixels)."""
+        key = index if pixels is None else (pixels[0], index)
+        if key not in self._counts:
+            form, _, r_max, breaks = self._extent(index, numerics, pixels)
+            self._counts[key] = self._node_count(form, r_max, breaks)
+        return self._counts[key]
+
+    def _columns_of(self, index, numerics, *, swap=False, pixels=None):
+        tracer = self.components[index].tracer
+        if not is_symbolic(tracer):
+            return fixed_columns(tracer, self.tracer_scale, numerics.point_sets)
+        form, radii, r_max, breaks = self._extent(index, numerics, pixels)
+        layout = ChebyshevLayout(self._count(index, numerics, pixels), breaks)
+        key = index if pixels is None else (pixels[0], index)
+        if self._totals.setdefault(key, layout.total) != layout.total:
             raise ValueError(
                 "the new PSF moves the profile's breakpoints to other node segments; build a "
                 "new model for it"
             )
         node_radii = np.multiply.outer(r_max, layout.fractions)  # (M,) or (Ng, M)
         scale = np.asarray(r_max)[..., None, None]
-        weights = [layout.at(r / scale) for r in radii]
+        # radii beyond the reach of the pixels never reach them: their weights are zero
+        weights = [layout.at(np.minimum(r / scale, 1.0)) for r in radii]
+        inside = [None if pixels is None else r <= scale for r in radii]
 
         def factors(start, stop, k):
-            return weights[k].fields(start, stop)
+            fields = weights[k].fields(start, stop)
+            return fields if inside[k] is None else fields * inside[k]
 
         count = layout.total
         if swap:
             return _Columns("radial", count, None, factors, node_radii)
-        nodes = self._hold_nodes(index, node_radii)
+        if pixels is None:
+            nodes = self._hold_nodes(index, node_radii)
+        else:
+            nodes = self._hold_pixel_nodes(pixels[0], index, node_radii)
         return _Columns("radial", count, self._node_values(form, nodes), factors, node_radii)
+
+    # ------------------------------------------------------------------ the likelihood's pixels
+    def _restricts(self) -> bool:
+        """Whether a likelihood's pixels may get nodes over only the radii that reach them:
+        the exact sub-pixel numerics (reach = the kernel's extent) in the image plane, with
+        node counts measured at prior draws."""
+        numerics = self.numerics
+        return (
+            isinstance(numerics, SubpixelNumerics)
+            and numerics.lens is None
+            and self.dynamic_range is None
+        )
+
+    def _basis_for_pixels(self, which, index, shape):
+        """Masked or S/N-cut maps leave out outer pixels, whose radii set much of the tracer's
+        dynamic range: the likelihood gets a basis of its own over the radii within the PSF's
+        reach of its pixels, with fewer nodes, when that saves any."""
+        if not self._restricts():
+            return super()._basis_for_pixels(which, index, shape)
+        pixels = (which, index, shape)
+        covered = self.covered
+        try:
+            counts = [
+                self._count(i, self.numerics, pixels) if c.kind == "radial" else c.count
+                for i, c in enumerate(self._columns)
+            ]
+        finally:
+            self.pixels_covered, self.covered = self.covered, covered
+        if counts == [c.count for c in self._columns] or any(
+            new > c.count for new, c in zip(counts, self._columns)
+        ):
+            return super()._basis_for_pixels(which, index, shape)
+        columns = [
+            self._columns_of(i, self.numerics, pixels=pixels) if c.kind == "radial" else c
+            for i, c in enumerate(self._columns)
+        ]
+        saved, self._columns = self._columns, columns
+        try:
+            arrays = self._build(self.numerics, self._lights)
+            coefficients = self._coefficients()
+        finally:
+            self._columns = saved
+        self.pixel_node_counts[which] = counts
+        self._pixel_coefficients[which] = [c.coefficients for c in columns]
+        return arrays, coefficients
+
+    def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
+        if which not in self.pixel_node_counts:
+            return arrays, {}
+        pixels = (which, index, shape)
+        columns = [
+            self._columns_of(i, numerics, swap=True, pixels=pixels) if c.kind == "radial" else c
+            for i, c in enumerate(self._columns)
+        ]
+        for column, coefficients in zip(columns, self._pixel_coefficients[which]):
+            column.coefficients = coefficients  # the graph's own (only their shapes matter)
+        saved, self._columns = self._columns, columns
+        try:
+            own = self._build(numerics, lights)
+        finally:
+            self._columns = saved
+        nodes = {
+            self._pixel_node_name(which, i): c.nodes
+            for i, c in enumerate(columns)
+            if c.kind == "radial"
+        }
+        return own, nodes
+
+    def _pixel_node_name(self, which, index):
+        return f"{getattr(self, '_prefix', '')}_pixels{which}_nodes{index}"
+
+    def _hold_pixel_nodes(self, which, index, node_radii):
+        if self._model is None:
+            return pt.as_tensor_variable(node_radii)
+        name = self._pixel_node_name(which, index)
+        self._data[name] = ("pixel nodes", which)
+        return pt.specify_shape(hold_data(self._model, name, node_radii), node_radii.shape)
 
     def _node_values(self, form, nodes):
         """``f(Z(r_m))``: ``(M,)`` or ``(N, M)``."""
@@ -367,4 +470,45 @@ class RadialTransferRenderer(TransferRenderer):
         text = super().describe()
         if self.covered is not None:
             text += f"; nodes meet the tolerance at {self.covered:.0%} of prior draws"
+        for counts in self.pixel_node_counts.values():
+            text += (
+                f"; {'+'.join(map(str, counts))} nodes for the likelihood's pixels (the radii "
+                "within the PSF's reach of them)"
+            )
         return text
+
+
+def psf_reach(numerics, geometry, index, shape):
+    """The largest elliptical radius (arcsec) from which light reaches any of the pixels
+    ``index`` (flat into ``shape``) through the PSF: ``(Ng,)`` for a batch, else ``()``.
+
+    A pixel is the mean of its sub-pixels of the convolved field, and the kernel's non-zero
+    samples span ``h`` sub-pixels each way: only positions within ``pixel / 2 + h`` of the
+    pixel's centre, in x and in y, reach it. The elliptical radius is convex, so its largest
+    value over that square is at a corner. (One sub-pixel is added as a margin.)
+    """
+    grid = numerics.grid
+    scale = grid.subpixel_scale
+    galaxy, pixel = np.divmod(np.asarray(index), grid.ny * grid.nx)
+    n = shape[0] if len(shape) == 3 else 1
+    kernels = np.asarray(numerics.kernel)
+    kernels = kernels.reshape((-1, *kernels.shape[-2:]))
+    centre = kernels.shape[-1] // 2
+    halves = []
+    for kernel in kernels:
+        rows, cols = np.nonzero(kernel)
+        halves.append(max(np.max(np.abs(rows - centre)), np.max(np.abs(cols - centre))))
+    halves = np.asarray(halves, dtype=float) * scale
+    half = halves[galaxy] if halves.size == n > 1 else halves.max()
+    a = half + grid.pixel_scale / 2 + scale
+    x, y = grid.x.ravel()[pixel], grid.y.ravel()[pixel]
+    x0, y0, q, phi = (
+        np.broadcast_to(v, (n,))[galaxy] if v.ndim else float(v)
+        for v in (_numeric(g) for g in geometry)
+    )
+    corners = [
+        elliptical_radius_numpy(x + sx, y + sy, x0, y0, q, phi) for sx in (-a, a) for sy in (-a, a)
+    ]
+    reach = np.zeros(n)
+    np.maximum.at(reach, galaxy, np.max(corners, axis=0))
+    return reach if len(shape) == 3 else reach[0]

@@ -241,22 +241,22 @@ class TransferRenderer(Renderer):
         batch's basis is held as one array per group of :class:`_PixelGroups`, so that no
         evaluation copies a slice of it (a compiled graph copies slices of its inputs).
         """
-        index = np.asarray(index)
+        index, which = np.asarray(index), len(self._compact)
+        arrays, coefficients = self._basis_for_pixels(which, index, tuple(shape))
         blocks = self._compact_basis(
-            index, shape, self._value("light"), self._value("basis"), self._value("fallback")
+            index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
         )
-        names = [f"{self._prefix}_pixels{len(self._compact)}"]
+        names = [f"{self._prefix}_pixels{which}"]
         if len(shape) != 2:
             names = [f"{names[0]}_{k}" for k in range(len(blocks))]
         held = []
         for k, (name, values) in enumerate(zip(names, blocks)):
             if self._model is not None:
                 held.append(pt.specify_shape(hold_data(self._model, name, values), values.shape))
-                self._data[name] = ("pixels", index, tuple(shape), k)
+                self._data[name] = ("pixels", index, tuple(shape), k, which)
             else:
                 held.append(pt.as_tensor_variable(values))
         self._compact.append((index, tuple(shape)))
-        coefficients = self._coefficients()
         if len(shape) == 2:  # one galaxy: (used, K)
             ratio = pt.dot(held[0], coefficients)
         else:  # galaxies in groups of similar pixel counts, each block (n, width, K)
@@ -273,6 +273,17 @@ class TransferRenderer(Renderer):
         if self.tracer_scale == "linear":
             return ratio
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
+
+    def _basis_for_pixels(self, which, index, shape):
+        """The maps (numpy) and coefficients (tensor) that likelihood ``which`` over pixels
+        ``index`` reads: the renderer's own (a subclass may build a basis for those pixels)."""
+        arrays = {part: self._value(part) for part in ("light", "basis", "fallback")}
+        return arrays, self._coefficients()
+
+    def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
+        """:meth:`_basis_for_pixels`'s maps under a new PSF (``arrays``: the renderer's own),
+        and new values of any model data it holds besides them."""
+        return arrays, {}
 
     def _compact_basis(self, index, shape, light, basis, fallback):
         """``(B + e G) / (L + e)`` at the used pixels, as a list of arrays: ``[(used, K)]`` for
@@ -334,13 +345,19 @@ class TransferRenderer(Renderer):
                 updates[name] = arrays[what]
             elif what[0] == "nodes":
                 updates[name] = swapped[name]
+            elif what[0] == "pixel nodes":
+                continue  # given with their likelihood's basis below
             else:
-                _, index, shape, block = what
-                if id(index) not in compact:  # a batch's blocks come from one computation
-                    compact[id(index)] = self._compact_basis(
-                        index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
+                _, index, shape, block, which = what
+                if which not in compact:  # a batch's blocks come from one computation
+                    own, extra = self._swapped_pixel_arrays(
+                        which, index, shape, numerics, lights, arrays
                     )
-                updates[name] = compact[id(index)][block]
+                    updates.update(extra)
+                    compact[which] = self._compact_basis(
+                        index, shape, own["light"], own["basis"], own["fallback"]
+                    )
+                updates[name] = compact[which][block]
         return updates
 
     def _node_names(self):

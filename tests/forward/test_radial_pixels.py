@@ -1,0 +1,123 @@
+"""A likelihood's own radial basis: nodes over only the radii that reach its pixels through the
+PSF (masked or S/N-cut maps), checked against brute force and the exact full path."""
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy.ndimage import binary_dilation
+
+import pymc_tracers as pmt
+from pymc_tracers.forward.radial import psf_reach
+from pymc_tracers.grid import elliptical_radius_numpy
+from pymc_tracers.numerics import make_numerics
+
+TOLERANCE = 1e-7
+GRID = pmt.PixelGrid((25, 25), pixel_scale=0.1, supersampling=2)
+GEOMETRY = dict(x0=0.08, y0=-0.05, q=0.6, phi=0.4)
+
+
+def _inner_mask(grid, radius, x0=0.0, y0=0.0):
+    """Pixels within ``radius`` (arcsec) of a point: an S/N cut of a centred galaxy."""
+    return np.hypot(grid.x - x0, grid.y - y0) < radius
+
+
+def _brute_force_reach(numerics, kernel, used, geometry):
+    """Largest elliptical radius of a rendered sample whose light reaches a used pixel: the
+    used pixels' sub-pixels dilated by the kernel's non-zero samples, on the render grid."""
+    s, pad = numerics.grid.supersampling, numerics.pad
+    sub = np.kron(used, np.ones((s, s), dtype=bool))
+    render = np.zeros(numerics.point_sets[0][0].shape, dtype=bool)
+    render[pad : pad + sub.shape[0], pad : pad + sub.shape[1]] = sub
+    footprint = binary_dilation(render, structure=kernel != 0)
+    x, y = numerics.point_sets[0]
+    return elliptical_radius_numpy(x[footprint], y[footprint], *geometry).max()
+
+
+@pytest.mark.parametrize("psf", [pmt.GaussianPSF(0.25), pmt.MoffatPSF(0.3, 2.5)])
+def test_psf_reach_bounds_the_samples_whose_light_reaches_the_pixels(psf):
+    numerics = make_numerics(GRID, psf)
+    geometry = tuple(GEOMETRY.values())
+    used = _inner_mask(GRID, 0.45, 0.1, 0.05)
+    reach = psf_reach(numerics, geometry, np.flatnonzero(used), GRID.shape)
+    exact = _brute_force_reach(numerics, numerics.kernel, used, geometry)
+    # an upper bound, loose by at most the margin (a pixel's outer sub-pixel half-widths and
+    # one sub-pixel, stretched by 1/q along the minor axis)
+    margin = (GRID.subpixel_scale / 2 + GRID.subpixel_scale) * np.sqrt(2) / GEOMETRY["q"]
+    assert exact <= reach <= exact + margin
+
+
+def test_psf_reach_is_per_galaxy_with_per_galaxy_psfs():
+    psfs = [pmt.GaussianPSF(0.2), pmt.MoffatPSF(0.35, 3.0)]
+    numerics = make_numerics(GRID, psfs)
+    geometry = tuple(GEOMETRY.values())
+    used = np.stack([_inner_mask(GRID, 0.3), _inner_mask(GRID, 0.6)])
+    reach = psf_reach(numerics, geometry, np.flatnonzero(used), used.shape)
+    assert reach.shape == (2,)
+    margin = (GRID.subpixel_scale / 2 + GRID.subpixel_scale) * np.sqrt(2) / GEOMETRY["q"]
+    for g in range(2):
+        exact = _brute_force_reach(numerics, numerics.kernel[g], used[g], geometry)
+        assert exact <= reach[g] <= exact + margin
+
+
+def _model(psfs, used, *, full=False):
+    """Three galaxies with Normal priors on their log-averaged gradients, S/N-cut maps."""
+    n = len(psfs)
+    with pm.Model(coords={"galaxy": range(n)}) as model:
+        gradient = pm.Normal("gradient", -0.3, 0.4, dims="galaxy")
+        central = pm.Normal("central", 8.5, 0.1, dims="galaxy")
+        component = pmt.Component(
+            pmt.Exponential(r_eff=np.array([0.25, 0.3, 0.2]), **GEOMETRY),
+            pmt.LinearGradient(central=central, gradient=gradient, **GEOMETRY),
+        )
+        method = "full" if full else "auto"
+        observation = pmt.observe(component, GRID, psfs, "log", method=method)
+        data = np.full((n, *GRID.shape), 8.3)
+        pmt.tracer_likelihood("z", observation, data, sigma=0.05, mask=used)
+    return model, observation
+
+
+PSFS = [pmt.GaussianPSF(0.2), pmt.MoffatPSF(0.3, 3.0), pmt.GaussianPSF(0.3)]
+USED = np.stack([_inner_mask(GRID, r) for r in (0.4, 0.5, 0.35)])
+
+
+def _likelihood_terms(model):
+    """Each used pixel's log-likelihood term, as a function of a point (the map's error
+    times residual / sigma^2 shows in it)."""
+    return model.compile_fn(model.logp(vars=[model["z"]], sum=False)[0])
+
+
+def test_a_masked_likelihood_gets_fewer_nodes_and_matches_the_full_path():
+    model, observation = _model(PSFS, USED)
+    renderer = observation.renderer
+    assert observation.path == "radial"
+    (pixel_counts,) = renderer.pixel_node_counts.values()
+    assert pixel_counts[0] < renderer.node_counts[0]
+    assert "for the likelihood" in renderer.describe()
+    full, _ = _model(PSFS, USED, full=True)
+    terms, exact = _likelihood_terms(model), _likelihood_terms(full)
+    draws = pm.draw([model["gradient"], model["central"]], draws=6, random_seed=3)
+    for gradient, central in zip(*draws):
+        point = {"gradient": gradient, "central": central}
+        # |d term| = |residual| / sigma^2 x |d map| with residuals below ~1.5 dex here
+        np.testing.assert_allclose(terms(point), exact(point), rtol=0, atol=1.5 / 0.05**2 * 1e-6)
+    # the typical draw is within the tolerance itself
+    point = {"gradient": np.full(3, -0.3), "central": np.full(3, 8.5)}
+    np.testing.assert_allclose(terms(point), exact(point), rtol=0, atol=1.5 / 0.05**2 * TOLERANCE)
+
+
+def test_psf_swap_moves_the_likelihoods_nodes_with_the_new_reach():
+    wide = [pmt.GaussianPSF(0.35), pmt.MoffatPSF(0.4, 3.0), pmt.GaussianPSF(0.45)]
+    model, observation = _model(PSFS, USED)
+    names = [n for n in observation.renderer._data if "pixels0_nodes" in n]
+    before = {n: model[n].get_value().copy() for n in names}
+    updates = observation.renderer.psf_updates(wide)
+    assert set(names) <= set(updates)
+    for name, value in updates.items():
+        model[name].set_value(value)
+    assert all(np.all(model[n].get_value()[:, -1] > before[n][:, -1]) for n in names)
+    exact, _ = _model(wide, USED, full=True)
+    terms, reference = _likelihood_terms(model), _likelihood_terms(exact)
+    point = {"gradient": np.array([-0.3, -0.2, -0.4]), "central": np.full(3, 8.5)}
+    np.testing.assert_allclose(
+        terms(point), reference(point), rtol=0, atol=1.5 / 0.05**2 * TOLERANCE
+    )
