@@ -166,6 +166,9 @@ def main(argv=None):
         "backend": args.backend,
         "path": path,
         "radial_nodes": getattr(observation.renderer, "node_counts", None),
+        "radial_nodes_likelihood": list(
+            getattr(observation.renderer, "pixel_node_counts", {}).values()
+        ),
         "radial_error_prior": observation.max_error,
         "data": "compiled" if args.compile_data else "swappable",
         "build_seconds": build_seconds,
