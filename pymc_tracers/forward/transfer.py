@@ -32,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 from pytensor.graph.traversal import ancestors
 
 from pymc_tracers.forward.base import RenderedMaps, Renderer, current_model, hold_data
 from pymc_tracers.forward.components import is_free
-from pymc_tracers.forward.ratio import light_weighted_ratio, sky_epsilon
+from pymc_tracers.forward.ratio import sky_epsilon
 from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import make_numerics
 
@@ -212,10 +213,22 @@ class TransferRenderer(Renderer):
     def _render(self):
         light = self._tensors["light"]
         coefficients = self._coefficients()
-        numerator = _matvec(self._tensors["basis"], coefficients)
-        fallback = _matvec(self._tensors["fallback"], coefficients)
-        basis = self._tensors["basis"]
+        basis, fallback = self._tensors["basis"], self._tensors["fallback"]
         ny, nx = self.numerics.grid.shape
+        # the tracer map from one basis, (B + e G) / (L + e) (as at_pixels): with the maps
+        # fixed it folds into one constant, and an evaluation is one matrix-vector product
+        positive = pt.maximum(light, 0.0)
+        epsilon = zero_grad(sky_epsilon(pt.max(positive, axis=-1, keepdims=True)))
+        folded = (basis + epsilon[..., None] * fallback) / (positive + epsilon)[..., None]
+        if folded.ndim == 2 and coefficients.ndim == 1:
+            # columns as rows: a product over a few long rows vectorises, one over many
+            # short rows (K of them each) does not
+            ratio = pt.dot(coefficients, folded.T)
+        else:
+            ratio = _matvec(folded, coefficients)
+        if self.tracer_scale == "log":
+            ratio = pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
+        numerator = _matvec(basis, coefficients)  # the weighted sum, for binned likelihoods
         if basis.ndim == 3 or coefficients.ndim == 2:
             # static where possible, so the light does not depend on the tracer's inputs
             n = basis.type.shape[0] if basis.ndim == 3 else self.n_galaxies
@@ -225,9 +238,7 @@ class TransferRenderer(Renderer):
         else:
             shape = (ny, nx)
         weighted_sum, light_sum = numerator.reshape(shape), light.reshape(shape)
-        tracer_map = light_weighted_ratio(
-            weighted_sum, light_sum, fallback.reshape(shape), self.tracer_scale
-        )
+        tracer_map = ratio.reshape(shape)
         image = light_sum * self.numerics.flux_scale
         return RenderedMaps(image, tracer_map, light_sum, weighted_sum)
 
