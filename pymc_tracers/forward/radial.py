@@ -42,6 +42,7 @@ from pymc_tracers.forward.radial_nodes import (
     exponential_node_count,
     layout_error,
 )
+from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.forward.transfer import (
     BUILD_MODE,
     TransferRenderer,
@@ -49,11 +50,10 @@ from pymc_tracers.forward.transfer import (
     fixed_columns,
     is_symbolic,
 )
-from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.numerics import SubpixelNumerics
-from pymc_tracers.profiles.tracer import _numeric, elliptical_radius_grid
+from pymc_tracers.profiles.tracer import elliptical_radius_grid
 
-__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws", "psf_reach"]
+__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws"]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -173,7 +173,7 @@ class RadialTransferRenderer(TransferRenderer):
         self._counts, self._totals = {}, {}
         self.covered = self.pixels_covered = None
         self.pixel_node_counts = {}  # likelihood number -> its nodes per component
-        self._pixel_coefficients = {}
+        self._pixel_columns = {}  # likelihood number -> its columns
         super().__init__(components, numerics, tracer_scale, n_galaxies, **options)
         self.node_counts = [c.count for c in self._columns]
         self.max_error = self.check()
@@ -182,7 +182,8 @@ class RadialTransferRenderer(TransferRenderer):
     def _extent(self, index, numerics, pixels=None):
         """Component ``index``'s radial form, rendered radii, largest radius (``()`` or
         ``(Ng,)``, arcsec) and node-segment breaks (fractions of it). With ``pixels``, only
-        radii within the PSF's reach of those pixels count (see :func:`psf_reach`)."""
+        radii within the PSF's reach of those pixels count
+        (:func:`~pymc_tracers.forward.reach.psf_reach`)."""
         form = self.components[index].tracer.radial_form()
         geometry = form.geometry or (0.0, 0.0, 1.0, 0.0)
         radii = [elliptical_radius_grid(x, y, *geometry) for x, y in numerics.point_sets]
@@ -268,14 +269,9 @@ class RadialTransferRenderer(TransferRenderer):
             self._columns_of(i, self.numerics, pixels=pixels) if c.kind == "radial" else c
             for i, c in enumerate(self._columns)
         ]
-        saved, self._columns = self._columns, columns
-        try:
-            arrays = self._build(self.numerics, self._lights)
-            coefficients = self._coefficients()
-        finally:
-            self._columns = saved
+        arrays, coefficients = self._build_with(columns, self.numerics, self._lights)
         self.pixel_node_counts[which] = counts
-        self._pixel_coefficients[which] = [c.coefficients for c in columns]
+        self._pixel_columns[which] = columns
         return arrays, coefficients
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
@@ -283,16 +279,10 @@ class RadialTransferRenderer(TransferRenderer):
             return arrays, {}
         pixels = (which, index, shape)
         columns = [
-            self._columns_of(i, numerics, swap=True, pixels=pixels) if c.kind == "radial" else c
+            self._columns_of(i, numerics, swap=True, pixels=pixels if c.kind == "radial" else None)
             for i, c in enumerate(self._columns)
         ]
-        for column, coefficients in zip(columns, self._pixel_coefficients[which]):
-            column.coefficients = coefficients  # the graph's own (only their shapes matter)
-        saved, self._columns = self._columns, columns
-        try:
-            own = self._build(numerics, lights)
-        finally:
-            self._columns = saved
+        own, _ = self._build_with(columns, numerics, lights, self._pixel_columns[which])
         nodes = {
             self._pixel_node_name(which, i): c.nodes
             for i, c in enumerate(columns)
@@ -476,39 +466,3 @@ class RadialTransferRenderer(TransferRenderer):
                 "within the PSF's reach of them)"
             )
         return text
-
-
-def psf_reach(numerics, geometry, index, shape):
-    """The largest elliptical radius (arcsec) from which light reaches any of the pixels
-    ``index`` (flat into ``shape``) through the PSF: ``(Ng,)`` for a batch, else ``()``.
-
-    A pixel is the mean of its sub-pixels of the convolved field, and the kernel's non-zero
-    samples span ``h`` sub-pixels each way: only positions within ``pixel / 2 + h`` of the
-    pixel's centre, in x and in y, reach it. The elliptical radius is convex, so its largest
-    value over that square is at a corner. (One sub-pixel is added as a margin.)
-    """
-    grid = numerics.grid
-    scale = grid.subpixel_scale
-    galaxy, pixel = np.divmod(np.asarray(index), grid.ny * grid.nx)
-    n = shape[0] if len(shape) == 3 else 1
-    kernels = np.asarray(numerics.kernel)
-    kernels = kernels.reshape((-1, *kernels.shape[-2:]))
-    centre = kernels.shape[-1] // 2
-    halves = []
-    for kernel in kernels:
-        rows, cols = np.nonzero(kernel)
-        halves.append(max(np.max(np.abs(rows - centre)), np.max(np.abs(cols - centre))))
-    halves = np.asarray(halves, dtype=float) * scale
-    half = halves[galaxy] if halves.size == n > 1 else halves.max()
-    a = half + grid.pixel_scale / 2 + scale
-    x, y = grid.x.ravel()[pixel], grid.y.ravel()[pixel]
-    x0, y0, q, phi = (
-        np.broadcast_to(v, (n,))[galaxy] if v.ndim else float(v)
-        for v in (_numeric(g) for g in geometry)
-    )
-    corners = [
-        elliptical_radius_numpy(x + sx, y + sy, x0, y0, q, phi) for sx in (-a, a) for sy in (-a, a)
-    ]
-    reach = np.zeros(n)
-    np.maximum.at(reach, galaxy, np.max(corners, axis=0))
-    return reach if len(shape) == 3 else reach[0]

@@ -174,6 +174,19 @@ class TransferRenderer(Renderer):
             release_freed_memory()  # the rendered fields of a large batch
         return {"light": np.ascontiguousarray(light_flat), "basis": basis, "fallback": fallback}
 
+    def _build_with(self, columns, numerics, lights, graph_columns=None):
+        """:meth:`_build` and :meth:`_coefficients` with other columns (a new PSF's, or a
+        likelihood's own); ``graph_columns``: columns whose coefficients they take (a PSF swap
+        keeps the graph's own, only their shapes matter)."""
+        if graph_columns is not None:
+            for new, old in zip(columns, graph_columns):
+                new.coefficients = old.coefficients
+        saved, self._columns = self._columns, columns
+        try:
+            return self._build(numerics, lights), self._coefficients()
+        finally:
+            self._columns = saved
+
     def _coefficients(self):
         parts = [pt.as_tensor_variable(c.coefficients) for c in self._columns]
         if any(p.ndim == 2 for p in parts) and self.n_galaxies is not None:
@@ -339,17 +352,9 @@ class TransferRenderer(Renderer):
         if not numerics.is_fixed:
             raise ValueError("the new PSF has free parameters; a transfer needs a fixed PSF")
         lights = self._fixed_lights(numerics)
-        old_columns = self._columns
-        self._columns = [
-            self._columns_of(i, numerics, swap=True) for i in range(len(self.components))
-        ]
-        for new, old in zip(self._columns, old_columns):
-            new.coefficients = old.coefficients  # the graph's own (only their shapes matter)
-        try:
-            arrays = self._build(numerics, lights)
-            swapped = {name: c.nodes for name, c in zip(self._node_names(), self._columns)}
-        finally:
-            self._columns = old_columns
+        columns = [self._columns_of(i, numerics, swap=True) for i in range(len(self.components))]
+        arrays, _ = self._build_with(columns, numerics, lights, self._columns)
+        swapped = {name: c.nodes for name, c in zip(self._node_names(), columns)}
         updates, compact = {}, {}
         for name, what in self._data.items():
             if isinstance(what, str):

@@ -7,7 +7,7 @@ import pytest
 from scipy.ndimage import binary_dilation
 
 import pymc_tracers as pmt
-from pymc_tracers.forward.radial import psf_reach
+from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.numerics import make_numerics
 
@@ -120,4 +120,37 @@ def test_psf_swap_moves_the_likelihoods_nodes_with_the_new_reach():
     point = {"gradient": np.array([-0.3, -0.2, -0.4]), "central": np.full(3, 8.5)}
     np.testing.assert_allclose(
         terms(point), reference(point), rtol=0, atol=1.5 / 0.05**2 * TOLERANCE
+    )
+
+
+def test_psf_swap_of_a_likelihoods_basis_with_a_fixed_component():
+    """A fixed tracer's column is recomputed on the new PSF's render grid too."""
+    psf, wide = pmt.GaussianPSF(0.2), pmt.MoffatPSF(0.45, 3.0)
+    used = _inner_mask(GRID, 0.45)
+
+    def build(psf, method="auto"):
+        with pm.Model() as model:
+            gradient = pm.Normal("gradient", -0.3, 0.4)
+            disc = pmt.Component(
+                pmt.Exponential(r_eff=0.3, **GEOMETRY),
+                pmt.LinearGradient(central=8.5, gradient=gradient, **GEOMETRY),
+            )
+            clump = pmt.Component(
+                pmt.Exponential(r_eff=0.1, amplitude=2.0, x0=0.2), pmt.Constant(8.0)
+            )
+            observation = pmt.observe([disc, clump], GRID, psf, "log", method=method)
+            pmt.tracer_likelihood("z", observation, np.full(GRID.shape, 8.3), sigma=0.05, mask=used)
+        return model, observation
+
+    model, observation = build(psf)
+    assert observation.renderer.pixel_node_counts
+    for name, value in observation.renderer.psf_updates(wide).items():
+        model[name].set_value(value)
+    exact, _ = build(wide, "full")
+    point = {"gradient": np.array(-0.3)}
+    np.testing.assert_allclose(
+        _likelihood_terms(model)(point),
+        _likelihood_terms(exact)(point),
+        rtol=0,
+        atol=1.5 / 0.05**2 * TOLERANCE,
     )
