@@ -29,6 +29,7 @@ Two numerics:
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import warnings
@@ -144,6 +145,21 @@ class Numerics:
         if not self.is_fixed:
             raise ValueError("only a fixed PSF can be held as data; this one has free parameters")
         self.held_kernel = pt.specify_shape(kernel_data, self.kernel.shape)
+
+    def for_galaxies(self, chosen: slice) -> Numerics:
+        """These numerics for the galaxies ``chosen`` of a batch (their kernels), to convolve
+        and bin numpy fields of those galaxies only: a large batch's basis is built in chunks
+        of galaxies. Numerics with one PSF for all galaxies are returned as they are."""
+        if not self.is_fixed:
+            raise ValueError("only numerics with fixed PSFs convolve numpy fields")
+        if self.n_psfs is None:
+            return self
+        part = copy.copy(self)
+        part.kernel = self.kernel[chosen]
+        part.psfs = self.psfs[chosen]
+        part.n_psfs = part.n_galaxies = part.kernel.shape[0]
+        part._fixed_op = None  # its cached kernel transforms are those of every galaxy
+        return part
 
     # subclasses set: point_sets, flux_scale, kernel (numpy stack or tensor)
     def convolve_and_bin(self, fields):

@@ -24,6 +24,7 @@ from pymc_tracers.forward.transfer import (
     BUILD_MODE,
     TransferRenderer,
     _Columns,
+    _galaxies_of,
     fixed_columns,
     is_symbolic,
 )
@@ -85,11 +86,11 @@ class LinearBasisRenderer(TransferRenderer):
                 axis=-1,
             )
 
-        def factors(start, stop, k):
+        def factors(start, stop, k, galaxies=slice(None)):
             chosen = [np.asarray(t.factors[k], dtype=float) for t in terms[start:stop]]
             # constants state their factor as (1, 1): spread them over the sample points
             shape = np.broadcast_shapes(points[k][0].shape, *(f.shape for f in chosen))
-            return np.stack([np.broadcast_to(f, shape) for f in chosen])
+            return np.stack([_galaxies_of(np.broadcast_to(f, shape), galaxies) for f in chosen])
 
         return _Columns("linear", len(terms), coefficients, factors)
 
@@ -108,4 +109,8 @@ class LinearBasisRenderer(TransferRenderer):
         if not swap:
             offset = sum(pt.as_tensor_variable(t.coefficient) for t in free)
             coefficients = (10.0**offset)[..., None]
-        return _Columns("linear", 1, coefficients, lambda start, stop, k: structure[k][None])
+
+        def factors(start, stop, k, galaxies=slice(None)):
+            return _galaxies_of(structure[k], galaxies)[None]
+
+        return _Columns("linear", 1, coefficients, factors)

@@ -21,6 +21,7 @@ matters.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -47,6 +48,7 @@ from pymc_tracers.forward.transfer import (
     BUILD_MODE,
     TransferRenderer,
     _Columns,
+    _galaxies_of,
     fixed_columns,
     is_symbolic,
 )
@@ -217,13 +219,18 @@ class RadialTransferRenderer(TransferRenderer):
             )
         node_radii = np.multiply.outer(r_max, layout.fractions)  # (M,) or (Ng, M)
         scale = np.asarray(r_max)[..., None, None]
+        positions = [np.minimum(r / scale, 1.0) for r in radii]
         # radii beyond the reach of the pixels never reach them: their weights are zero
-        weights = [layout.at(np.minimum(r / scale, 1.0)) for r in radii]
         inside = [None if pixels is None else r <= scale for r in radii]
+        del radii
+        weights = {}  # point set -> (galaxies, their weights): the chunk being built
 
-        def factors(start, stop, k):
-            fields = weights[k].fields(start, stop)
-            return fields if inside[k] is None else fields * inside[k]
+        def factors(start, stop, k, galaxies=slice(None)):
+            chosen = (galaxies.start, galaxies.stop)
+            if weights.get(k, (None,))[0] != chosen:
+                weights[k] = (chosen, layout.at(_galaxies_of(positions[k], galaxies)))
+            fields = weights[k][1].fields(start, stop)
+            return fields if inside[k] is None else fields * _galaxies_of(inside[k], galaxies)
 
         count = layout.total
         if swap:
@@ -269,20 +276,20 @@ class RadialTransferRenderer(TransferRenderer):
             self._columns_of(i, self.numerics, pixels=pixels) if c.kind == "radial" else c
             for i, c in enumerate(self._columns)
         ]
-        arrays, coefficients = self._build_with(columns, self.numerics, self._lights)
+        arrays, coefficients = self._build_with(columns, self.numerics, self._lights, rows=index)
         self.pixel_node_counts[which] = counts
-        self._pixel_columns[which] = columns
+        self._pixel_columns[which] = [_released(c) for c in columns]
         return arrays, coefficients
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
         if which not in self.pixel_node_counts:
-            return arrays, {}
+            return super()._swapped_pixel_arrays(which, index, shape, numerics, lights, arrays)
         pixels = (which, index, shape)
         columns = [
             self._columns_of(i, numerics, swap=True, pixels=pixels if c.kind == "radial" else None)
             for i, c in enumerate(self._columns)
         ]
-        own, _ = self._build_with(columns, numerics, lights, self._pixel_columns[which])
+        own, _ = self._build_with(columns, numerics, lights, self._pixel_columns[which], index)
         nodes = {
             self._pixel_node_name(which, i): c.nodes
             for i, c in enumerate(columns)
@@ -466,3 +473,11 @@ class RadialTransferRenderer(TransferRenderer):
                 "within the PSF's reach of them)"
             )
         return text
+
+
+def _released(columns):
+    """Radial columns without their weight fields (a new PSF recomputes them; only the
+    coefficients are kept, for the graph)."""
+    if columns.kind != "radial":
+        return columns
+    return dataclasses.replace(columns, factors=None)

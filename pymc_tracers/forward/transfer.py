@@ -27,6 +27,7 @@ A likelihood over a subset of pixels reads a compact per-pixel basis of its own
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,16 +51,21 @@ DEFAULT_TOLERANCE = 1e-7
 #: How build-time graphs (fixed fields, prior draws) are compiled: C code with few rewrites
 #: (quick to compile; PyTensor's Python-only mode cannot run every elementwise op).
 BUILD_MODE = pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_compile")
-#: Working memory of one chunk of basis columns while building (bytes).
+#: Working memory of one chunk of galaxies and basis columns while building (bytes).
 BUILD_CHUNK_BYTES = 2**27
+#: Bytes per rendered sample of one column while building: the weight field, its product with
+#: the light, the FFT spectrum and the convolved field (float64 and complex128). An upper
+#: estimate: with it, a 300-galaxy batch's build used ~0.4 of BUILD_CHUNK_BYTES (tracemalloc).
+BUILD_BYTES_PER_SAMPLE = 96
 
 
 @dataclass
 class _Columns:
     """One component's columns: ``f(Z) = sum_k coefficients[..., k] x factors_k``.
 
-    ``factors(start, stop, point_set)`` gives the fields of columns ``start .. stop - 1`` on
-    one set of sample points: ``(stop - start, [Ng,] H, W)``.
+    ``factors(start, stop, point_set, galaxies=slice(None))`` gives the fields of columns
+    ``start .. stop - 1`` on one set of sample points, ``(stop - start, [Ng,] H, W)``: of the
+    galaxies ``galaxies`` (a slice) when they differ between galaxies.
     """
 
     kind: str  # "radial", "linear" or "fixed"
@@ -112,69 +118,100 @@ class TransferRenderer(Renderer):
         ]
         flat = [g for per_set in graphs for g in per_set]
         values = pytensor.function([], flat, mode=BUILD_MODE)()
+        if sum(v.nbytes for v in values) > 2**24:
+            # the compiled graph's intermediate fields sit in reference cycles until a gc
+            release_freed_memory()
         n_sets = len(numerics.point_sets)
         return [values[i * n_sets : (i + 1) * n_sets] for i in range(len(self.components))]
 
-    def _build(self, numerics, lights):
+    def _build(self, numerics, lights, rows=None):
         """The light, numerator-basis and fallback-basis maps (numpy), computed once per PSF.
 
         Returns ``light (lead, P)``, ``basis (lead, P, K)`` and ``fallback (lead, P, K)``
-        with ``P = ny nx`` data pixels and ``lead`` the galaxy axis, if any.
+        with ``P = ny nx`` data pixels and ``lead`` the galaxy axis, if any. With ``rows``
+        (flat indices into ``(lead, P)``: a likelihood's used pixels), ``basis`` and
+        ``fallback`` are those rows only, ``(rows, K)``, so a batch's full maps are never held.
+
+        A batch is rendered in chunks of galaxies (and of columns): the working memory of the
+        rendered fields and their spectra stays near :data:`BUILD_CHUNK_BYTES` however many
+        galaxies there are.
         """
-        n_sets = len(numerics.point_sets)
-        total = [sum(light[k] for light in lights) for k in range(n_sets)]
-        light_sum = numerics.convolve_and_bin(total)
         ny, nx = numerics.grid.shape
-        leads = [light_sum.shape[:-2]]
-        for light, columns in zip(lights, self._columns):
-            probe = columns.factors(0, 1, 0)
-            leads.append(np.broadcast_shapes(probe.shape[1:-2], light[0].shape[:-2]))
-        if self.n_galaxies is not None and self._coefficients().ndim == 2:
-            leads.append((self.n_galaxies,))
-        if numerics.n_psfs is not None:  # one PSF per galaxy: every column is per galaxy
-            leads.append((numerics.n_psfs,))
-        lead = np.broadcast_shapes(*leads)
+        n_pixels, n_sets = ny * nx, len(numerics.point_sets)
+        lead, rendered_each = self._lead(numerics, lights)
+        n_galaxies = lead[0] if lead else 1
         n_columns = sum(c.count for c in self._columns)
-        basis = np.empty((*lead, ny * nx, n_columns))
-        fallback = np.empty((*lead, ny * nx, n_columns))
-        start = 0
-        for light, columns in zip(lights, self._columns):
-            # a few float64 copies of every rendered column (fields, FFT buffers)
-            column_bytes = 32 * int(np.prod(lead)) * sum(x.size for x, _ in numerics.point_sets)
-            chunk = max(1, BUILD_CHUNK_BYTES // column_bytes)
-            for first in range(0, columns.count, chunk):
-                last = min(first + chunk, columns.count)
-                factors = [columns.factors(first, last, k) for k in range(n_sets)]
-                fields = [
-                    _with_column_axis(f, part) * part[None] for f, part in zip(factors, light)
-                ]
-                if numerics.n_psfs is not None:  # the kernel stack needs a galaxy axis
-                    fields = [f if f.ndim == 4 else f[:, None] for f in fields]
-                numerator = numerics.convolve_and_bin(fields)
-                shaped = [_with_column_axis(f, part) for f, part in zip(factors, light)]
-                means = numerics.pixel_mean(shaped) / len(self.components)
-                cols = slice(start + first, start + last)
-                basis[..., cols] = np.moveaxis(
-                    np.broadcast_to(numerator, (last - first, *lead, ny, nx)).reshape(
-                        (last - first, *lead, ny * nx)
-                    ),
-                    0,
-                    -1,
-                )
-                fallback[..., cols] = np.moveaxis(
-                    np.broadcast_to(means, (last - first, *lead, ny, nx)).reshape(
-                        (last - first, *lead, ny * nx)
-                    ),
-                    0,
-                    -1,
-                )
-            start += columns.count
-        light_flat = np.broadcast_to(light_sum, (*lead, ny, nx)).reshape((*lead, ny * nx))
+        if rows is not None and not lead:  # maps shared by every galaxy of the likelihood
+            rows = np.asarray(rows) % n_pixels
+        n_rows = n_galaxies * n_pixels if rows is None else len(rows)
+        light_flat = np.empty((n_galaxies, n_pixels))
+        basis = np.empty((n_rows, n_columns))
+        fallback = np.empty((n_rows, n_columns))
+        samples = sum(math.prod(x.shape[-2:]) for x, _ in numerics.point_sets)
+        column_bytes = BUILD_BYTES_PER_SAMPLE * samples  # one column of one galaxy
+        per_chunk = n_galaxies  # fields shared by every galaxy are rendered once
+        if rendered_each:
+            per_chunk = int(np.clip(BUILD_CHUNK_BYTES // (column_bytes * n_columns), 1, None))
+        for first in range(0, n_galaxies, per_chunk):
+            last = min(first + per_chunk, n_galaxies)
+            chosen = slice(first, last) if rendered_each else slice(None)
+            part = numerics.for_galaxies(chosen) if rendered_each else numerics
+            part_lights = [[_galaxies_of(x, chosen) for x in light] for light in lights]
+            part_lead = (last - first,) if lead else ()
+            total = [sum(light[k] for light in part_lights) for k in range(n_sets)]
+            light_flat[first:last] = np.broadcast_to(
+                part.convolve_and_bin(total), (*part_lead, ny, nx)
+            ).reshape((-1, n_pixels))
+            if rows is None:  # the rows of these galaxies, and their columns in the chunk
+                target, local = slice(first * n_pixels, last * n_pixels), slice(None)
+            else:
+                target = np.flatnonzero((rows >= first * n_pixels) & (rows < last * n_pixels))
+                local = rows[target] - first * n_pixels
+            rendered = (last - first) if rendered_each else 1
+            step = int(np.clip(BUILD_CHUNK_BYTES // (column_bytes * rendered), 1, None))
+            start = 0
+            for light, columns in zip(part_lights, self._columns):
+                for low in range(0, columns.count, step):
+                    high = min(low + step, columns.count)
+                    factors = [columns.factors(low, high, k, chosen) for k in range(n_sets)]
+                    fields = [
+                        _with_column_axis(f, light_k) * light_k[None]
+                        for f, light_k in zip(factors, light)
+                    ]
+                    if numerics.n_psfs is not None:  # the kernel stack needs a galaxy axis
+                        fields = [f if f.ndim == 4 else f[:, None] for f in fields]
+                    numerator = part.convolve_and_bin(fields)
+                    shaped = [_with_column_axis(f, light_k) for f, light_k in zip(factors, light)]
+                    means = part.pixel_mean(shaped) / len(self.components)
+                    cols = slice(start + low, start + high)
+                    for out, values in ((basis, numerator), (fallback, means)):
+                        values = np.broadcast_to(values, (high - low, *part_lead, ny, nx))
+                        out[target, cols] = values.reshape((high - low, -1))[:, local].T
+                start += columns.count
         if basis.nbytes > 2**26:
             release_freed_memory()  # the rendered fields of a large batch
-        return {"light": np.ascontiguousarray(light_flat), "basis": basis, "fallback": fallback}
+        light_flat = light_flat.reshape((*lead, n_pixels))
+        if rows is None:
+            basis = basis.reshape((*lead, n_pixels, n_columns))
+            fallback = fallback.reshape((*lead, n_pixels, n_columns))
+        return {"light": light_flat, "basis": basis, "fallback": fallback}
 
-    def _build_with(self, columns, numerics, lights, graph_columns=None):
+    def _lead(self, numerics, lights):
+        """The galaxy axis of the maps, ``()`` or ``(N,)``, and whether each galaxy's fields
+        differ (or all galaxies share them and differ only in their coefficients)."""
+        leads = [np.broadcast_shapes(*(x.shape[:-2] for light in lights for x in light))]
+        for columns in self._columns:
+            if columns.factors(0, 1, 0, slice(0, 1)).ndim == 4:  # columns of each galaxy
+                n = self.n_galaxies or numerics.n_psfs or columns.factors(0, 1, 0).shape[1]
+                leads.append((n,))
+        if numerics.n_psfs is not None:  # one PSF per galaxy: every column is per galaxy
+            leads.append((numerics.n_psfs,))
+        rendered = np.broadcast_shapes(*leads)
+        if self.n_galaxies is not None and self._coefficients().ndim == 2:
+            leads.append((self.n_galaxies,))
+        return np.broadcast_shapes(*leads), rendered != ()
+
+    def _build_with(self, columns, numerics, lights, graph_columns=None, rows=None):
         """:meth:`_build` and :meth:`_coefficients` with other columns (a new PSF's, or a
         likelihood's own); ``graph_columns``: columns whose coefficients they take (a PSF swap
         keeps the graph's own, only their shapes matter)."""
@@ -183,7 +220,7 @@ class TransferRenderer(Renderer):
                 new.coefficients = old.coefficients
         saved, self._columns = self._columns, columns
         try:
-            return self._build(numerics, lights), self._coefficients()
+            return self._build(numerics, lights, rows), self._coefficients()
         finally:
             self._columns = saved
 
@@ -267,9 +304,7 @@ class TransferRenderer(Renderer):
         """
         index, which = np.asarray(index), len(self._compact)
         arrays, coefficients = self._basis_for_pixels(which, index, tuple(shape))
-        blocks = self._compact_basis(
-            index, shape, arrays["light"], arrays["basis"], arrays["fallback"]
-        )
+        blocks = self._compact_basis(index, shape, arrays)
         names = [f"{self._prefix}_pixels{which}"]
         if len(shape) != 2:
             names = [f"{names[0]}_{k}" for k in range(len(blocks))]
@@ -299,32 +334,32 @@ class TransferRenderer(Renderer):
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))
 
     def _basis_for_pixels(self, which, index, shape):
-        """The maps (numpy) and coefficients (tensor) that likelihood ``which`` over pixels
-        ``index`` reads: the renderer's own (a subclass may build a basis for those pixels)."""
+        """The light map, the basis rows of the pixels (flat) ``index`` into ``shape``, and the
+        coefficients (tensor), that likelihood ``which`` reads: the renderer's own (a subclass
+        may build a basis for those pixels)."""
         arrays = {part: self._value(part) for part in ("light", "basis", "fallback")}
-        return arrays, self._coefficients()
+        return _rows_of(arrays, index, shape), self._coefficients()
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
         """:meth:`_basis_for_pixels`'s maps under a new PSF (``arrays``: the renderer's own),
         and new values of any model data it holds besides them."""
-        return arrays, {}
+        return _rows_of(arrays, index, shape), {}
 
-    def _compact_basis(self, index, shape, light, basis, fallback):
-        """``(B + e G) / (L + e)`` at the used pixels, as a list of arrays: ``[(used, K)]`` for
-        one galaxy, else one block ``(galaxies, width, K)`` per group of :class:`_PixelGroups`
-        (padding rows are zero)."""
-        n_pixels = int(np.prod(shape[-2:]))
-        galaxy, pixel = np.divmod(index, n_pixels)
-        peak = np.max(np.maximum(light, 0.0), axis=-1, keepdims=True)
-        epsilon = sky_epsilon(peak)
+    def _compact_basis(self, index, shape, arrays):
+        """``(B + e G) / (L + e)`` at the used pixels (``arrays``: the light map and the basis
+        rows of those pixels), as a list of arrays: ``[(used, K)]`` for one galaxy, else one
+        block ``(galaxies, width, K)`` per group of :class:`_PixelGroups` (padding rows are
+        zero)."""
+        light = arrays["light"]
+        galaxy, pixel = np.divmod(index, int(np.prod(shape[-2:])))
+        epsilon = sky_epsilon(np.max(np.maximum(light, 0.0), axis=-1, keepdims=True))
         if light.ndim == 1:
-            rows = (basis[pixel] + epsilon * fallback[pixel]) / (
-                np.maximum(light[pixel], 0.0) + epsilon
-            )[:, None]
+            light_used, epsilon_used = light[pixel], np.broadcast_to(epsilon, pixel.shape)
         else:
-            rows = (basis[galaxy, pixel] + epsilon[galaxy] * fallback[galaxy, pixel]) / (
-                np.maximum(light[galaxy, pixel], 0.0) + epsilon[galaxy, 0]
-            )[:, None]
+            light_used, epsilon_used = light[galaxy, pixel], epsilon[galaxy, 0]
+        rows = (arrays["basis"] + epsilon_used[:, None] * arrays["fallback"]) / (
+            np.maximum(light_used, 0.0) + epsilon_used
+        )[:, None]
         if len(shape) == 2:
             return [rows]
         groups = _PixelGroups.of(index, shape)
@@ -370,9 +405,7 @@ class TransferRenderer(Renderer):
                         which, index, shape, numerics, lights, arrays
                     )
                     updates.update(extra)
-                    compact[which] = self._compact_basis(
-                        index, shape, own["light"], own["basis"], own["fallback"]
-                    )
+                    compact[which] = self._compact_basis(index, shape, own)
                 updates[name] = compact[which][block]
         return updates
 
@@ -435,6 +468,28 @@ class _PixelGroups:
         return cls(members, widths, block_start[galaxy] + rank, start)
 
 
+def _rows_of(arrays, index, shape):
+    """The light map and the basis and fallback rows of the pixels (flat) ``index`` into
+    ``shape``, from full maps ``(lead, P, K)``."""
+    index = np.asarray(index)
+    if arrays["light"].ndim == 1:  # maps shared by every galaxy
+        index = index % int(np.prod(shape[-2:]))
+    n_columns = arrays["basis"].shape[-1]
+    return {
+        "light": arrays["light"],
+        "basis": arrays["basis"].reshape((-1, n_columns))[index],
+        "fallback": arrays["fallback"].reshape((-1, n_columns))[index],
+    }
+
+
+def _galaxies_of(values, chosen, ndim=3):
+    """``values`` of the galaxies ``chosen`` (a slice), for arrays of ``ndim`` dimensions
+    whose galaxy axis is third from last; arrays shared by every galaxy as they are."""
+    if chosen == slice(None) or values.ndim < ndim or values.shape[-3] == 1:
+        return values
+    return values[..., chosen, :, :]
+
+
 def _with_column_axis(factors, light):
     """Columns ``(k, [Ng,] H, W)`` shaped to broadcast against light ``([N,] H, W)`` after a
     leading column axis."""
@@ -461,7 +516,11 @@ def fixed_columns(tracer, tracer_scale, points) -> _Columns:
     if tracer_scale == "log":
         graphs = [10.0**g for g in graphs]
     fields = pytensor.function([], graphs, mode=BUILD_MODE)()
-    return _Columns("fixed", 1, pt.constant(np.ones(1)), lambda start, stop, k: fields[k][None])
+
+    def factors(start, stop, k, galaxies=slice(None)):
+        return _galaxies_of(fields[k], galaxies)[None]
+
+    return _Columns("fixed", 1, pt.constant(np.ones(1)), factors)
 
 
 def is_symbolic(tracer) -> bool:

@@ -154,3 +154,35 @@ def test_psf_swap_of_a_likelihoods_basis_with_a_fixed_component():
         rtol=0,
         atol=1.5 / 0.05**2 * TOLERANCE,
     )
+
+
+@pytest.mark.parametrize("scale", ["log", "linear"])
+def test_a_batch_built_in_chunks_of_galaxies_equals_one_built_whole(monkeypatch, scale):
+    """Large batches are rendered a few galaxies (and columns) at a time; every held map, the
+    likelihood's own basis included, must not depend on the chunking."""
+
+    def build():
+        with pm.Model(coords={"galaxy": range(3)}) as model:
+            gradient = pm.Normal("gradient", -0.3, 0.4, dims="galaxy")
+            disc = pmt.Component(
+                pmt.Exponential(r_eff=np.array([0.25, 0.3, 0.2]), **GEOMETRY),
+                pmt.LinearGradient(central=8.5, gradient=gradient, **GEOMETRY),
+            )
+            clump = pmt.Component(
+                pmt.Exponential(r_eff=0.1, amplitude=np.array([2.0, 1.0, 0.5]), x0=0.2),
+                pmt.Constant(8.0),
+            )
+            observation = pmt.observe([disc, clump], GRID, PSFS, scale)
+            data = np.full((3, *GRID.shape), 8.3)
+            pmt.tracer_likelihood("z", observation, data, sigma=0.05, mask=USED)
+        held = {v.name: v.get_value() for v in model.data_vars if v.name.startswith("pmt_")}
+        return observation, held
+
+    whole_observation, whole = build()
+    monkeypatch.setattr(pmt.forward.transfer, "BUILD_CHUNK_BYTES", 1)  # one galaxy, one column
+    chunked_observation, chunked = build()
+    assert whole_observation.path == chunked_observation.path
+    assert {n for n in whole if "pixels0" in n}, "the likelihood reads a compact basis"
+    assert whole.keys() == chunked.keys()
+    for name, value in whole.items():
+        np.testing.assert_allclose(chunked[name], value, rtol=1e-12, atol=1e-300, err_msg=name)
