@@ -468,6 +468,23 @@ class _PixelGroups:
         return cls(members, widths, block_start[galaxy] + rank, start)
 
 
+def convolve_and_bin_in_chunks(numerics, fields):
+    """``numerics.convolve_and_bin`` of numpy fields ``([N,] H, W)`` with one PSF per galaxy,
+    a few galaxies at a time: a large batch's kernel transforms are never cached all at once
+    (they would stay with the numerics)."""
+    n = numerics.n_psfs
+    samples = sum(math.prod(f.shape[-2:]) for f in fields)
+    step = max(1, BUILD_CHUNK_BYTES // (BUILD_BYTES_PER_SAMPLE * samples))
+    if n is None or step >= n:
+        return numerics.convolve_and_bin(fields)
+    parts = []
+    for first in range(0, n, step):
+        chosen = slice(first, first + step)
+        part = numerics.for_galaxies(chosen)
+        parts.append(part.convolve_and_bin([_galaxies_of(f, chosen) for f in fields]))
+    return np.concatenate(parts)
+
+
 def _rows_of(arrays, index, shape):
     """The light map and the basis and fallback rows of the pixels (flat) ``index`` into
     ``shape``, from full maps ``(lead, P, K)``."""
