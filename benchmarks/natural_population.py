@@ -10,9 +10,21 @@ built in vectorised form (one ``observe`` for the batch) and in loop form (one p
 both are timed per logp + gradient (JAX, as nutpie samples them) side by side, and the
 vectorised form is sampled with ``pmt.fit`` (nutpie, 2 chains).
 
-The last line is one JSON object: the forward-model path and node count, build, sampling and
-total seconds, the per-evaluation times of both forms, and for alpha, beta and tau the truth and
-the posterior 2.5/50/97.5th percentiles.
+The scatter about the relation is sampled in both ways a user would write it:
+
+* ``deterministic`` (the issue's form): ``gradient = alpha + beta (log M - 10) + tau z`` with
+  ``z ~ Normal(0, 1)`` (non-centred);
+* ``centred``: ``gradient ~ Normal(alpha + beta (log M - 10), tau)``.
+
+Each galaxy's gradient is measured to ~0.01 dex/arcsec here, well inside the scatter, and in
+that regime the non-centred form's posterior is a funnel in ``(tau, z)``: divergences and a
+low ESS, whatever the forward model. The centred form suits precisely measured galaxies (the
+sampling geometry, not the forward model, is what differs).
+
+The last line is one JSON object: the forward-model path and node count, the per-evaluation
+times of both forms, and per parametrisation: build, sampling and total seconds, the
+convergence diagnostics, and for alpha, beta and tau the truth and the posterior
+2.5/50/97.5th percentiles.
 """
 
 from __future__ import annotations
@@ -73,16 +85,18 @@ def _light(g, i=slice(None)):
     return pmt.Exponential(r_eff=g["r_eff"][i], q=g["q"][i], phi=g["phi"][i])
 
 
-def build(galaxies, psfs, data, form):
+def build(galaxies, psfs, data, form, parametrisation="deterministic"):
     n = len(psfs)
     with pm.Model(coords={"galaxy": range(n)}) as model:
         alpha = pm.Normal("alpha", 0.0, 0.3)
         beta = pm.Normal("beta", 0.0, 0.3)
         tau = pm.HalfNormal("tau", 0.1)
-        z = pm.Normal("z", 0.0, 1.0, dims="galaxy")
-        gradient = pm.Deterministic(
-            "gradient", alpha + beta * (galaxies["log_mass"] - 10) + tau * z, dims="galaxy"
-        )
+        relation = alpha + beta * (galaxies["log_mass"] - 10)
+        if parametrisation == "deterministic":
+            z = pm.Normal("z", 0.0, 1.0, dims="galaxy")
+            gradient = pm.Deterministic("gradient", relation + tau * z, dims="galaxy")
+        else:
+            gradient = pm.Normal("gradient", relation, tau, dims="galaxy")
         central = pm.Normal("central", 8.5, 0.5, dims="galaxy")
         observations = []
         if form == "vectorised":
@@ -115,6 +129,13 @@ def main(argv=None):
     parser.add_argument("--n-galaxies", type=int, default=10)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--parametrisation",
+        nargs="+",
+        choices=["deterministic", "centred"],
+        default=["deterministic", "centred"],
+        help="how the scatter about the relation is written (module docstring)",
+    )
     args = parser.parse_args(argv)
     import jax
 
@@ -135,10 +156,17 @@ def main(argv=None):
         f"ms, vectorised {evaluation_ms['vectorised']:.2f} ms",
         flush=True,
     )
+    for parametrisation in args.parametrisation:
+        report[parametrisation] = fit(galaxies, psfs, data, parametrisation, args)
+    print(json.dumps(report, default=float))
+
+
+def fit(galaxies, psfs, data, parametrisation, args):
+    """Build the vectorised model and sample it; the fit's summary."""
     start = time.perf_counter()
-    model, observations = build(galaxies, psfs, data, "vectorised")
+    model, observations = build(galaxies, psfs, data, "vectorised", parametrisation)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pmt.ConvergenceWarning)
+        warnings.simplefilter("ignore", pmt.ConvergenceWarning)  # reported below
         result = pmt.fit(
             model,
             draws=args.draws,
@@ -148,22 +176,28 @@ def main(argv=None):
             log_likelihood=False,
             observations=observations,
         )
-    report["seconds"] = time.perf_counter() - start
-    report["sampling_seconds"] = result.config["sampling_seconds"]
-    report["radial_error_posterior"] = result.config.get("radial_error")
-    report.update(result.diagnostics())
+    summary = {
+        "seconds": time.perf_counter() - start,
+        "sampling_seconds": result.config["sampling_seconds"],
+        "radial_error_posterior": result.config.get("radial_error"),
+        **result.diagnostics(),
+    }
+    print(f"{parametrisation}: {result.diagnostics()}")
     for name, truth in TRUTH.items():
         p = result.percentiles(name, (2.5, 50, 97.5))
-        report[name] = {
+        summary[name] = {
             "truth": truth,
             "p2_5": float(p[0]),
             "p50": float(p[1]),
             "p97_5": float(p[2]),
             "inside": bool(p[0] < truth < p[2]),
         }
-        print(f"{name}: truth {truth:+.3f}, 95% [{p[0]:+.3f}, {p[2]:+.3f}]")
-    print(f"sampled in {report['sampling_seconds']:.1f} s, total {report['seconds']:.1f} s")
-    print(json.dumps(report, default=float))
+        print(f"  {name}: truth {truth:+.3f}, 95% [{p[0]:+.3f}, {p[2]:+.3f}]")
+    print(
+        f"  sampled in {summary['sampling_seconds']:.1f} s, total {summary['seconds']:.1f} s",
+        flush=True,
+    )
+    return summary
 
 
 if __name__ == "__main__":
