@@ -380,7 +380,10 @@ def _sample(method, stored, x, pivot, priors, configs, names, settings):
 def _checks(idata, stored, x, pivot, method, names, say) -> dict:
     """The convergence report and the importance weights' effective draws."""
     convergence = check_convergence(
-        idata, var_names=list(HYPERPARAMETERS), what="the population relation"
+        idata,
+        var_names=list(HYPERPARAMETERS),
+        what="the population relation",
+        hints=False,  # the relation's parametrisation is the package's, not the user's
     )
     if not convergence["converged"]:
         say("  WARNING: the relation did not converge: " + "; ".join(convergence["problems"]))
