@@ -404,7 +404,7 @@ class RadialTransferRenderer(TransferRenderer):
         count covers every prior draw (or was set by a stated ``dynamic_range``). Returns 0
         when the model has no prior to draw from.
         """
-        outputs = [self._coefficients(), *self._exact_fields()]
+        outputs = self._check_outputs()
         draws = ParameterDraws.from_prior(outputs, CHECK_DRAWS, seed=20240314)
         worst = self._error_at(draws, outputs)
         if worst > self.tolerance and (self.covered is None or self.covered == 1.0):
@@ -412,12 +412,13 @@ class RadialTransferRenderer(TransferRenderer):
         return worst
 
     def check_posterior(self, posterior, n=CHECK_DRAWS) -> float:
-        """The largest error of the map against the exact full path at ``n`` posterior
-        draws (an ArviZ ``posterior`` group); warns when it exceeds the tolerance.
+        """The largest error against the exact full path at ``n`` posterior draws (an ArviZ
+        ``posterior`` group), of the map and of every likelihood's own basis at its pixels;
+        warns when it exceeds the tolerance.
 
         Returns NaN when the posterior lacks the model's random variables.
         """
-        outputs = [self._coefficients(), *self._exact_fields()]
+        outputs = self._check_outputs()
         draws = ParameterDraws.from_posterior(outputs, posterior, n)
         if not draws:
             return float("nan")
@@ -425,6 +426,13 @@ class RadialTransferRenderer(TransferRenderer):
         if worst > self.tolerance:
             self._warn(worst, "a posterior draw")
         return worst
+
+    def _check_outputs(self):
+        """What a check evaluates at each draw: the coefficients, the tracer ratio at the
+        pixels of each likelihood with nodes of its own (:meth:`_basis_for_pixels`), and the
+        exact fields."""
+        own = [self._pixel_ratios[which] for which in self.pixel_node_counts]
+        return [self._coefficients(), *own, *self._exact_fields()]
 
     def _error_at(self, draws, outputs) -> float:
         if not draws:
@@ -434,9 +442,11 @@ class RadialTransferRenderer(TransferRenderer):
         light, basis = self._value("light"), self._value("basis")
         bright = light >= CHECK_LIGHT_FLOOR * np.max(light, axis=-1, keepdims=True)
         n_sets = len(numerics.point_sets)
+        own = [self._compact[which][0] for which in self.pixel_node_counts]  # flat indices
         errors = []
         for draw in range(draws.n):
-            c, *fields = evaluate(draw=draw)
+            c, *values = evaluate(draw=draw)
+            ratios, fields = values[: len(own)], values[len(own) :]
             approx = np.einsum("...pk,...k->...p", basis, c)
             # the components' numerators summed before convolving (convolution is linear)
             weighted = [
@@ -453,15 +463,36 @@ class RadialTransferRenderer(TransferRenderer):
                     error = np.abs(approx - exact) / light
             error = np.where(np.broadcast_to(bright, error.shape), error, 0.0)
             errors.append(float(np.nanmax(error)))
+            if own:
+                errors[-1] = max(errors[-1], self._pixel_error(own, ratios, exact, light, bright))
         del evaluate
         release_freed_memory()  # the compiled graph's fields of a batch, held in reference cycles
         logger.info("radial transfer: %s nodes; errors at draws %s", self.node_counts, errors)
         return max(errors)
 
+    def _pixel_error(self, indices, ratios, exact, light, bright) -> float:
+        """The largest error of the likelihoods' own bases (their tracer ratios at flat
+        ``indices``) against the exact numerators ``exact``, at bright pixels."""
+        light = np.broadcast_to(light, exact.shape).reshape(-1)
+        bright = np.broadcast_to(bright, exact.shape).reshape(-1)
+        exact, worst = exact.reshape(-1), 0.0
+        for index, ratio in zip(indices, ratios):
+            truth = exact[index] / light[index]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if self.tracer_scale == "log":
+                    error = np.abs(np.log10(ratio / truth))
+                else:
+                    error = np.abs(ratio - truth)
+            worst = max(worst, float(np.nanmax(np.where(bright[index], error, 0.0), initial=0.0)))
+        return worst
+
     def _warn(self, worst, where):
         counts = "+".join(str(c.count) for c in self._columns if c.kind == "radial")
+        what = "tracer map"
+        if self.pixel_node_counts:
+            what += " (or a likelihood's own basis at its pixels)"
         warnings.warn(
-            f"radial transfer ({counts} nodes): at {where} its tracer map differs from the "
+            f"radial transfer ({counts} nodes): at {where} its {what} differs from the "
             f"exact full path by {worst:.1e} (tolerance {self.tolerance:.0e} "
             f"{'dex' if self.tracer_scale == 'log' else 'in tracer units'}). Give "
             "observe(..., dynamic_range=...) a larger value, or method='full' for an exact map",

@@ -93,6 +93,7 @@ class TransferRenderer(Renderer):
         self.dynamic_range = dynamic_range
         self._data = {}  # data name -> what it holds (for a PSF swap)
         self._compact = []  # (index, shape) of the per-pixel bases given to likelihoods
+        self._pixel_ratios = {}  # likelihood number -> its tracer ratio at its pixels (tensor)
         self._model = current_model()
         if self._model is not None:
             index = sum(1 for n in self._model.named_vars if n.endswith("_light"))
@@ -329,6 +330,7 @@ class TransferRenderer(Renderer):
                     parts.append(pt.matmul(block, chosen)[:, :, 0].reshape((-1,)))
             flat = parts[0] if len(parts) == 1 else pt.concatenate(parts)
             ratio = flat[groups.position]
+        self._pixel_ratios[which] = ratio  # before the log: what a check compares
         if self.tracer_scale == "linear":
             return ratio
         return pt.log10(pt.maximum(ratio, np.finfo(np.float64).tiny))

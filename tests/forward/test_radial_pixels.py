@@ -1,12 +1,14 @@
 """A likelihood's own radial basis: nodes over only the radii that reach its pixels through the
 PSF (masked or S/N-cut maps), checked against brute force and the exact full path."""
 
+import arviz as az
 import numpy as np
 import pymc as pm
 import pytest
 from scipy.ndimage import binary_dilation
 
 import pymc_tracers as pmt
+from pymc_tracers.forward import RadialAccuracyWarning
 from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.numerics import make_numerics
@@ -103,6 +105,25 @@ def test_a_masked_likelihood_gets_fewer_nodes_and_matches_the_full_path():
     # the typical draw is within the tolerance itself
     point = {"gradient": np.full(3, -0.3), "central": np.full(3, 8.5)}
     np.testing.assert_allclose(terms(point), exact(point), rtol=0, atol=1.5 / 0.05**2 * TOLERANCE)
+
+
+def _posterior(model, n=4, seed=5):
+    draws = pm.draw([model["gradient"], model["central"]], draws=n, random_seed=seed)
+    return az.from_dict(posterior={"gradient": draws[0][None], "central": draws[1][None]}).posterior
+
+
+def test_the_posterior_check_covers_a_likelihoods_own_basis():
+    """An error in a likelihood's own basis is reported after sampling, not hidden behind the
+    full map's (which the likelihood does not read)."""
+    model, observation = _model(PSFS, USED)
+    renderer, posterior = observation.renderer, _posterior(model)
+    assert renderer.check_posterior(posterior) < 1e-5  # the prior's tails need more nodes
+    blocks = [name for name in renderer._data if name.startswith(f"{renderer._prefix}_pixels0_")]
+    blocks = [name for name in blocks if "nodes" not in name]
+    model[blocks[0]].set_value(model[blocks[0]].get_value() * 1.01)  # 0.0043 dex off
+    with pytest.warns(RadialAccuracyWarning, match="a posterior draw"):
+        worst = renderer.check_posterior(posterior)
+    np.testing.assert_allclose(worst, np.log10(1.01), rtol=1e-3)
 
 
 def test_psf_swap_moves_the_likelihoods_nodes_with_the_new_reach():
