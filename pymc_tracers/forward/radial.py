@@ -22,6 +22,7 @@ matters.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import warnings
@@ -57,7 +58,15 @@ from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import SubpixelNumerics
 from pymc_tracers.profiles.tracer import elliptical_radius_grid
 
-__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning", "ParameterDraws"]
+__all__ = [
+    "RadialTransferRenderer",
+    "RadialAccuracyWarning",
+    "ParameterDraws",
+    "TRUSTED_ERROR",
+    "TRUST_WALL",
+    "TRUST_SOFTNESS",
+    "trusted_span",
+]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -80,6 +89,45 @@ CHECK_LIGHT_FLOOR = 1e-8
 #: Nodes per shortest feature of a profile (a softened break, a spline's knot spacing) when
 #: there is no prior to measure.
 NODES_PER_FEATURE = 5
+#: Interpolation error (dex) at which a log-averaged tracer's nodes stop being trusted. Beyond
+#: the span it allows, the polynomial's error grows by orders of magnitude per dex and can turn
+#: the interpolant negative: a likelihood there is wrong by whole dex and can hold a spurious
+#: mode. The model pushes draws back from there (see :func:`trusted_span`).
+TRUSTED_ERROR = 1e-3
+#: The wall beyond the trusted span: ``-TRUST_WALL x TRUST_SOFTNESS x softplus(excess /
+#: TRUST_SOFTNESS)`` (nats; excess in dex), i.e. TRUST_WALL nats per dex beyond it, smooth
+#: over TRUST_SOFTNESS dex, and below 1e-3 nats from 0.2 dex inside it. It is finite so that
+#: far-off starting points (nutpie jitters every variable by U(-1, 1)) can still walk back.
+TRUST_WALL = 1000.0
+TRUST_SOFTNESS = 0.02
+
+
+@functools.lru_cache(maxsize=256)
+def _trusted_span(count, breaks):
+    layout = ChebyshevLayout(count, breaks)
+
+    def error(span):
+        return layout_error(layout, span * layout.probes(), span * layout.fractions, "log")
+
+    low, high = 0.0, 1.0
+    while error(high) <= TRUSTED_ERROR:
+        low, high = high, 2.0 * high
+    for _ in range(30):  # bisection to ~1e-9 of the bracket
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if error(middle) <= TRUSTED_ERROR else (low, middle)
+    return low
+
+
+def trusted_span(count, breaks=()) -> float:
+    """The largest span (dex) of a log-averaged tracer over its nodes that ``count`` nodes
+    (with segment ``breaks``) interpolate within :data:`TRUSTED_ERROR`, for a tracer linear in
+    radius (the exponential ``f = 10**Z`` whose interpolation error grows fastest with span).
+
+    The node count covers the prior's bulk at the tolerance; this is the edge beyond which the
+    interpolated likelihood is no longer meaningful (about 1.5-4 dex more than the span the
+    tolerance allows: 14 nodes cover 2.8 dex at 1e-7 and are trusted to 4.6 dex).
+    """
+    return _trusted_span(int(count), tuple(float(b) for b in breaks))
 
 
 class RadialAccuracyWarning(UserWarning):
@@ -178,6 +226,7 @@ class RadialTransferRenderer(TransferRenderer):
         self.covered = self.pixels_covered = None
         self.pixel_node_counts = {}  # likelihood number -> its nodes per component
         self._pixel_columns = {}  # likelihood number -> its columns
+        self._spans = {}  # column key -> (span of Z over its nodes (tensor), trusted span)
         super().__init__(components, numerics, tracer_scale, n_galaxies, **options)
         self.node_counts = [c.count for c in self._columns]
         self.max_error = self.check()
@@ -241,6 +290,10 @@ class RadialTransferRenderer(TransferRenderer):
             nodes = self._hold_nodes(index, node_radii)
         else:
             nodes = self._hold_pixel_nodes(pixels[0], index, node_radii)
+        if self.tracer_scale == "log":
+            z = self._z_at(form, nodes)
+            span = pt.max(z, axis=-1) - pt.min(z, axis=-1)  # () or (N,), dex
+            self._spans[key] = (span, trusted_span(count, tuple(np.atleast_1d(breaks))))
         return _Columns("radial", count, self._node_values(form, nodes), factors, node_radii)
 
     # ------------------------------------------------------------------ the likelihood's pixels
@@ -282,6 +335,41 @@ class RadialTransferRenderer(TransferRenderer):
         self.pixel_node_counts[which] = counts
         self._pixel_columns[which] = [_released(c) for c in columns]
         return arrays, coefficients
+
+    def at_pixels(self, index, shape):
+        values = super().at_pixels(index, shape)
+        self._add_trust_bound(len(self._compact) - 1)
+        return values
+
+    def _add_trust_bound(self, which):
+        """A wall where the nodes that likelihood ``which`` reads span more dex than they
+        interpolate within :data:`TRUSTED_ERROR` (log averaging only: linear averaging
+        interpolates ``Z`` itself, whose error does not grow with its span).
+
+        A term of the model (``pm.Potential``, named ``<prefix>_pixels<which>_trusted``;
+        :data:`TRUST_WALL` nats per dex beyond the trusted span, per galaxy and component):
+        without it a chain can wander into the prior's far tail and find a spurious mode of an
+        interpolant that is wrong by whole dex there. It is zero to < 1e-3 nats wherever the
+        nodes meet the tolerance; draws near the wall differ from the exact path by more than
+        the tolerance, which the check after sampling reports.
+        """
+        if self._model is None or self.tracer_scale != "log":
+            return
+        own = which in self.pixel_node_counts
+        keys = [
+            (which, i) if own else i
+            for i, c in enumerate(self._columns)
+            if c.kind == "radial" and ((which, i) if own else i) in self._spans
+        ]
+        if not keys:
+            return
+        wall = 0.0
+        for key in keys:
+            span, trusted = self._spans[key]
+            excess = (span - trusted) / TRUST_SOFTNESS
+            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(pt.softplus(excess))
+        with self._model:
+            pm.Potential(f"{self._prefix}_pixels{which}_trusted", wall)
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
         if which not in self.pixel_node_counts:

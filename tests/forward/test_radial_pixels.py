@@ -9,6 +9,8 @@ from scipy.ndimage import binary_dilation
 
 import pymc_tracers as pmt
 from pymc_tracers.forward import RadialAccuracyWarning
+from pymc_tracers.forward.radial import TRUST_WALL, TRUSTED_ERROR, trusted_span
+from pymc_tracers.forward.radial_nodes import ChebyshevLayout, layout_error
 from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.numerics import make_numerics
@@ -61,7 +63,7 @@ def test_psf_reach_is_per_galaxy_with_per_galaxy_psfs():
         assert exact <= reach[g] <= exact + margin
 
 
-def _model(psfs, used, *, full=False):
+def _model(psfs, used, *, full=False, **options):
     """Three galaxies with Normal priors on their log-averaged gradients, S/N-cut maps."""
     n = len(psfs)
     with pm.Model(coords={"galaxy": range(n)}) as model:
@@ -72,7 +74,7 @@ def _model(psfs, used, *, full=False):
             pmt.LinearGradient(central=central, gradient=gradient, **GEOMETRY),
         )
         method = "full" if full else "auto"
-        observation = pmt.observe(component, GRID, psfs, "log", method=method)
+        observation = pmt.observe(component, GRID, psfs, "log", method=method, **options)
         data = np.full((n, *GRID.shape), 8.3)
         pmt.tracer_likelihood("z", observation, data, sigma=0.05, mask=used)
     return model, observation
@@ -124,6 +126,60 @@ def test_the_posterior_check_covers_a_likelihoods_own_basis():
     with pytest.warns(RadialAccuracyWarning, match="a posterior draw"):
         worst = renderer.check_posterior(posterior)
     np.testing.assert_allclose(worst, np.log10(1.01), rtol=1e-3)
+
+
+def test_trusted_span_is_where_the_interpolation_error_reaches_its_limit():
+    for count, breaks in [(14, ()), (28, ()), (24, (0.4,))]:
+        span = trusted_span(count, breaks)
+        layout = ChebyshevLayout(count, breaks)
+
+        def error(s):
+            return layout_error(layout, s * layout.probes(), s * layout.fractions, "log")
+
+        assert error(span) <= TRUSTED_ERROR < error(1.02 * span)
+
+
+@pytest.mark.parametrize("own_nodes", [True, False])
+def test_a_wall_keeps_draws_within_the_trusted_span(own_nodes):
+    """Far in a gradient's prior tail the interpolated likelihood is wrong by whole dex (a
+    spurious mode, seen in a 30-galaxy population); the model's wall pushes draws back from
+    there, and leaves the likelihood alone where the nodes are trusted. On the likelihood's
+    own nodes, and on the renderer's (a stated dynamic range)."""
+    options = {} if own_nodes else {"dynamic_range": 2.0}
+    model, observation = _model(PSFS, USED, **options)
+    renderer = observation.renderer
+    assert bool(renderer.pixel_node_counts) == own_nodes
+    prefix = renderer._prefix
+    nodes = model[f"{prefix}_pixels0_nodes0" if own_nodes else f"{prefix}_nodes0"].get_value()
+    count = (renderer.pixel_node_counts[0] if own_nodes else renderer.node_counts)[0]
+    limit = trusted_span(count)
+    reach = np.broadcast_to(nodes[..., -1], (3,))  # arcsec: a gradient g spans |g| x reach dex
+    wall = model.compile_fn(
+        model.replace_rvs_by_values([model[f"{prefix}_pixels0_trusted"]])[0],
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )
+    exact_terms = _likelihood_terms(_model(PSFS, USED, full=True)[0])
+    terms = _likelihood_terms(model)
+    central = np.full(3, 8.5)
+    for sign in (1.0, -1.0):
+        inside = {"gradient": sign * (limit - 0.2) / reach, "central": central}
+        assert -3 * 1e-3 < wall(inside) <= 0.0  # below 1e-3 nats per galaxy
+        # the likelihood there is the exact one to ~TRUSTED_ERROR (|residual| / sigma^2 x error)
+        np.testing.assert_allclose(
+            terms(inside), exact_terms(inside), rtol=0, atol=30 / 0.05**2 * TRUSTED_ERROR
+        )
+        # one dex beyond in every galaxy: TRUST_WALL nats per dex each
+        beyond = {"gradient": sign * (limit + 1.0) / reach, "central": central}
+        np.testing.assert_allclose(wall(beyond), -3 * TRUST_WALL, rtol=1e-3)
+    # what the wall guards against: twice as steep, the interpolant is off by > 0.1 dex
+    far = {"gradient": 2.0 * limit / reach, "central": central}
+    exact_model, exact = _model(PSFS, USED, full=True)
+    maps, full = (
+        m.compile_fn(m.replace_rvs_by_values([o.tracer_map])[0], inputs=m.value_vars)
+        for m, o in ((model, observation), (exact_model, exact))
+    )
+    assert np.max(np.abs(maps(far) - full(far))[USED]) > 0.1
 
 
 def test_psf_swap_moves_the_likelihoods_nodes_with_the_new_reach():
