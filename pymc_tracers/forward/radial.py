@@ -367,7 +367,12 @@ class RadialTransferRenderer(TransferRenderer):
         for key in keys:
             span, trusted = self._spans[key]
             excess = (span - trusted) / TRUST_SOFTNESS
-            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(pt.softplus(excess))
+            # softplus(x) = max(x, 0) + softplus(-|x|), with -|x| floored at -30 (where
+            # softplus is 1e-13): PyTensor's JAX softplus is a where() whose untaken branch
+            # exp(-x) overflows far from the wall (|x| ~ 1000), and jax.grad turns that inf
+            # into NaN gradients; log1p(exp(.)) is rewritten back into that softplus
+            softplus = pt.maximum(excess, 0.0) + pt.softplus(-pt.minimum(pt.abs(excess), 30.0))
+            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(softplus)
         with self._model:
             pm.Potential(f"{self._prefix}_pixels{which}_trusted", wall)
 

@@ -182,6 +182,36 @@ def test_a_wall_keeps_draws_within_the_trusted_span(own_nodes):
     assert np.max(np.abs(maps(far) - full(far))[USED]) > 0.1
 
 
+def test_the_walls_jax_gradient_is_finite_far_from_it():
+    """nutpie differentiates the JAX logp with jax.grad, which turns an overflow in an untaken
+    branch of a softplus into NaN: the wall's gradient must be finite (and exact) however far a
+    draw lies inside or beyond the trusted span (the demo's 64 nodes trust 23.6 dex, and a
+    NaN gradient there sent every chain astray)."""
+    jax = pytest.importorskip("jax")
+    from pymc.sampling.jax import get_jaxified_graph
+
+    jax.config.update("jax_enable_x64", True)
+    model, observation = _model(PSFS, USED, dynamic_range=20.0)  # 81 nodes, 29 dex trusted
+    renderer = observation.renderer
+    prefix, count = renderer._prefix, renderer.node_counts[0]
+    reach = np.broadcast_to(model[f"{prefix}_nodes0"].get_value()[..., -1], (3,))
+    limit = trusted_span(count)
+    (wall_graph,) = model.replace_rvs_by_values([model[f"{prefix}_pixels0_trusted"]])
+    names = [v.name for v in model.value_vars]
+    jax_wall = get_jaxified_graph(inputs=model.value_vars, outputs=[wall_graph])
+
+    def wall(gradient, central):
+        point = {"gradient": gradient, "central": central}
+        return jax_wall(*(point[name] for name in names))[0]
+
+    central = np.full(3, 8.5)
+    # far inside (0 dex against 29 dex trusted), and 30 dex beyond on either side
+    for dex, expected in [(0.0, 0.0), (limit + 30.0, -TRUST_WALL * reach)]:
+        for sign in (1.0, -1.0):
+            slope = jax.grad(wall)(sign * dex / reach, central)
+            np.testing.assert_allclose(np.asarray(slope), sign * expected, rtol=1e-6, atol=1e-9)
+
+
 def test_psf_swap_moves_the_likelihoods_nodes_with_the_new_reach():
     wide = [pmt.GaussianPSF(0.35), pmt.MoffatPSF(0.4, 3.0), pmt.GaussianPSF(0.45)]
     model, observation = _model(PSFS, USED)
