@@ -57,6 +57,7 @@ from pymc_tracers.forward.transfer import (
 from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import SubpixelNumerics
 from pymc_tracers.profiles.tracer import elliptical_radius_grid
+from pymc_tracers.smooth import softplus
 
 __all__ = [
     "RadialTransferRenderer",
@@ -367,12 +368,7 @@ class RadialTransferRenderer(TransferRenderer):
         for key in keys:
             span, trusted = self._spans[key]
             excess = (span - trusted) / TRUST_SOFTNESS
-            # softplus(x) = max(x, 0) + softplus(-|x|), with -|x| floored at -30 (where
-            # softplus is 1e-13): PyTensor's JAX softplus is a where() whose untaken branch
-            # exp(-x) overflows far from the wall (|x| ~ 1000), and jax.grad turns that inf
-            # into NaN gradients; log1p(exp(.)) is rewritten back into that softplus
-            softplus = pt.maximum(excess, 0.0) + pt.softplus(-pt.minimum(pt.abs(excess), 30.0))
-            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(softplus)
+            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(softplus(excess))
         with self._model:
             pm.Potential(f"{self._prefix}_pixels{which}_trusted", wall)
 

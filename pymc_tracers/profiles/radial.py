@@ -28,6 +28,7 @@ from pymc_tracers.profiles.tracer import (
     elliptical_radius_grid,
     fixed_geometry,
 )
+from pymc_tracers.smooth import softplus
 
 __all__ = [
     "BrokenGradient",
@@ -162,7 +163,7 @@ class BrokenGradient(TracerProfile):
         """The softened ``max(r - r_break, 0)`` of a radius tensor (arcsec)."""
         w = self.softening
         r_break = per_galaxy(self.r_break)
-        return w * (pt.softplus((r - r_break) / w) - pt.softplus(-r_break / w))
+        return w * (softplus((r - r_break) / w) - softplus(-r_break / w))
 
     def _of_radius(self, r):
         inner, outer = per_galaxy(self.inner), per_galaxy(self.outer)

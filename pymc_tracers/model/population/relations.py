@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
 from pymc_tracers.model.population.priors import (
@@ -18,6 +17,7 @@ from pymc_tracers.model.population.priors import (
     _galaxy_length,
     _per_galaxy_normal,
 )
+from pymc_tracers.smooth import softplus
 
 __all__ = [
     "broken_linear_mean",
@@ -46,12 +46,6 @@ def quadratic_mean(x, intercept, slope, curvature, pivot=0.0):
     return intercept + slope * d + curvature * d**2
 
 
-def _softplus(t):
-    if isinstance(t, Variable):
-        return pt.softplus(t)
-    return np.logaddexp(0.0, t)
-
-
 def broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width):
     """Two straight lines joined smoothly at ``break_point``.
 
@@ -65,7 +59,7 @@ def broken_linear_mean(x, intercept, slope_low, slope_high, break_point, width):
     return (
         intercept
         + slope_low * d
-        + (slope_high - slope_low) * width * (_softplus(d / width) - np.log(2.0))
+        + (slope_high - slope_low) * width * (softplus(d / width) - np.log(2.0))
     )
 
 
