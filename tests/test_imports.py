@@ -23,7 +23,7 @@ PACKAGE = "pymc_tracers"
 #: Layers, lowest first: a module may import its own layer and the layers below it, never a
 #: layer above (the data flow of docs: physics -> PyMC layer -> inference -> edges).
 LAYERS = [
-    {"validation", "memory", "fitsutil", "atomic", "cosmology"},
+    {"validation", "memory", "fitsutil", "atomic", "cosmology", "smooth"},
     {"grid", "psf", "profiles", "convolution", "numerics", "lensing"},
     {"forward", "baselines", "data", "io", "kinematics"},
     {"model"},
