@@ -233,6 +233,11 @@ def test_demo_command_prints_json(tmp_path, capsys):
     assert out["gradient_p16"] < out["gradient_median"] < out["gradient_p84"]
     width = out["gradient_p84"] - out["gradient_p16"]
     assert abs(out["gradient_median"] - out["truth_gradient"]) < 3 * width
+    # a fit that went astray (NaN gradients once gave median 0, width 1.4, R-hat 2.97) would
+    # pass the line above: the posterior is as narrow as the data say (16-84% ~ 2 x the WLS
+    # error here: 0.007 against 0.0034) and converged
+    assert width < 4 * out["wls_gradient_err"]
+    assert out["r_hat_max"] < 1.05 and out["divergences"] == 0
     assert abs(out["wls_gradient"]) < abs(out["truth_gradient"])
     assert out["seconds"] > out["fit_seconds"] > out["sampling_seconds"] > 0
     assert png.exists() and png.stat().st_size > 10_000
