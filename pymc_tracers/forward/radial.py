@@ -22,20 +22,16 @@ matters.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import warnings
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.replace import clone_replace
-from pytensor.graph.traversal import ancestors
-from pytensor.tensor.random.op import RandomVariable
 
 from pymc_tracers.forward.base import hold_data
+from pymc_tracers.forward.draws import ParameterDraws
 from pymc_tracers.forward.radial_nodes import (
     MAX_RADIAL_NODES,
     NODE_COUNTS,
@@ -44,9 +40,9 @@ from pymc_tracers.forward.radial_nodes import (
     exponential_node_count,
     layout_error,
 )
+from pymc_tracers.forward.radial_trust import trust_wall, trusted_span
 from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.forward.transfer import (
-    BUILD_MODE,
     TransferRenderer,
     _Columns,
     _galaxies_of,
@@ -57,17 +53,8 @@ from pymc_tracers.forward.transfer import (
 from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import SubpixelNumerics
 from pymc_tracers.profiles.tracer import elliptical_radius_grid
-from pymc_tracers.smooth import softplus
 
-__all__ = [
-    "RadialTransferRenderer",
-    "RadialAccuracyWarning",
-    "ParameterDraws",
-    "TRUSTED_ERROR",
-    "TRUST_WALL",
-    "TRUST_SOFTNESS",
-    "trusted_span",
-]
+__all__ = ["RadialTransferRenderer", "RadialAccuracyWarning"]
 
 logger = logging.getLogger("pymc_tracers")
 
@@ -90,113 +77,10 @@ CHECK_LIGHT_FLOOR = 1e-8
 #: Nodes per shortest feature of a profile (a softened break, a spline's knot spacing) when
 #: there is no prior to measure.
 NODES_PER_FEATURE = 5
-#: Interpolation error (dex) at which a log-averaged tracer's nodes stop being trusted. Beyond
-#: the span it allows, the polynomial's error grows by orders of magnitude per dex and can turn
-#: the interpolant negative: a likelihood there is wrong by whole dex and can hold a spurious
-#: mode. The model pushes draws back from there (see :func:`trusted_span`).
-TRUSTED_ERROR = 1e-3
-#: The wall beyond the trusted span: ``-TRUST_WALL x TRUST_SOFTNESS x softplus(excess /
-#: TRUST_SOFTNESS)`` (nats; excess in dex), i.e. TRUST_WALL nats per dex beyond it, smooth
-#: over TRUST_SOFTNESS dex, and below 1e-3 nats from 0.2 dex inside it. It is finite so that
-#: far-off starting points (nutpie jitters every variable by U(-1, 1)) can still walk back.
-TRUST_WALL = 1000.0
-TRUST_SOFTNESS = 0.02
-
-
-@functools.lru_cache(maxsize=256)
-def _trusted_span(count, breaks):
-    layout = ChebyshevLayout(count, breaks)
-
-    def error(span):
-        return layout_error(layout, span * layout.probes(), span * layout.fractions, "log")
-
-    low, high = 0.0, 1.0
-    while error(high) <= TRUSTED_ERROR:
-        low, high = high, 2.0 * high
-    for _ in range(30):  # bisection to ~1e-9 of the bracket
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if error(middle) <= TRUSTED_ERROR else (low, middle)
-    return low
-
-
-def trusted_span(count, breaks=()) -> float:
-    """The largest span (dex) of a log-averaged tracer over its nodes that ``count`` nodes
-    (with segment ``breaks``) interpolate within :data:`TRUSTED_ERROR`, for a tracer linear in
-    radius (the exponential ``f = 10**Z`` whose interpolation error grows fastest with span).
-
-    The node count covers the prior's bulk at the tolerance; this is the edge beyond which the
-    interpolated likelihood is no longer meaningful (about 1.5-4 dex more than the span the
-    tolerance allows: 14 nodes cover 2.8 dex at 1e-7 and are trusted to 4.6 dex).
-    """
-    return _trusted_span(int(count), tuple(float(b) for b in breaks))
 
 
 class RadialAccuracyWarning(UserWarning):
     """A radial transfer's map differs from the full path by more than its tolerance."""
-
-
-class ParameterDraws:
-    """Joint draws of the random variables behind some tensors (from the prior, or from a
-    posterior), and a way to evaluate tensors of them at those draws.
-
-    Use :meth:`from_prior` or :meth:`from_posterior`; false when there is nothing to draw.
-    """
-
-    def __init__(self, random, values):
-        self.random = random
-        self.values = values
-        self.n = 0 if values is None else len(values[0])
-
-    @staticmethod
-    def _random_ancestors(outputs):
-        return [
-            v
-            for v in ancestors(outputs)
-            if v.owner is not None
-            and isinstance(v.owner.op, RandomVariable)
-            and v is v.owner.outputs[v.owner.op.default_output]
-        ]
-
-    @classmethod
-    def from_prior(cls, outputs, n, seed=20240313):
-        random = cls._random_ancestors(outputs)
-        if not random:
-            return cls(random, None)
-        try:
-            values = pm.draw(random, draws=n, random_seed=seed)
-        except Exception as error:  # inputs that are neither random variables nor data
-            logger.info("radial transfer: no prior draws (%s)", error)
-            return cls(random, None)
-        values = values if isinstance(values, (list, tuple)) else [values]
-        values = [np.asarray(v) for v in values]
-        return cls(random, values)
-
-    @classmethod
-    def from_posterior(cls, outputs, posterior, n):
-        """``n`` draws spread over the chains and draws of an ArviZ ``posterior`` group."""
-        random = cls._random_ancestors(outputs)
-        if not random or any(v.name not in posterior for v in random):
-            return cls(random, None)
-        stacked = posterior.stack(sample=("chain", "draw"))
-        picks = np.linspace(0, stacked.sizes["sample"] - 1, n).round().astype(int)
-        values = [np.moveaxis(stacked[v.name].values, -1, 0)[picks] for v in random]
-        return cls(random, values)
-
-    def __bool__(self):
-        return self.values is not None and self.n > 0
-
-    def function(self, outputs, inputs=()):
-        """``f(*inputs, draw=i)``: the outputs at draw ``i``."""
-        stand_ins = [v.type() for v in self.random]
-        replaced = clone_replace(outputs, replace=dict(zip(self.random, stand_ins)))
-        compiled = pytensor.function(
-            [*inputs, *stand_ins], replaced, on_unused_input="ignore", mode=BUILD_MODE
-        )
-
-        def at(*args, draw):
-            return compiled(*args, *(v[draw] for v in self.values))
-
-        return at
 
 
 class RadialTransferRenderer(TransferRenderer):
@@ -357,20 +241,11 @@ class RadialTransferRenderer(TransferRenderer):
         if self._model is None or self.tracer_scale != "log":
             return
         own = which in self.pixel_node_counts
-        keys = [
-            (which, i) if own else i
-            for i, c in enumerate(self._columns)
-            if c.kind == "radial" and ((which, i) if own else i) in self._spans
-        ]
-        if not keys:
-            return
-        wall = 0.0
-        for key in keys:
-            span, trusted = self._spans[key]
-            excess = (span - trusted) / TRUST_SOFTNESS
-            wall = wall - TRUST_WALL * TRUST_SOFTNESS * pt.sum(softplus(excess))
-        with self._model:
-            pm.Potential(f"{self._prefix}_pixels{which}_trusted", wall)
+        keys = [(which, i) if own else i for i, c in enumerate(self._columns) if c.kind == "radial"]
+        spans = [self._spans[key] for key in keys if key in self._spans]
+        if spans:
+            with self._model:
+                pm.Potential(f"{self._prefix}_pixels{which}_trusted", trust_wall(spans))
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
         if which not in self.pixel_node_counts:
@@ -539,41 +414,34 @@ class RadialTransferRenderer(TransferRenderer):
             approx = np.einsum("...pk,...k->...p", basis, c)
             # the components' numerators summed before convolving (convolution is linear)
             weighted = [
-                sum(fields[i * n_sets + k] * light[k] for i, light in enumerate(self._lights))
+                sum(fields[i * n_sets + k] * lights[k] for i, lights in enumerate(self._lights))
                 for k in range(n_sets)
             ]
             exact = convolve_and_bin_in_chunks(numerics, weighted)
             exact = np.broadcast_to(exact, (*approx.shape[:-1], *numerics.grid.shape))
-            exact = exact.reshape(approx.shape)
             with np.errstate(divide="ignore", invalid="ignore"):
-                if self.tracer_scale == "log":
-                    error = np.abs(np.log10(approx / exact))
-                else:
-                    error = np.abs(approx - exact) / light
-            error = np.where(np.broadcast_to(bright, error.shape), error, 0.0)
-            errors.append(float(np.nanmax(error)))
-            if own:
-                errors[-1] = max(errors[-1], self._pixel_error(own, ratios, exact, light, bright))
+                truth = exact.reshape(approx.shape) / light  # the exact tracer ratios
+                pairs = [(approx / light, truth, bright)]
+            # each likelihood's own basis at its pixels (flat indices into the maps)
+            flat_truth = truth.reshape(-1)
+            flat_bright = np.broadcast_to(bright, truth.shape).reshape(-1)
+            pairs += [(r, flat_truth[i], flat_bright[i]) for i, r in zip(own, ratios)]
+            errors.append(max(self._ratio_error(*pair) for pair in pairs))
         del evaluate
         release_freed_memory()  # the compiled graph's fields of a batch, held in reference cycles
         logger.info("radial transfer: %s nodes; errors at draws %s", self.node_counts, errors)
         return max(errors)
 
-    def _pixel_error(self, indices, ratios, exact, light, bright) -> float:
-        """The largest error of the likelihoods' own bases (their tracer ratios at flat
-        ``indices``) against the exact numerators ``exact``, at bright pixels."""
-        light = np.broadcast_to(light, exact.shape).reshape(-1)
-        bright = np.broadcast_to(bright, exact.shape).reshape(-1)
-        exact, worst = exact.reshape(-1), 0.0
-        for index, ratio in zip(indices, ratios):
-            truth = exact[index] / light[index]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if self.tracer_scale == "log":
-                    error = np.abs(np.log10(ratio / truth))
-                else:
-                    error = np.abs(ratio - truth)
-            worst = max(worst, float(np.nanmax(np.where(bright[index], error, 0.0), initial=0.0)))
-        return worst
+    def _ratio_error(self, ratio, truth, bright) -> float:
+        """The largest error of tracer ratios against the exact ones at ``bright`` pixels
+        (dex for log averaging, tracer units for linear)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.tracer_scale == "log":
+                error = np.abs(np.log10(ratio / truth))
+            else:
+                error = np.abs(ratio - truth)
+        bright = np.broadcast_to(bright, error.shape)
+        return float(np.nanmax(np.where(bright, error, 0.0), initial=0.0))
 
     def _warn(self, worst, where):
         counts = "+".join(str(c.count) for c in self._columns if c.kind == "radial")

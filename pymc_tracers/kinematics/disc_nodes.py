@@ -18,7 +18,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from pymc_tracers.forward.radial import ParameterDraws
+from pymc_tracers.forward.draws import ParameterDraws
 from pymc_tracers.forward.radial_nodes import (
     MAX_RADIAL_NODES,
     NODE_COUNTS,

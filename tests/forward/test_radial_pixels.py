@@ -9,8 +9,8 @@ from scipy.ndimage import binary_dilation
 
 import pymc_tracers as pmt
 from pymc_tracers.forward import RadialAccuracyWarning
-from pymc_tracers.forward.radial import TRUST_WALL, TRUSTED_ERROR, trusted_span
 from pymc_tracers.forward.radial_nodes import ChebyshevLayout, layout_error
+from pymc_tracers.forward.radial_trust import TRUST_WALL, TRUSTED_ERROR, trusted_span
 from pymc_tracers.forward.reach import psf_reach
 from pymc_tracers.grid import elliptical_radius_numpy
 from pymc_tracers.numerics import make_numerics
