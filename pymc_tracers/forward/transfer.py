@@ -38,6 +38,7 @@ from pytensor.graph.traversal import ancestors
 
 from pymc_tracers.forward.base import RenderedMaps, Renderer, current_model, hold_data
 from pymc_tracers.forward.components import is_free
+from pymc_tracers.forward.pixel_groups import PixelGroups, rows_of
 from pymc_tracers.forward.ratio import sky_epsilon
 from pymc_tracers.memory import release_freed_memory
 from pymc_tracers.numerics import make_numerics
@@ -300,8 +301,9 @@ class TransferRenderer(Renderer):
         ``(B + e G) / (L + e)`` at the used pixels, computed once in numpy and held as data
         of its own (recomputed on a PSF swap): an evaluation is one product of the
         coefficients with it, O(pixels used x columns), and never touches the full maps. A
-        batch's basis is held as one array per group of :class:`_PixelGroups`, so that no
-        evaluation copies a slice of it (a compiled graph copies slices of its inputs).
+        batch's basis is held as one array per group of galaxies
+        (:class:`~pymc_tracers.forward.pixel_groups.PixelGroups`), so that no evaluation
+        copies a slice of it (a compiled graph copies slices of its inputs).
         """
         index, which = np.asarray(index), len(self._compact)
         arrays, coefficients = self._basis_for_pixels(which, index, tuple(shape))
@@ -320,16 +322,7 @@ class TransferRenderer(Renderer):
         if len(shape) == 2:  # one galaxy: (used, K)
             ratio = pt.dot(held[0], coefficients)
         else:  # galaxies in groups of similar pixel counts, each block (n, width, K)
-            groups = _PixelGroups.of(index, shape)
-            parts = []
-            for members, block in zip(groups.members, held):
-                if coefficients.ndim == 1:
-                    parts.append(pt.dot(block, coefficients).reshape((-1,)))
-                else:  # one small matrix product per galaxy
-                    chosen = coefficients[members][:, :, None]
-                    parts.append(pt.matmul(block, chosen)[:, :, 0].reshape((-1,)))
-            flat = parts[0] if len(parts) == 1 else pt.concatenate(parts)
-            ratio = flat[groups.position]
+            ratio = PixelGroups.of(index, shape).combine(held, coefficients)
         self._pixel_ratios[which] = ratio  # before the log: what a check compares
         if self.tracer_scale == "linear":
             return ratio
@@ -340,18 +333,18 @@ class TransferRenderer(Renderer):
         coefficients (tensor), that likelihood ``which`` reads: the renderer's own (a subclass
         may build a basis for those pixels)."""
         arrays = {part: self._value(part) for part in ("light", "basis", "fallback")}
-        return _rows_of(arrays, index, shape), self._coefficients()
+        return rows_of(arrays, index, shape), self._coefficients()
 
     def _swapped_pixel_arrays(self, which, index, shape, numerics, lights, arrays):
         """:meth:`_basis_for_pixels`'s maps under a new PSF (``arrays``: the renderer's own),
         and new values of any model data it holds besides them."""
-        return _rows_of(arrays, index, shape), {}
+        return rows_of(arrays, index, shape), {}
 
     def _compact_basis(self, index, shape, arrays):
         """``(B + e G) / (L + e)`` at the used pixels (``arrays``: the light map and the basis
         rows of those pixels), as a list of arrays: ``[(used, K)]`` for one galaxy, else one
-        block ``(galaxies, width, K)`` per group of :class:`_PixelGroups` (padding rows are
-        zero)."""
+        block ``(galaxies, width, K)`` per group of galaxies (padding rows are zero; see
+        :class:`~pymc_tracers.forward.pixel_groups.PixelGroups`)."""
         light = arrays["light"]
         galaxy, pixel = np.divmod(index, int(np.prod(shape[-2:])))
         epsilon = sky_epsilon(np.max(np.maximum(light, 0.0), axis=-1, keepdims=True))
@@ -364,15 +357,7 @@ class TransferRenderer(Renderer):
         )[:, None]
         if len(shape) == 2:
             return [rows]
-        groups = _PixelGroups.of(index, shape)
-        stacked = np.zeros((groups.n_rows, rows.shape[-1]))
-        stacked[groups.position] = rows
-        blocks, start = [], 0
-        for members, width in zip(groups.members, groups.widths):
-            stop = start + members.size * width
-            blocks.append(stacked[start:stop].reshape((members.size, width, -1)))
-            start = stop
-        return blocks
+        return PixelGroups.of(index, shape).blocks(rows)
 
     # ------------------------------------------------------------------ PSF swap
     def psf_updates(self, psf) -> dict:
@@ -433,43 +418,6 @@ class TransferRenderer(Renderer):
         return text
 
 
-#: A batch's used pixels are laid out per galaxy, padded to the largest galaxy of its group;
-#: galaxies sorted by pixel count into this many groups waste little on padding.
-PIXEL_GROUPS = 8
-
-
-@dataclass(frozen=True)
-class _PixelGroups:
-    """Galaxies sorted by their number of used pixels into a few groups; each group's pixels
-    are a block ``(galaxies, width, columns)`` padded to its largest galaxy, so an evaluation
-    is one small matrix product per galaxy (a sum in the gradient, not a scatter).
-
-    ``position`` is each used pixel's row in the stacked, flattened blocks.
-    """
-
-    members: list
-    widths: list
-    position: np.ndarray
-    n_rows: int
-
-    @classmethod
-    def of(cls, index, shape):
-        galaxy = np.asarray(index) // int(np.prod(shape[-2:]))
-        counts = np.bincount(galaxy, minlength=shape[0])
-        order = np.argsort(galaxy, kind="stable")
-        rank = np.empty(galaxy.size, dtype=np.int64)
-        rank[order] = np.arange(galaxy.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        by_count = np.argsort(counts, kind="stable")
-        members = [m for m in np.array_split(by_count, min(PIXEL_GROUPS, shape[0])) if m.size]
-        widths = [max(int(counts[m].max()), 1) for m in members]
-        block_start = np.zeros(shape[0], dtype=np.int64)
-        start = 0
-        for m, width in zip(members, widths):
-            block_start[m] = start + width * np.arange(m.size)
-            start += width * m.size
-        return cls(members, widths, block_start[galaxy] + rank, start)
-
-
 def convolve_and_bin_in_chunks(numerics, fields):
     """``numerics.convolve_and_bin`` of numpy fields ``([N,] H, W)`` with one PSF per galaxy,
     a few galaxies at a time: a large batch's kernel transforms are never cached all at once
@@ -485,20 +433,6 @@ def convolve_and_bin_in_chunks(numerics, fields):
         part = numerics.for_galaxies(chosen)
         parts.append(part.convolve_and_bin([_galaxies_of(f, chosen) for f in fields]))
     return np.concatenate(parts)
-
-
-def _rows_of(arrays, index, shape):
-    """The light map and the basis and fallback rows of the pixels (flat) ``index`` into
-    ``shape``, from full maps ``(lead, P, K)``."""
-    index = np.asarray(index)
-    if arrays["light"].ndim == 1:  # maps shared by every galaxy
-        index = index % int(np.prod(shape[-2:]))
-    n_columns = arrays["basis"].shape[-1]
-    return {
-        "light": arrays["light"],
-        "basis": arrays["basis"].reshape((-1, n_columns))[index],
-        "fallback": arrays["fallback"].reshape((-1, n_columns))[index],
-    }
 
 
 def _galaxies_of(values, chosen, ndim=3):
